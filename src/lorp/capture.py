@@ -1,0 +1,127 @@
+"""Capture the hidden state entering every decoder block in one forward pass per batch.
+
+Forward pre-hooks on each block (and a forward hook on the last one) copy the selected token
+rows straight into memory-mapped ``.npy`` files, one per layer, so memory holds at most one
+batch of one layer at a time beyond the model itself. Files are written under temporary names
+and moved into place only when the whole capture has succeeded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .io import atomic_path, write_json
+from .models import get_decoder_layers
+
+_NP_DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def token_positions(n_samples: int, seqlen: int, per_sequence: int | None, seed: int) -> np.ndarray:
+    """Positions captured in each sequence: all, or ``per_sequence`` sampled ones that always include
+    the last position (used by the last-token methods). Returns int64 [n_samples, k], sorted per row."""
+    if per_sequence is None or per_sequence >= seqlen:
+        return np.tile(np.arange(seqlen, dtype=np.int64), (n_samples, 1))
+    if per_sequence < 1:
+        raise ValueError(f"tokens_per_sequence must be >= 1, got {per_sequence}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_samples):
+        rest = rng.choice(seqlen - 1, size=per_sequence - 1, replace=False)
+        rows.append(np.sort(np.append(rest, seqlen - 1)))
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _hidden_from(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _output_hidden(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@torch.inference_mode()
+def capture_activations(
+    model: torch.nn.Module,
+    tokens: np.ndarray,
+    out_dir: str | Path,
+    batch_size: int = 8,
+    dtype: str = "float16",
+    tokens_per_sequence: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write ``layer_000.npy`` .. ``layer_{N:03d}.npy`` and ``manifest.json`` into the directory ``out_dir``.
+
+    The directory appears only when the capture is complete (it is built under a temporary name).
+
+    ``layer_i`` holds the hidden state entering block i for every captured token (row order:
+    sequence-major, positions as in the manifest); ``layer_N`` is the last block's output before
+    the final norm. Only the decoder stack runs (no LM head), one forward pass per batch.
+    """
+    if dtype not in _NP_DTYPES:
+        raise ValueError(f"activation dtype must be one of {', '.join(_NP_DTYPES)}, got {dtype!r}")
+    out_dir = Path(out_dir)
+    layers = get_decoder_layers(model)
+    n_layers = len(layers)
+    n_samples, seqlen = tokens.shape
+    positions = token_positions(n_samples, seqlen, tokens_per_sequence, seed)
+    per_seq = positions.shape[1]
+    hidden = int(model.config.get_text_config().hidden_size)
+    n_rows = n_samples * per_seq
+    device = next(model.parameters()).device
+    body = model.model  # the decoder stack without the LM head
+
+    with atomic_path(out_dir, directory=True) as tmp_dir:
+        files = [np.lib.format.open_memmap(tmp_dir / f"layer_{i:03d}.npy", mode="w+", dtype=_NP_DTYPES[dtype],
+                                           shape=(n_rows, hidden)) for i in range(n_layers + 1)]
+        state: dict[str, Any] = {}
+
+        def store(layer: int, h: torch.Tensor) -> None:
+            sel = h.gather(1, state["index"]).to("cpu", torch.float32).numpy()
+            files[layer][state["rows"]] = sel.reshape(-1, hidden)
+
+        handles = [
+            block.register_forward_pre_hook(
+                lambda _m, args, kwargs, i=i: store(i, _hidden_from(args, kwargs)), with_kwargs=True)
+            for i, block in enumerate(layers)
+        ]
+        handles.append(layers[-1].register_forward_hook(
+            lambda _m, _args, output: store(n_layers, _output_hidden(output))))
+        try:
+            for start in range(0, n_samples, batch_size):
+                stop = min(n_samples, start + batch_size)
+                pos = torch.from_numpy(positions[start:stop]).to(device)
+                state["index"] = pos.unsqueeze(-1).expand(-1, -1, hidden)
+                state["rows"] = slice(start * per_seq, stop * per_seq)
+                ids = torch.from_numpy(tokens[start:stop].astype(np.int64)).to(device)
+                body(input_ids=ids, use_cache=False)
+                if progress is not None:
+                    progress(stop - start)
+        finally:
+            for h in handles:
+                h.remove()
+        for f in files:
+            f.flush()
+        del files
+
+        last_rows = np.flatnonzero((positions == seqlen - 1).reshape(-1))
+        manifest = {
+            "n_layers": n_layers,
+            "files": [f"layer_{i:03d}.npy" for i in range(n_layers + 1)],
+            "meaning": "layer_i: hidden state entering decoder block i; layer_N: output of the last block "
+                       "before the final norm",
+            "shape": [n_rows, hidden],
+            "dtype": dtype,
+            "n_samples": n_samples,
+            "seqlen": seqlen,
+            "tokens_per_sequence": per_seq,
+            "subsample_seed": seed if tokens_per_sequence else None,
+            "positions": positions.tolist(),
+            "last_token_rows": last_rows.tolist(),
+        }
+        write_json(tmp_dir / "manifest.json", manifest)
+    return manifest

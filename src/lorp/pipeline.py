@@ -1,0 +1,238 @@
+"""One function per workflow stage: read the stage's inputs, call the pure functions, write outputs.
+
+The Snakemake scripts in ``scripts/`` only adapt the ``snakemake`` object to these calls; the
+functions are equally usable from Python or a notebook. Every output is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import data, models
+from .capture import capture_activations
+from .evaluate import make_windows, perplexity
+from .io import atomic_path, read_json, write_json, write_npy, write_text
+from .methods import Plan, make_plan
+from .prune import prune_layers, save_checkpoint
+from .similarity import cosine_from_directory
+from .structure import LayerStructure, analyse_structure
+
+
+# ------------------------------------------------------------------------------------------ models
+def prepare(source: str, out_dir: str | Path, storage_dtype: str = "bfloat16") -> dict[str, Any]:
+    """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``."""
+    src = models.resolve_source(source)
+    with atomic_path(out_dir, directory=True) as tmp:
+        info = models.prepare_model(src, tmp, storage_dtype)
+        write_json(tmp / "model.json", info)
+    return info
+
+
+def load_prepared(model_dir: str | Path, compute: Mapping[str, Any] | None = None,
+                  dtype: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Model, tokenizer and manifest of a prepared model; ``dtype='stored'`` keeps the checkpoint dtype."""
+    compute = dict(compute or {})
+    manifest = read_json(Path(model_dir) / "model.json")
+    src = models.source_from_manifest(manifest, model_dir)
+    device = models.select_device(compute.get("device", "auto"))
+    if dtype == "stored":
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(src.path, dtype="auto").to(device).eval()
+        models.get_decoder_layers(model)
+    else:
+        model = models.load_model(src, device, models.select_dtype(compute.get("dtype", "auto"), device))
+    return model, models.load_tokenizer(src), manifest
+
+
+def load_tokenizer(model_dir: str | Path) -> Any:
+    manifest = read_json(Path(model_dir) / "model.json")
+    return models.load_tokenizer(models.source_from_manifest(manifest, model_dir))
+
+
+# ------------------------------------------------------------------------------------- calibration
+def calibration(model_dir: str | Path, spec: Mapping[str, Any], tokens_path: str | Path,
+                meta_path: str | Path) -> dict[str, Any]:
+    """Stage 1: calibration windows (int32 [n_samples, seqlen]) and their description."""
+    tokenizer = load_tokenizer(model_dir)
+    windows, meta = data.calibration_tokens(spec, tokenizer)
+    meta.update(shape=list(windows.shape), dtype="int32", spec=dict(spec))
+    write_npy(tokens_path, windows)
+    write_json(meta_path, meta)
+    return meta
+
+
+# ------------------------------------------------------------------------------------- activations
+def activations(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
+                params: Mapping[str, Any], compute: Mapping[str, Any]) -> dict[str, Any]:
+    """Stage 2: hidden states entering every block, one ``.npy`` per layer."""
+    model, _, _ = load_prepared(model_dir, compute)
+    tokens = np.load(tokens_path)
+    start = time.perf_counter()
+    with tqdm(total=len(tokens), desc="capture", unit="seq") as bar:
+        manifest = capture_activations(
+            model, tokens, out_dir,
+            batch_size=int(params.get("batch_size", 8)),
+            dtype=str(params.get("dtype", "float16")),
+            tokens_per_sequence=params.get("tokens_per_sequence"),
+            seed=int(params.get("seed", 0)),
+            progress=bar.update,
+        )
+    print(f"captured {manifest['shape'][0]} tokens x {manifest['n_layers'] + 1} layers in "
+          f"{time.perf_counter() - start:.1f} s")
+    return manifest
+
+
+# -------------------------------------------------------------------------------------- similarity
+def _matrix_csv(matrix: np.ndarray) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["layer"] + list(range(matrix.shape[1])))
+    for i, row in enumerate(matrix):
+        writer.writerow([i] + [f"{v:.6f}" for v in row])
+    return buf.getvalue()
+
+
+def plot_heatmap(matrix: np.ndarray, path: str | Path, title: str) -> None:
+    """Similarity heatmap (layer x layer) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=120)
+    im = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(matrix.min())), vmax=1.0, origin="upper")
+    ax.set_xlabel("layer j (input of block j)")
+    ax.set_ylabel("layer i (input of block i)")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="mean cosine similarity")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def similarity(activation_dir: str | Path, outputs: Mapping[str, str | Path], title: str = "") -> None:
+    """Stage 3: N x N cosine matrix (and the extended and last-token matrices used by the baselines).
+
+    ``outputs`` maps ``cosine``, ``csv``, ``heatmap``, ``extended`` and ``last_token`` to paths.
+    """
+    activation_dir = Path(activation_dir)
+    manifest = read_json(activation_dir / "manifest.json")
+    n_files = manifest["n_layers"] + 1
+    with tqdm(total=manifest["shape"][0], desc="similarity", unit="tok") as bar:
+        result = cosine_from_directory(activation_dir, n_files, np.asarray(manifest["last_token_rows"]),
+                                       progress=bar.update)
+    cosine = result.cosine
+    write_npy(outputs["cosine"], cosine)
+    write_npy(outputs["extended"], result.extended)
+    write_npy(outputs["last_token"], result.last_token)
+    write_text(outputs["csv"], _matrix_csv(cosine))
+    plot_heatmap(cosine, outputs["heatmap"], title or f"inter-layer cosine similarity ({cosine.shape[0]} blocks)")
+
+
+# --------------------------------------------------------------------------------------- structure
+def structure(cosine_path: str | Path, out_path: str | Path, params: Mapping[str, Any]) -> LayerStructure:
+    """Stage 4: RLS, K and the spectral clustering of layers (``rls.json``)."""
+    s = np.load(cosine_path)
+    result = analyse_structure(
+        s,
+        k=params.get("k"),
+        thresholds=params.get("rls_thresholds", (1.0, 0.7)),
+        random_state=int(params.get("random_state", 0)),
+    )
+    write_json(out_path, result.to_dict())
+    return result
+
+
+# ------------------------------------------------------------------------------------------- plans
+def plan(method: str, budget: int, extended_path: str | Path, last_token_path: str | Path,
+         out_path: str | Path, params: Mapping[str, Any], structure_path: str | Path | None = None) -> Plan:
+    """Stage 5: a pruning plan for one method and budget."""
+    struct = LayerStructure.from_dict(read_json(structure_path)) if structure_path else None
+    result = make_plan(method, int(budget), np.load(extended_path), np.load(last_token_path), struct, params)
+    write_json(out_path, result.to_dict())
+    return result
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+def checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path,
+               compute: Mapping[str, Any] | None = None) -> None:
+    """Stage 6: the pruned model as a Hugging Face directory, in the dtype the weights are stored in."""
+    the_plan = Plan.from_dict(read_json(plan_path))
+    model, tokenizer, manifest = load_prepared(model_dir, compute, dtype="stored")
+    if manifest["num_hidden_layers"] != the_plan.n_layers:
+        raise ValueError(f"plan is for {the_plan.n_layers} layers, model has {manifest['num_hidden_layers']}")
+    prune_layers(model, the_plan.pruned)
+    save_checkpoint(model, tokenizer, the_plan, out_dir, {"source_model": manifest["source"]})
+
+
+# -------------------------------------------------------------------------------------- evaluation
+PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "n_windows", "n_tokens",
+               "nll", "ppl", "checkpoint", "plan")
+
+
+def _rows_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[str, Any]], out_path: str | Path,
+                        labels: Mapping[str, Any], compute: Mapping[str, Any], batch_size: int = 4) -> list[dict]:
+    """Stage 7: perplexity of a (dense or pruned) model on every configured dataset, as ``ppl.csv``.
+
+    ``model_dir`` is a prepared-model directory (with ``model.json``) or a pruned checkpoint.
+    ``labels`` fills the identifying columns (model, calib, method, budget, checkpoint, plan).
+    """
+    model_dir = Path(model_dir)
+    if (model_dir / "model.json").is_file():
+        model, tokenizer, _ = load_prepared(model_dir, compute)
+    else:
+        src = models.ModelSource("local", str(model_dir))
+        device = models.select_device(compute.get("device", "auto"))
+        model = models.load_model(src, device, models.select_dtype(compute.get("dtype", "auto"), device))
+        tokenizer = models.load_tokenizer(src)
+    n_layers = len(models.get_decoder_layers(model))
+    rows = []
+    for name, spec in datasets.items():
+        texts = data.load_texts(spec, "evaluation")
+        stream = data.tokenize_stream(texts, tokenizer, spec.get("join", data.DEFAULT_JOIN))
+        windows = make_windows(stream, int(spec["seqlen"]), spec.get("max_windows"))
+        with tqdm(total=len(windows), desc=f"ppl {name}", unit="win") as bar:
+            result = perplexity(model, windows, batch_size=batch_size, progress=bar.update)
+        print(f"{name}: ppl {result.ppl:.3f} over {result.n_windows} x {result.seqlen} tokens")
+        rows.append({**labels, "n_layers": n_layers, "dataset": name, **result.as_row()})
+    write_text(out_path, _rows_csv(rows, PPL_COLUMNS))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- summary
+def summarise_perplexity(csv_paths: Sequence[str | Path], out_csv: str | Path, out_md: str | Path) -> None:
+    """Stage 8: one table of every perplexity row, sorted, as CSV and Markdown."""
+    import pandas as pd
+
+    frame = pd.concat([pd.read_csv(p, keep_default_na=False) for p in csv_paths], ignore_index=True)
+    frame["budget"] = pd.to_numeric(frame["budget"], errors="coerce").fillna(0).astype(int)
+    frame = frame.sort_values(["model", "dataset", "calib", "method", "budget"], kind="stable")
+    write_text(out_csv, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    pivot = frame.pivot_table(index=["model", "calib", "method", "budget", "n_layers"], columns="dataset",
+                              values="ppl", aggfunc="first").reset_index()
+    lines = ["# Perplexity", "", "Lower is better. Dense rows have method `dense` and budget 0.", ""]
+    header = list(pivot.columns)
+    lines.append("| " + " | ".join(str(h) for h in header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    for _, row in pivot.iterrows():
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    write_text(out_md, "\n".join(lines) + "\n")

@@ -1,0 +1,70 @@
+"""Remove decoder blocks from a Hugging Face causal LM and save it as a loadable checkpoint."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .io import atomic_path, write_json
+from .methods import Plan
+from .models import get_decoder_layers
+
+
+def prune_layers(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Module:
+    """Remove the blocks ``pruned`` from ``model`` in place and return it.
+
+    Keeps the config consistent with the new depth: ``num_hidden_layers`` is set to the kept
+    count, every per-layer list of length N in the (text) config (``layer_types`` and the like)
+    is cut to the kept blocks, and each kept block's ``layer_idx`` attributes (used by the KV
+    cache) are renumbered 0..kept-1.
+    """
+    layers = get_decoder_layers(model)
+    n = len(layers)
+    removed = set(int(i) for i in pruned)
+    if any(not 0 <= i < n for i in removed):
+        raise ValueError(f"layers {sorted(removed)} out of range for a {n}-layer model")
+    kept = [i for i in range(n) if i not in removed]
+    if not kept:
+        raise ValueError("cannot remove every decoder block")
+
+    model.model.layers = torch.nn.ModuleList([layers[i] for i in kept])
+    configs = {id(model.config): model.config}
+    text_config = model.config.get_text_config()
+    configs[id(text_config)] = text_config
+    for cfg in configs.values():
+        for key, value in list(vars(cfg).items()):
+            if key.startswith("_"):
+                continue
+            if isinstance(value, (list, tuple)) and len(value) == n:
+                setattr(cfg, key, type(value)(value[i] for i in kept))
+        if hasattr(cfg, "num_hidden_layers"):
+            cfg.num_hidden_layers = len(kept)
+    for new_idx, block in enumerate(model.model.layers):
+        for module in block.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_idx
+    return model
+
+
+def pruned_copy(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Module:
+    """A pruned deep copy of ``model`` (the original is left intact)."""
+    return prune_layers(copy.deepcopy(model), pruned)
+
+
+def save_checkpoint(model: torch.nn.Module, tokenizer: Any, plan: Plan, out_dir: str | Path,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write ``model``, already pruned by ``plan``, as a Hugging Face directory, atomically.
+
+    The directory holds safetensors weights, the tokenizer, the config and ``plan.json``, and
+    appears only once complete.
+    """
+    n_kept = len(get_decoder_layers(model))
+    if n_kept != len(plan.kept):
+        raise ValueError(f"model has {n_kept} blocks but the plan keeps {len(plan.kept)}")
+    with atomic_path(out_dir, directory=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "plan.json", {**plan.to_dict(), **(extra or {})})
