@@ -110,6 +110,28 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def peek_num_layers(source: ModelSource) -> int | None:
+    """The number of decoder blocks, read from metadata only (no weights); None if not available offline."""
+    if source.gguf_file:
+        import gguf
+
+        reader = gguf.GGUFReader(str(Path(source.path) / source.gguf_file))
+
+        def field(name: str) -> Any:
+            f = reader.fields[name]
+            return f.parts[f.data[0]]
+
+        arch = bytes(field("general.architecture")).decode()
+        return int(field(f"{arch}.block_count")[0])
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source.path, local_files_only=True)
+    except OSError:
+        return None
+    return int(config.get_text_config().num_hidden_layers)
+
+
 def get_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The model's decoder blocks, ``model.model.layers``, or a clear error for other layouts."""
     inner = getattr(model, "model", None)

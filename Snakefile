@@ -1,0 +1,30 @@
+# LoRP: Locality-Aware Redundancy Pruning, and the depth-pruning baselines it is compared with.
+#
+#   snakemake --cores 2                      # the embedded default (config.yaml)
+#   snakemake --cores 8 --configfile config/paper.yaml
+#
+# Stages (one .smk file per family, every stage a file under results/):
+#   model -> calibration tokens -> activations -> similarity -> structure -> plans
+#         -> checkpoints -> evaluation -> summary
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/calibration.smk"
+include: "rules/activations.smk"
+include: "rules/analysis.smk"
+include: "rules/pruning.smk"
+include: "rules/evaluation.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,18 @@
+rule capture_activations:
+    """One forward pass per calibration batch; the hidden state entering every block, one .npy per layer."""
+    input:
+        model="results/{model}/model",
+        tokens="results/{model}/calib/{calib}/tokens.npy",
+    output:
+        directory("results/{model}/activations/{calib}"),
+    params:
+        activations=ACTIVATION_PARAMS,
+        compute=COMPUTE,
+        batch_size=config["activations"]["batch_size"],
+    log:
+        "results/logs/{model}/activations/{calib}.log",
+    threads: 2
+    resources:
+        gpu=gpus,
+    script:
+        "../scripts/capture_activations.py"

@@ -1,0 +1,30 @@
+rule similarity:
+    """The N x N inter-layer cosine similarity, out of core from the activation files."""
+    input:
+        "results/{model}/activations/{calib}",
+    output:
+        cosine="results/{model}/similarity/{calib}/cosine.npy",
+        csv="results/{model}/similarity/{calib}/cosine.csv",
+        heatmap="results/{model}/similarity/{calib}/heatmap.png",
+        extended="results/{model}/similarity/{calib}/cosine_extended.npy",
+        last_token="results/{model}/similarity/{calib}/cosine_last_token.npy",
+    log:
+        "results/logs/{model}/similarity/{calib}.log",
+    threads: 1
+    script:
+        "../scripts/similarity.py"
+
+
+rule structure:
+    """Representation Locality Score, K, and the spectral clustering of layers."""
+    input:
+        "results/{model}/similarity/{calib}/cosine.npy",
+    output:
+        "results/{model}/structure/{calib}/rls.json",
+    params:
+        structure=STRUCTURE_PARAMS,
+    log:
+        "results/logs/{model}/structure/{calib}.log",
+    threads: 1
+    script:
+        "../scripts/structure.py"

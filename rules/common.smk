@@ -1,0 +1,82 @@
+# Shared helpers: config validation, wildcard constraints, the config slices each rule depends on.
+
+import lorp.config as lc
+import lorp.models as lm
+from lorp.io import read_json
+
+
+def _n_layers_of(model):
+    """Depth of a model before any job runs: from a prepared model.json, the config, or metadata."""
+    manifest = f"results/{model}/model/model.json"
+    if os.path.exists(manifest):
+        return read_json(manifest)["num_hidden_layers"]
+    entry = config["models"][model]
+    if entry.get("num_hidden_layers"):
+        return entry["num_hidden_layers"]
+    return lm.peek_num_layers(lm.resolve_source(entry["source"]))
+
+
+lc.check_config(config, _n_layers_of, schema_path=workflow.source_path("../schemas/config.schema.yaml"))
+
+
+MODELS = list(config["models"])
+CALIBS = list(config["calibration"])
+METHODS = list(config["methods"])
+BUDGETS = sorted(config["budgets"])
+
+
+wildcard_constraints:
+    model="|".join(re.escape(m) for m in MODELS),
+    calib="|".join(re.escape(c) for c in CALIBS),
+    method="|".join(METHODS),
+    budget=r"\d+",
+
+
+def model_params(wildcards):
+    entry = config["models"][wildcards.model]
+    return {"source": entry["source"], "storage_dtype": entry.get("storage_dtype", "bfloat16")}
+
+
+def calibration_params(wildcards):
+    return lc.calibration_spec(config, wildcards.calib)
+
+
+def method_params(wildcards):
+    return lc.method_params(config, wildcards.method)
+
+
+ACTIVATION_PARAMS = lc.activation_params(config)
+STRUCTURE_PARAMS = lc.structure_params(config)
+COMPUTE = lc.compute_params(config)
+EVAL_DATASETS = lc.evaluation_datasets(config)
+
+
+def gpus(wildcards):
+    """GPUs for the GPU stages (capture, checkpoint, evaluation): none when compute.device is cpu."""
+    return 0 if COMPUTE["device"] == "cpu" else 1
+
+
+def maybe_temp(path):
+    """Pruned checkpoints are deleted after evaluation when checkpoints.temporary is set."""
+    return temp(path) if config["checkpoints"]["temporary"] else path
+
+
+def pruned_targets():
+    return expand(
+        "results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
+        model=MODELS,
+        calib=CALIBS,
+        method=METHODS,
+        budget=BUDGETS,
+    )
+
+
+def all_targets():
+    return [
+        "results/summary/ppl.csv",
+        "results/summary/ppl.md",
+        *expand(
+            "results/{model}/similarity/{calib}/heatmap.png", model=MODELS, calib=CALIBS
+        ),
+        *expand("results/{model}/structure/{calib}/rls.json", model=MODELS, calib=CALIBS),
+    ]

@@ -1,0 +1,13 @@
+rule prepare_model:
+    """Resolve a model entry; convert a GGUF file once to a safetensors directory."""
+    output:
+        directory("results/{model}/model"),
+    params:
+        model=model_params,
+    log:
+        "results/logs/{model}/prepare_model.log",
+    threads: 2
+    resources:
+        gpu=0,
+    script:
+        "../scripts/prepare_model.py"

@@ -1,0 +1,39 @@
+def plan_inputs(wildcards):
+    inputs = {
+        "extended": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_extended.npy",
+        "last_token": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_last_token.npy",
+    }
+    if wildcards.method == "lorp":
+        inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls.json"
+    return inputs
+
+
+rule plan:
+    """Which blocks a method removes at a budget, from the stored similarity (no forward pass)."""
+    input:
+        unpack(plan_inputs),
+    output:
+        "results/{model}/plans/{calib}/{method}-{budget}.json",
+    params:
+        method_params=method_params,
+    log:
+        "results/logs/{model}/plans/{calib}/{method}-{budget}.log",
+    threads: 1
+    script:
+        "../scripts/plan.py"
+
+
+rule prune_checkpoint:
+    """The pruned model as a Hugging Face directory (safetensors, tokenizer, config, plan)."""
+    input:
+        model="results/{model}/model",
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+    output:
+        maybe_temp(directory("results/{model}/checkpoints/{calib}/{method}-{budget}")),
+    log:
+        "results/logs/{model}/checkpoints/{calib}/{method}-{budget}.log",
+    threads: 1
+    resources:
+        gpu=gpus,
+    script:
+        "../scripts/checkpoint.py"

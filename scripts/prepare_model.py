@@ -1,0 +1,7 @@
+"""Snakemake adapter for rule prepare_model."""
+
+from lorp.jobs import job
+from lorp.pipeline import prepare
+
+with job(snakemake):
+    prepare(snakemake.params.model["source"], snakemake.output[0], snakemake.params.model["storage_dtype"])

@@ -1,0 +1,161 @@
+"""Workflow configuration: schema validation with defaults, semantic checks, and per-stage slices.
+
+Each stage's parameters are a *slice* of the config holding exactly what its output depends on
+(see the README's invalidation table); Snakemake reruns a job when its slice changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from . import data
+from .methods import METHODS, eligible_count
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+CORPUS_DEFAULTS = {"format": "auto", "field": "text", "join": data.DEFAULT_JOIN, "max_documents": None}
+CALIBRATION_DEFAULTS = {"n_samples": 128, "seqlen": 2048, "seed": 0, "sampling": "auto"}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every offending key and what is allowed."""
+
+
+def _schema(path: str | Path | None = None) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path or SCHEMA_PATH).read_text(encoding="utf-8"))
+
+
+def _validator_with_defaults(schema: dict):
+    """A Draft 2020-12 validator that also fills in ``default`` values of absent properties."""
+    from jsonschema import Draft202012Validator, validators
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return cls(schema)
+
+
+def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict:
+    """Check ``config`` against the JSON schema, filling in defaults in place; raise :class:`ConfigError`."""
+    validator = _validator_with_defaults(_schema(schema_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"  {key}: {err.message}")
+        raise ConfigError("invalid config:\n" + "\n".join(lines))
+    return config
+
+
+# ----------------------------------------------------------------------------------------- slices
+def calibration_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Everything the calibration tokens of ``name`` depend on."""
+    return {**CORPUS_DEFAULTS, **CALIBRATION_DEFAULTS, **config["calibration"][name]}
+
+
+def evaluation_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every evaluation dataset with its own seqlen and max_windows resolved (what ``ppl.csv`` depends on)."""
+    ev = config["evaluation"]
+    out = {}
+    for name, spec in ev["datasets"].items():
+        out[name] = {**CORPUS_DEFAULTS, "seqlen": ev.get("seqlen", 2048), "max_windows": ev.get("max_windows"),
+                     **spec}
+    return out
+
+
+def activation_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the stored activations depend on (batch size excluded: it does not change the values)."""
+    act = config.get("activations", {})
+    return {"dtype": act.get("dtype", "float16"), "tokens_per_sequence": act.get("tokens_per_sequence"),
+            "seed": act.get("seed", 0)}
+
+
+def structure_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    lorp = config["methods"].get("lorp") or {}
+    return {"k": lorp.get("k"), "rls_thresholds": list(lorp.get("rls_thresholds", [1.0, 0.7])),
+            "random_state": lorp.get("random_state", 0)}
+
+
+def method_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """A method's own parameters (LoRP's live in the structure stage, so its plans get none here)."""
+    if method == "lorp":
+        return {}
+    return dict(config["methods"][method] or {})
+
+
+def compute_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    comp = config.get("compute", {})
+    return {"device": comp.get("device", "auto"), "dtype": comp.get("dtype", "auto")}
+
+
+# ------------------------------------------------------------------------------------- semantics
+def _local_path(source: str, base_dir: Path) -> Path | None:
+    if source in data.BUILTIN_SOURCES:
+        return None
+    p = Path(source).expanduser()
+    return p if p.is_absolute() else base_dir / p
+
+
+def semantic_errors(config: Mapping[str, Any], n_layers_of: Callable[[str], int | None],
+                    base_dir: str | Path = ".") -> list[str]:
+    """Checks the schema cannot express: budgets against each model's depth, K, files that must exist.
+
+    ``n_layers_of(model_name)`` returns the model's number of decoder blocks, or None if it cannot
+    be known before the model is prepared (then the plan stage checks the budget instead).
+    """
+    base = Path(base_dir)
+    errors: list[str] = []
+    for name, spec in config["calibration"].items():
+        p = _local_path(spec["source"], base)
+        if p is not None and not p.is_file():
+            errors.append(f"calibration.{name}.source: file {p} does not exist (or use one of "
+                          f"{', '.join(data.BUILTIN_SOURCES)})")
+    for name, spec in config["evaluation"]["datasets"].items():
+        p = _local_path(spec["source"], base)
+        if p is not None and not p.is_file():
+            errors.append(f"evaluation.datasets.{name}.source: file {p} does not exist (or use one of "
+                          f"{', '.join(data.BUILTIN_SOURCES)})")
+    thresholds = structure_params(config)["rls_thresholds"] if "lorp" in config["methods"] else []
+    if any(b >= a for a, b in zip(thresholds, thresholds[1:])):
+        errors.append(f"methods.lorp.rls_thresholds: must be strictly descending, got {thresholds}")
+    for model in config["models"]:
+        try:
+            n = n_layers_of(model)
+        except (OSError, ValueError) as err:
+            errors.append(f"models.{model}.source: {err}")
+            continue
+        if n is None:
+            continue
+        k = structure_params(config)["k"] if "lorp" in config["methods"] else None
+        if k is not None and k > n:
+            errors.append(f"methods.lorp.k: {k} clusters is more than the {n} layers of model {model!r}")
+        for method in config["methods"]:
+            limit = eligible_count(method, n, config["methods"][method] or {})
+            bad = [b for b in config["budgets"] if not 1 <= b <= limit]
+            if bad:
+                errors.append(f"budgets: {bad} too large for method {method!r} on model {model!r} ({n} layers): "
+                              f"allowed 1..{limit}")
+    return errors
+
+
+def check_config(config: dict, n_layers_of: Callable[[str], int | None], base_dir: str | Path = ".",
+                 schema_path: str | Path | None = None) -> dict:
+    """Schema validation (with defaults) followed by :func:`semantic_errors`; raises :class:`ConfigError`."""
+    validate_schema(config, schema_path)
+    errors = semantic_errors(config, n_layers_of, base_dir)
+    if errors:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {e}" for e in errors))
+    unknown = set(config["methods"]) - set(METHODS)
+    if unknown:  # pragma: no cover - the schema forbids it
+        raise ConfigError(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    return config
