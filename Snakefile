@@ -12,7 +12,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml is the default; a --configfile given on the command line replaces it entirely
+# (Snakemake would otherwise merge the two, mixing the embedded default into every run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

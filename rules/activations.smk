@@ -9,6 +9,8 @@ rule capture_activations:
         activations=ACTIVATION_PARAMS,
         compute=COMPUTE,
         batch_size=config["activations"]["batch_size"],
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/activations/{calib}.log",
     threads: 2

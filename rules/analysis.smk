@@ -8,6 +8,8 @@ rule similarity:
         heatmap="results/{model}/similarity/{calib}/heatmap.png",
         extended="results/{model}/similarity/{calib}/cosine_extended.npy",
         last_token="results/{model}/similarity/{calib}/cosine_last_token.npy",
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/similarity/{calib}.log",
     threads: 1
@@ -23,6 +25,8 @@ rule structure:
         "results/{model}/structure/{calib}/rls.json",
     params:
         structure=STRUCTURE_PARAMS,
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/structure/{calib}.log",
     threads: 1

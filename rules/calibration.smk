@@ -7,6 +7,8 @@ rule calibration_tokens:
         meta="results/{model}/calib/{calib}/meta.json",
     params:
         spec=calibration_params,
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/calib/{calib}.log",
     threads: 1

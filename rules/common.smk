@@ -1,7 +1,15 @@
 # Shared helpers: config validation, wildcard constraints, the config slices each rule depends on.
 
+import sys
+
+# Jobs import the lorp package from this checkout, also inside conda environments and on cluster
+# nodes, so the code that ran is always the code of this workflow.
+_SRC = os.path.join(workflow.basedir, "src")
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")])))
+if _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+
 import lorp.config as lc
-import lorp.models as lm
 from lorp.io import read_json
 
 
@@ -13,6 +21,8 @@ def _n_layers_of(model):
     entry = config["models"][model]
     if entry.get("num_hidden_layers"):
         return entry["num_hidden_layers"]
+    import lorp.models as lm  # imports torch: only when the depth is not known otherwise
+
     return lm.peek_num_layers(lm.resolve_source(entry["source"]))
 
 
@@ -54,6 +64,16 @@ EVAL_DATASETS = lc.evaluation_datasets(config)
 def gpus(wildcards):
     """GPUs for the GPU stages (capture, checkpoint, evaluation): none when compute.device is cpu."""
     return 0 if COMPUTE["device"] == "cpu" else 1
+
+
+def plan_inputs(wildcards):
+    inputs = {
+        "extended": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_extended.npy",
+        "last_token": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_last_token.npy",
+    }
+    if wildcards.method == "lorp":
+        inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls.json"
+    return inputs
 
 
 def maybe_temp(path):

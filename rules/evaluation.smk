@@ -8,6 +8,8 @@ rule evaluate_dense:
         datasets=EVAL_DATASETS,
         compute=COMPUTE,
         batch_size=config["evaluation"]["batch_size"],
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/eval/dense.log",
     threads: 2
@@ -28,6 +30,8 @@ rule evaluate_pruned:
         datasets=EVAL_DATASETS,
         compute=COMPUTE,
         batch_size=config["evaluation"]["batch_size"],
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}.log",
     threads: 2
@@ -45,6 +49,8 @@ rule summary:
     output:
         csv="results/summary/ppl.csv",
         md="results/summary/ppl.md",
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/summary.log",
     threads: 1

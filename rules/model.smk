@@ -4,6 +4,8 @@ rule prepare_model:
         directory("results/{model}/model"),
     params:
         model=model_params,
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/prepare_model.log",
     threads: 2

@@ -1,13 +1,3 @@
-def plan_inputs(wildcards):
-    inputs = {
-        "extended": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_extended.npy",
-        "last_token": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_last_token.npy",
-    }
-    if wildcards.method == "lorp":
-        inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls.json"
-    return inputs
-
-
 rule plan:
     """Which blocks a method removes at a budget, from the stored similarity (no forward pass)."""
     input:
@@ -16,6 +6,8 @@ rule plan:
         "results/{model}/plans/{calib}/{method}-{budget}.json",
     params:
         method_params=method_params,
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/plans/{calib}/{method}-{budget}.log",
     threads: 1
@@ -30,6 +22,8 @@ rule prune_checkpoint:
         plan="results/{model}/plans/{calib}/{method}-{budget}.json",
     output:
         maybe_temp(directory("results/{model}/checkpoints/{calib}/{method}-{budget}")),
+    conda:
+        "../envs/lorp.yaml"
     log:
         "results/logs/{model}/checkpoints/{calib}/{method}-{budget}.log",
     threads: 1

@@ -7,6 +7,7 @@ does not import Snakemake.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -16,10 +17,11 @@ from typing import Any, Iterator
 
 @contextlib.contextmanager
 def job(smk: Any) -> Iterator[None]:
-    """Redirect stdout and stderr to ``smk.log[0]`` (when given) and set torch threads to ``smk.threads``."""
-    import torch
-
-    torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
+    """Redirect stdout and stderr to ``smk.log[0]`` (when given) and size thread pools to ``smk.threads``."""
+    threads = max(1, int(getattr(smk, "threads", 1) or 1))
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     log = list(getattr(smk, "log", []) or [])
     if not log:
         yield

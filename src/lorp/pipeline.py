@@ -12,23 +12,26 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from . import data, models
-from .capture import capture_activations
-from .evaluate import make_windows, perplexity
+from . import data
 from .io import atomic_path, read_json, write_json, write_npy, write_text
 from .methods import Plan, make_plan
-from .prune import prune_layers, save_checkpoint
 from .similarity import cosine_from_directory
 from .structure import LayerStructure, analyse_structure
+
+if TYPE_CHECKING:  # torch and transformers are imported only by the stages that run a model
+    import torch
 
 
 # ------------------------------------------------------------------------------------------ models
 def prepare(source: str, out_dir: str | Path, storage_dtype: str = "bfloat16") -> dict[str, Any]:
     """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``."""
+    from . import models
+
     src = models.resolve_source(source)
     with atomic_path(out_dir, directory=True) as tmp:
         info = models.prepare_model(src, tmp, storage_dtype)
@@ -39,6 +42,8 @@ def prepare(source: str, out_dir: str | Path, storage_dtype: str = "bfloat16") -
 def load_prepared(model_dir: str | Path, compute: Mapping[str, Any] | None = None,
                   dtype: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """Model, tokenizer and manifest of a prepared model; ``dtype='stored'`` keeps the checkpoint dtype."""
+    from . import models
+
     compute = dict(compute or {})
     manifest = read_json(Path(model_dir) / "model.json")
     src = models.source_from_manifest(manifest, model_dir)
@@ -54,6 +59,8 @@ def load_prepared(model_dir: str | Path, compute: Mapping[str, Any] | None = Non
 
 
 def load_tokenizer(model_dir: str | Path) -> Any:
+    from . import models
+
     manifest = read_json(Path(model_dir) / "model.json")
     return models.load_tokenizer(models.source_from_manifest(manifest, model_dir))
 
@@ -74,6 +81,8 @@ def calibration(model_dir: str | Path, spec: Mapping[str, Any], tokens_path: str
 def activations(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
                 params: Mapping[str, Any], compute: Mapping[str, Any]) -> dict[str, Any]:
     """Stage 2: hidden states entering every block, one ``.npy`` per layer."""
+    from .capture import capture_activations
+
     model, _, _ = load_prepared(model_dir, compute)
     tokens = np.load(tokens_path)
     start = time.perf_counter()
@@ -167,6 +176,8 @@ def plan(method: str, budget: int, extended_path: str | Path, last_token_path: s
 def checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path,
                compute: Mapping[str, Any] | None = None) -> None:
     """Stage 6: the pruned model as a Hugging Face directory, in the dtype the weights are stored in."""
+    from .prune import prune_layers, save_checkpoint
+
     the_plan = Plan.from_dict(read_json(plan_path))
     model, tokenizer, manifest = load_prepared(model_dir, compute, dtype="stored")
     if manifest["num_hidden_layers"] != the_plan.n_layers:
@@ -196,6 +207,9 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
     ``model_dir`` is a prepared-model directory (with ``model.json``) or a pruned checkpoint.
     ``labels`` fills the identifying columns (model, calib, method, budget, checkpoint, plan).
     """
+    from . import models
+    from .evaluate import make_windows, perplexity
+
     model_dir = Path(model_dir)
     if (model_dir / "model.json").is_file():
         model, tokenizer, _ = load_prepared(model_dir, compute)

@@ -1,0 +1,73 @@
+"""Bad configs fail before any job runs, with messages that name the key and the allowed values."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lorp.config import ConfigError, check_config, evaluation_datasets, structure_params
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def check(cfg, n_layers=30):
+    return check_config(copy.deepcopy(cfg), lambda model: n_layers, base_dir=ROOT)
+
+
+def modified(**changes):
+    cfg = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return cfg
+
+
+def test_default_config_is_valid_and_gets_defaults():
+    cfg = check(BASE)
+    assert cfg["methods"]["lorp"]["rls_thresholds"] == [1.0, 0.7]
+    assert structure_params(cfg) == {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0}
+    ds = evaluation_datasets(cfg)["python-docs"]
+    assert ds["seqlen"] == 256 and ds["max_windows"] == 16 and ds["join"] == "\n\n"
+
+
+@pytest.mark.parametrize("cfg,match", [
+    (modified(methods={"lorp": {}, "random": {}}), r"methods: .*'random'"),
+    (modified(budgets=[0, 2]), r"budgets\.0: 0 is less than the minimum of 1"),
+    (modified(budgets=[29]), r"budgets: \[29\] too large for method 'lorp' on model 'smollm2-135m' \(30 layers\): allowed 1..28"),
+    (modified(methods__lorp={"k": 1}), r"methods\.lorp\.k: 1 is less than the minimum of 2"),
+    (modified(methods__lorp={"k": 31}), r"methods\.lorp\.k: 31 clusters is more than the 30 layers"),
+    (modified(methods__lorp={"rls_thresholds": [0.7, 1.0]}), r"rls_thresholds: must be strictly descending"),
+    (modified(evaluation__datasets={"wiki": {"source": "no/such/file.txt"}}),
+     r"evaluation\.datasets\.wiki\.source: file .*no/such/file.txt does not exist \(or use one of python-docs, c4"),
+    (modified(evaluation__datasets={"wiki": {"sorce": "wikitext2"}}), r"evaluation\.datasets\.wiki: 'source' is a required"),
+    (modified(calibration__python_docs={"source": "python-docs", "n_samples": 0}), r"n_samples: 0 is less than"),
+    (modified(activations__dtype="int8"), r"activations\.dtype: 'int8' is not one of \['float16', 'float32'\]"),
+    (modified(compute__device="tpu"), r"compute\.device: 'tpu' does not match"),
+])
+def test_invalid_configs(cfg, match):
+    with pytest.raises(ConfigError, match=match):
+        check(cfg)
+
+
+def test_budget_limit_depends_on_method():
+    cfg = modified(methods={"angular": {}}, budgets=[30])
+    check(cfg)  # angular may remove every block
+    with pytest.raises(ConfigError, match="allowed 1..29"):
+        check(modified(methods={"streamline": {}}, budgets=[30]))
+
+
+def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
+    bad = modified(budgets=[40])
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "budgets: [40] too large" in out.stdout + out.stderr

@@ -1,0 +1,139 @@
+"""Invariants on the real embedded model (SmolLM2-135M, 30 Llama blocks)."""
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from lorp import pipeline
+from lorp.io import read_json
+from lorp.methods import METHODS
+from lorp.models import UnsupportedModelError, get_decoder_layers
+from lorp.prune import prune_layers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def analysed(embedded_dir, tmp_path_factory):
+    """Calibration, capture, similarity and structure on a tiny calibration set."""
+    d = tmp_path_factory.mktemp("analysis")
+    spec = {"source": "python-docs", "n_samples": 6, "seqlen": 48, "seed": 0}
+    pipeline.calibration(embedded_dir, spec, d / "tokens.npy", d / "meta.json")
+    pipeline.activations(embedded_dir, d / "tokens.npy", d / "act",
+                         {"dtype": "float16", "batch_size": 4, "tokens_per_sequence": 16, "seed": 1}, {})
+    outputs = {k: d / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
+    outputs.update(cosine=d / "cosine.npy", extended=d / "ext.npy", last_token=d / "last.npy")
+    pipeline.similarity(d / "act", outputs)
+    pipeline.structure(d / "cosine.npy", d / "rls.json", {"k": None, "rls_thresholds": [1.0, 0.7]})
+    return d
+
+
+def test_prepared_model_manifest_and_generation(embedded_dir):
+    info = read_json(embedded_dir / "model.json")
+    assert info["num_hidden_layers"] == 30 and info["model_type"] == "llama"
+    model, tok, _ = pipeline.load_prepared(embedded_dir)
+    ids = tok("The Python keyword to define a function is", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 5
+
+
+def test_activation_files(analysed):
+    manifest = read_json(analysed / "act" / "manifest.json")
+    assert manifest["n_layers"] == 30 and len(manifest["files"]) == 31
+    assert manifest["shape"] == [6 * 16, 576]
+    positions = np.asarray(manifest["positions"])
+    assert (positions[:, -1] == 47).all()  # the last token is always kept
+    layer0 = np.load(analysed / "act" / "layer_000.npy", mmap_mode="r")
+    assert layer0.dtype == np.float16 and layer0.shape == (96, 576)
+    assert np.isfinite(np.asarray(layer0)).all()
+    assert not list(analysed.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_similarity_invariants(analysed):
+    s = np.load(analysed / "cosine.npy")
+    assert s.shape == (30, 30)
+    assert np.array_equal(s, s.T)
+    assert np.all(np.diag(s) == 1.0)
+    assert s.min() >= -1.0 and s.max() <= 1.0
+    ext = np.load(analysed / "ext.npy")
+    assert ext.shape == (31, 31) and np.array_equal(ext[:30, :30], s)
+
+
+def test_rls_matches_cosine(analysed):
+    s = np.load(analysed / "cosine.npy")
+    rls = read_json(analysed / "rls.json")
+    mean = s[np.triu_indices(30, 1)].mean()
+    assert rls["rls"] == pytest.approx(-math.log2(mean), rel=1e-12)
+    assert sorted(sum((c["members"] for c in rls["clusters"]), [])) == list(range(30))
+    firsts = [c["first"] for c in rls["clusters"]]
+    assert firsts == sorted(firsts) and rls["labels"][0] == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_checkpoint_round_trip(method, embedded_dir, analysed, tmp_path):
+    plan = pipeline.plan(method, 5, analysed / "ext.npy", analysed / "last.npy", tmp_path / "plan.json", {},
+                         analysed / "rls.json" if method == "lorp" else None)
+    ckpt = tmp_path / "ckpt"
+    pipeline.checkpoint(embedded_dir, tmp_path / "plan.json", ckpt)
+    config = read_json(ckpt / "config.json")
+    assert config["num_hidden_layers"] == len(plan.kept) == 25
+    assert read_json(ckpt / "plan.json")["pruned"] == plan.pruned
+
+    # the same pruning in memory, then the reloaded checkpoint: identical logits
+    model, tok, _ = pipeline.load_prepared(embedded_dir, dtype="stored")
+    prune_layers(model, plan.pruned)
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    assert len(get_decoder_layers(reloaded)) == 25
+    ids = tok("def add(a, b):\n    return", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        expected = model(ids).logits
+        got = reloaded(ids).logits
+        assert torch.equal(expected, got)
+        # KV-cache decoding agrees with a full forward: layer_idx was renumbered
+        prefix = reloaded(ids[:, :-1], use_cache=True)
+        step = reloaded(ids[:, -1:], past_key_values=prefix.past_key_values, use_cache=True).logits[0, -1]
+        torch.testing.assert_close(step.float(), got[0, -1].float(), atol=0.05, rtol=0.02)
+
+
+def test_unsupported_architecture_is_named():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tiny = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50))
+    with pytest.raises(UnsupportedModelError, match="'gpt2'.*Supported families: llama, qwen2"):
+        get_decoder_layers(tiny)
+
+
+def test_failed_capture_leaves_nothing(embedded_dir, analysed, tmp_path, monkeypatch):
+    model, _, _ = pipeline.load_prepared(embedded_dir)
+    tokens = np.load(analysed / "tokens.npy")
+    calls = {"n": 0}
+    block = get_decoder_layers(model)[10]
+    original = block.forward
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated failure in the second batch")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(block, "forward", failing)
+    from lorp.capture import capture_activations
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        capture_activations(model, tokens, tmp_path / "act", batch_size=3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pruned_perplexity_row(embedded_dir, tmp_path):
+    datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2}}
+    rows = pipeline.evaluate_perplexity(embedded_dir, datasets, tmp_path / "ppl.csv", {"model": "m"}, {})
+    assert rows[0]["n_windows"] == 2 and rows[0]["n_tokens"] == 2 * 63
+    assert 1.0 < rows[0]["ppl"] < 200.0
+    text = (tmp_path / "ppl.csv").read_text().splitlines()
+    assert text[0].startswith("model,calib,method,budget,n_layers,dataset")
+    shutil.rmtree(tmp_path)
