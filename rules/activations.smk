@@ -4,11 +4,11 @@ rule capture_activations:
         model="results/{model}/model",
         tokens="results/{model}/calib/{calib}/tokens.npy",
     output:
-        directory("results/{model}/activations/{calib}"),
+        activations=directory("results/{model}/activations/{calib}"),
+        provenance="results/{model}/activations/{calib}.provenance.json",
     params:
         activations=ACTIVATION_PARAMS,
         compute=COMPUTE,
-        batch_size=config["activations"]["batch_size"],
     conda:
         "../envs/lorp.yaml"
     log:

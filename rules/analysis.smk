@@ -8,6 +8,7 @@ rule similarity:
         heatmap="results/{model}/similarity/{calib}/heatmap.png",
         extended="results/{model}/similarity/{calib}/cosine_extended.npy",
         last_token="results/{model}/similarity/{calib}/cosine_last_token.npy",
+        provenance="results/{model}/similarity/{calib}/provenance.json",
     conda:
         "../envs/lorp.yaml"
     log:
@@ -22,7 +23,8 @@ rule structure:
     input:
         "results/{model}/similarity/{calib}/cosine.npy",
     output:
-        "results/{model}/structure/{calib}/rls.json",
+        rls="results/{model}/structure/{calib}/rls.json",
+        provenance="results/{model}/structure/{calib}/provenance.json",
     params:
         structure=STRUCTURE_PARAMS,
     conda:

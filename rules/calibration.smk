@@ -5,6 +5,7 @@ rule calibration_tokens:
     output:
         tokens="results/{model}/calib/{calib}/tokens.npy",
         meta="results/{model}/calib/{calib}/meta.json",
+        provenance="results/{model}/calib/{calib}/provenance.json",
     params:
         spec=calibration_params,
     conda:

@@ -58,6 +58,7 @@ def method_params(wildcards):
 ACTIVATION_PARAMS = lc.activation_params(config)
 STRUCTURE_PARAMS = lc.structure_params(config)
 COMPUTE = lc.compute_params(config)
+EFFICIENCY_PARAMS = lc.efficiency_params(config)
 EVAL_DATASETS = lc.evaluation_datasets(config)
 
 

@@ -3,11 +3,11 @@ rule evaluate_dense:
     input:
         model="results/{model}/model",
     output:
-        "results/{model}/eval/dense/ppl.csv",
+        ppl="results/{model}/eval/dense/ppl.csv",
+        provenance="results/{model}/eval/dense/provenance.json",
     params:
         datasets=EVAL_DATASETS,
         compute=COMPUTE,
-        batch_size=config["evaluation"]["batch_size"],
     conda:
         "../envs/lorp.yaml"
     log:
@@ -25,11 +25,11 @@ rule evaluate_pruned:
         model="results/{model}/checkpoints/{calib}/{method}-{budget}",
         plan="results/{model}/plans/{calib}/{method}-{budget}.json",
     output:
-        "results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
+        ppl="results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
+        provenance="results/{model}/eval/{calib}/{method}-{budget}/provenance.json",
     params:
         datasets=EVAL_DATASETS,
         compute=COMPUTE,
-        batch_size=config["evaluation"]["batch_size"],
     conda:
         "../envs/lorp.yaml"
     log:
@@ -49,6 +49,7 @@ rule summary:
     output:
         csv="results/summary/ppl.csv",
         md="results/summary/ppl.md",
+        provenance="results/summary/provenance.json",
     conda:
         "../envs/lorp.yaml"
     log:
@@ -56,3 +57,47 @@ rule summary:
     threads: 1
     script:
         "../scripts/summary.py"
+
+
+rule efficiency_dense:
+    """Size, peak memory, prefill throughput and decode latency of the unpruned model."""
+    input:
+        model="results/{model}/model",
+    output:
+        efficiency="results/{model}/eval/dense/efficiency.csv",
+        provenance="results/{model}/eval/dense/efficiency.provenance.json",
+    params:
+        efficiency=EFFICIENCY_PARAMS,
+        compute=COMPUTE,
+    conda:
+        "../envs/lorp.yaml"
+    log:
+        "results/logs/{model}/eval/dense-efficiency.log",
+    # all cores: timings are only comparable when no other job shares the machine
+    threads: workflow.cores
+    resources:
+        gpu=gpus,
+    script:
+        "../scripts/efficiency.py"
+
+
+rule efficiency_pruned:
+    """Size, peak memory, prefill throughput and decode latency of a pruned checkpoint."""
+    input:
+        model="results/{model}/checkpoints/{calib}/{method}-{budget}",
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+    output:
+        efficiency="results/{model}/eval/{calib}/{method}-{budget}/efficiency.csv",
+        provenance="results/{model}/eval/{calib}/{method}-{budget}/efficiency.provenance.json",
+    params:
+        efficiency=EFFICIENCY_PARAMS,
+        compute=COMPUTE,
+    conda:
+        "../envs/lorp.yaml"
+    log:
+        "results/logs/{model}/eval/{calib}/{method}-{budget}-efficiency.log",
+    threads: workflow.cores
+    resources:
+        gpu=gpus,
+    script:
+        "../scripts/efficiency.py"

@@ -1,7 +1,8 @@
 rule prepare_model:
     """Resolve a model entry; convert a GGUF file once to a safetensors directory."""
     output:
-        directory("results/{model}/model"),
+        model=directory("results/{model}/model"),
+        provenance="results/{model}/model.provenance.json",
     params:
         model=model_params,
     conda:

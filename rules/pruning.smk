@@ -3,7 +3,8 @@ rule plan:
     input:
         unpack(plan_inputs),
     output:
-        "results/{model}/plans/{calib}/{method}-{budget}.json",
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        provenance="results/{model}/plans/{calib}/{method}-{budget}.provenance.json",
     params:
         method_params=method_params,
     conda:
@@ -21,7 +22,10 @@ rule prune_checkpoint:
         model="results/{model}/model",
         plan="results/{model}/plans/{calib}/{method}-{budget}.json",
     output:
-        maybe_temp(directory("results/{model}/checkpoints/{calib}/{method}-{budget}")),
+        checkpoint=maybe_temp(
+            directory("results/{model}/checkpoints/{calib}/{method}-{budget}")
+        ),
+        provenance="results/{model}/checkpoints/{calib}/{method}-{budget}.provenance.json",
     conda:
         "../envs/lorp.yaml"
     log:

@@ -4,4 +4,4 @@ from lorp.jobs import job
 from lorp.pipeline import checkpoint
 
 with job(snakemake):
-    checkpoint(snakemake.input.model, snakemake.input.plan, snakemake.output[0])
+    checkpoint(snakemake.input.model, snakemake.input.plan, snakemake.output.checkpoint)

@@ -9,7 +9,7 @@ with job(snakemake):
         int(snakemake.wildcards.budget),
         snakemake.input.extended,
         snakemake.input.last_token,
-        snakemake.output[0],
+        snakemake.output.plan,
         snakemake.params.method_params,
         structure_path=snakemake.input.get("structure"),
     )

@@ -4,4 +4,4 @@ from lorp.jobs import job
 from lorp.pipeline import prepare
 
 with job(snakemake):
-    prepare(snakemake.params.model["source"], snakemake.output[0], snakemake.params.model["storage_dtype"])
+    prepare(snakemake.params.model["source"], snakemake.output.model, snakemake.params.model["storage_dtype"])

@@ -4,4 +4,4 @@ from lorp.jobs import job
 from lorp.pipeline import structure
 
 with job(snakemake):
-    structure(snakemake.input[0], snakemake.output[0], snakemake.params.structure)
+    structure(snakemake.input[0], snakemake.output.rls, snakemake.params.structure)

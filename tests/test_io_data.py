@@ -89,3 +89,13 @@ def test_calibration_meta_records_the_windows():
     windows, meta = data.calibration_tokens({"source": "python-docs", "n_samples": 3, "seqlen": 32, "seed": 7},
                                             CharTokenizer())
     assert windows.shape == (3, 32) and meta["sampling"] == "stream" and len(meta["window_starts"]) == 3
+
+
+def test_temporaries_of_a_killed_job_are_cleaned_up(tmp_path):
+    target = tmp_path / "act"
+    (tmp_path / ".act.tmp-dead").mkdir()
+    (tmp_path / ".act.tmp-dead" / "layer_000.npy").write_bytes(b"partial")
+    (tmp_path / ".other.tmp-keep").mkdir()
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "ok").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-keep", "act"]

@@ -1,17 +1,33 @@
-"""The whole workflow on the embedded model with a tiny config, then on the shared benchmark files."""
+"""The whole workflow on the embedded model with a tiny config: outputs, minimal reruns after a
+config change (the README's invalidation table), determinism, the audit, a killed capture job,
+and the same workflow on the shared benchmark files.
+
+Tests in this module run in order on one working directory holding a copy of the workflow.
+"""
 
 import csv
+import hashlib
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from lorp import pipeline
+from lorp.audit import audit
+from lorp.config import validate_schema
 from lorp.io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["lorp", "shortgpt", "streamline", "angular", "last"]
+METHODS = ["lorp", "shortgpt", "streamline", "angular"]
+ALL_METHODS = METHODS + ["last"]
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +46,63 @@ def tiny_config(**overrides):
     return cfg
 
 
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+def write_config(workdir: Path, config: dict) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(path), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True)
+    return path
+
+
+def snakemake_cmd(workdir: Path, config: dict, *args: str) -> list[str]:
+    path = write_config(workdir, config)
+    return [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--configfile", str(path),
+            "--cores", "2", *args]
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(workdir, config, *args), cwd=workdir, capture_output=True, text=True)
+
+
+def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run would execute, 'all' excluded."""
+    out = snakemake(workdir, config, "-n")
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs, rule = set(), None
+    for line in (out.stdout + out.stderr).splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m:
+            if rule:
+                jobs.add((rule, ""))
+            rule = m.group(1)
+            continue
+        m = re.match(r"^\s+wildcards: (.*)$", line)
+        if m and rule:
+            jobs.add((rule, m.group(1)))
+            rule = None
+    if rule:
+        jobs.add((rule, ""))
+    jobs.discard(("all", ""))
+    return jobs
+
+
+def job(rule, model="smol", calib=None, method=None, budget=None):
+    parts = [f"model={model}"] if model else []
+    parts += [f"calib={calib}"] if calib else []
+    parts += [f"method={method}"] if method else []
+    parts += [f"budget={budget}"] if budget is not None else []
+    return (rule, ", ".join(parts))
+
+
+def pruned_jobs(methods=METHODS, budgets=(3,), model="smol", calib="docs"):
+    rules = ["plan", "prune_checkpoint", "evaluate_pruned"]
+    return {job(r, model, calib, m, b) for r in rules for m in methods for b in budgets}
+
+
+def analysis_jobs(model="smol", calib="docs", from_rule="calibration_tokens"):
+    order = ["calibration_tokens", "capture_activations", "similarity", "structure"]
+    return {job(r, model, calib) for r in order[order.index(from_rule):]}
+
+
+SUMMARY = {("summary", "")}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -43,9 +110,20 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("workflow")
+    """A private copy of the workflow, so tests may edit its scripts."""
+    d = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, d / name,
+                                                          **({"ignore": shutil.ignore_patterns("__pycache__", "*.egg-info")}
+                                                             if src.is_dir() else {}))
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +133,7 @@ def tiny_run(workdir):
     return workdir / "results"
 
 
+# ----------------------------------------------------------------------------------- outputs
 def test_summary_has_dense_and_every_method(tiny_run):
     rows = read_rows(tiny_run / "summary" / "ppl.csv")
     assert sorted((r["method"], r["budget"]) for r in rows) == sorted([("dense", "0")] + [(m, "3") for m in METHODS])
@@ -72,7 +151,8 @@ def test_plans_match_checkpoints_and_evaluations(tiny_run):
         assert read_json(ckpt / "config.json")["num_hidden_layers"] == len(plan["kept"]) == 27
         assert read_json(ckpt / "plan.json")["pruned"] == plan["pruned"]
         (row,) = read_rows(tiny_run / f"smol/eval/docs/{m}-3/ppl.csv")
-        assert row["plan"].endswith(f"plans/docs/{m}-3.json") and row["checkpoint"].endswith(f"docs/{m}-3")
+        assert row["plan"] == f"results/smol/plans/docs/{m}-3.json"
+        assert row["checkpoint"] == f"results/smol/checkpoints/docs/{m}-3"
         assert int(row["n_layers"]) == 27
     rls = read_json(tiny_run / "smol/structure/docs/rls.json")
     assert read_json(tiny_run / "smol/plans/docs/lorp-3.json")["k"] == rls["k"]
@@ -80,17 +160,233 @@ def test_plans_match_checkpoints_and_evaluations(tiny_run):
     assert len(list((tiny_run / "smol/activations/docs").glob("layer_*.npy"))) == 31
 
 
+def test_provenance_records(tiny_run, workdir):
+    rec = read_json(tiny_run / "smol/plans/docs/lorp-3.provenance.json")
+    assert rec["rule"] == "plan" and rec["wildcards"]["budget"] == "3"
+    assert set(rec["inputs"]) == {"results/smol/similarity/docs/cosine_extended.npy",
+                                  "results/smol/similarity/docs/cosine_last_token.npy",
+                                  "results/smol/structure/docs/rls.json"}
+    assert rec["outputs"]["results/smol/plans/docs/lorp-3.json"]["sha256"] == sha(tiny_run / "smol/plans/docs/lorp-3.json")
+    assert rec["software"]["torch"].startswith("2.13.0") and "transformers" in rec["software"]
+    assert set(rec["git"]) == {"commit", "dirty"} and rec["wall_time_s"] >= 0 and rec["peak_memory_mib"] > 0
+    act = read_json(tiny_run / "smol/activations/docs.provenance.json")
+    assert act["params"]["activations"] == {"dtype": "float16", "tokens_per_sequence": None, "seed": 0}
+    assert set(act["outputs"]["results/smol/activations/docs"]["files"]) >= {"layer_000.npy", "layer_030.npy",
+                                                                             "manifest.json"}
+
+
 def test_second_run_is_a_no_op(workdir, tiny_run):
+    start = time.perf_counter()
     out = snakemake(workdir, tiny_config(), "-n")
     assert out.returncode == 0
     assert "Nothing to be done" in out.stdout + out.stderr
+    assert time.perf_counter() - start < 60
 
 
+# ------------------------------------------------------------------------- minimal invalidation
+def test_budget_added(workdir, tiny_run):
+    assert planned_jobs(workdir, tiny_config(budgets=[3, 5])) == pruned_jobs(budgets=(5,)) | SUMMARY
+
+
+def test_lorp_clusters_or_thresholds_changed(workdir, tiny_run):
+    lorp_only = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY
+    for lorp in ({"k": 2}, {"rls_thresholds": [1.2, 0.5]}, {"random_state": 1}):
+        cfg = tiny_config(methods={**{m: {} for m in METHODS}, "lorp": lorp})
+        assert planned_jobs(workdir, cfg) == lorp_only, lorp
+
+
+def test_evaluation_dataset_or_seqlen_changed(workdir, tiny_run):
+    evals = {job("evaluate_dense")} | {job("evaluate_pruned", "smol", "docs", m, 3) for m in METHODS} | SUMMARY
+    cfg = tiny_config()
+    cfg["evaluation"]["seqlen"] = 32
+    assert planned_jobs(workdir, cfg) == evals
+    cfg = tiny_config()
+    cfg["evaluation"]["datasets"]["more-docs"] = {"source": "python-docs", "seqlen": 48}
+    assert planned_jobs(workdir, cfg) == evals
+
+
+def test_activation_settings_changed(workdir, tiny_run):
+    expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | SUMMARY
+    assert planned_jobs(workdir, tiny_config(activations={"dtype": "float32"})) == expected
+    assert planned_jobs(workdir, tiny_config(activations={"tokens_per_sequence": 16})) == expected
+    # the batch size only changes speed: nothing reruns
+    assert planned_jobs(workdir, tiny_config(activations={"batch_size": 1})) == set()
+
+
+def test_calibration_changed(workdir, tiny_run):
+    expected = analysis_jobs() | pruned_jobs() | SUMMARY  # no prepare_model, no evaluate_dense
+    for change in ({"n_samples": 5}, {"seqlen": 32}, {"seed": 1}, {"source": "python-docs", "max_documents": 20}):
+        cfg = tiny_config()
+        cfg["calibration"]["docs"].update(change)
+        assert planned_jobs(workdir, cfg) == expected, change
+
+
+def test_method_or_model_added(workdir, tiny_run):
+    methods = {**{m: {} for m in METHODS}, "last": {}}
+    assert planned_jobs(workdir, tiny_config(methods=methods)) == pruned_jobs(methods=["last"]) | SUMMARY
+    models = {"smol": {"source": "embedded"}, "smol-fp32": {"source": "embedded", "storage_dtype": "float32"}}
+    expected = ({job("prepare_model", "smol-fp32"), job("evaluate_dense", "smol-fp32")}
+                | analysis_jobs(model="smol-fp32") | pruned_jobs(model="smol-fp32") | SUMMARY)
+    assert planned_jobs(workdir, tiny_config(models=models)) == expected
+
+
+def test_other_method_parameters_changed(workdir, tiny_run):
+    cfg = tiny_config(methods={**{m: {} for m in METHODS}, "shortgpt": {"protect_first": False}})
+    assert planned_jobs(workdir, cfg) == pruned_jobs(methods=["shortgpt"]) | SUMMARY
+
+
+def test_compute_precision_changed(workdir, tiny_run):
+    expected = (analysis_jobs(from_rule="capture_activations") | pruned_jobs() | {job("evaluate_dense")}
+                | SUMMARY)
+    assert planned_jobs(workdir, tiny_config(compute={"device": "auto", "dtype": "float32"})) == expected
+
+
+def test_speed_and_disk_settings_change_nothing(workdir, tiny_run):
+    cfg = tiny_config()
+    cfg["evaluation"]["batch_size"] = 1
+    assert planned_jobs(workdir, cfg) == set()
+    assert planned_jobs(workdir, tiny_config(checkpoints={"temporary": True})) == set()
+
+
+def test_script_changed(workdir, tiny_run):
+    script = workdir / "scripts" / "structure.py"
+    original, stat = script.read_text(), script.stat()
+    try:
+        script.write_text(original + "\n# edited\n")
+        expected = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY
+        assert planned_jobs(workdir, tiny_config()) == expected
+    finally:
+        script.write_text(original)
+        os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(workdir, tiny_config()) == set()
+
+
+# ------------------------------------------------------------------------------ determinism
+def test_deterministic_stages_are_byte_identical(tiny_run, tmp_path):
+    sim = tiny_run / "smol/similarity/docs"
+    outputs = {k: tmp_path / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
+    pipeline.similarity(tiny_run / "smol/activations/docs", outputs, title="smol: cosine similarity (docs)")
+    for key, name in [("cosine", "cosine.npy"), ("csv", "cosine.csv"), ("extended", "cosine_extended.npy"),
+                      ("last_token", "cosine_last_token.npy"), ("heatmap", "heatmap.png")]:
+        assert sha(outputs[key]) == sha(sim / name), name
+    rls = tiny_run / "smol/structure/docs/rls.json"
+    pipeline.structure(sim / "cosine.npy", tmp_path / "rls.json", read_json(tiny_run / "smol/structure/docs/provenance.json")["params"]["structure"])
+    assert sha(tmp_path / "rls.json") == sha(rls)
+    for m in METHODS:
+        pipeline.plan(m, 3, sim / "cosine_extended.npy", sim / "cosine_last_token.npy", tmp_path / f"{m}.json", {},
+                      rls if m == "lorp" else None)
+        assert sha(tmp_path / f"{m}.json") == sha(tiny_run / f"smol/plans/docs/{m}-3.json"), m
+
+
+# ------------------------------------------------------------------------------------ audit
+def audited(workdir, config=None):
+    cfg = validate_schema(config or tiny_config())
+    return [f for f in audit(cfg, workdir) if f.is_problem]
+
+
+def test_audit_passes_on_a_complete_run(workdir, tiny_run):
+    assert audited(workdir) == []
+    out = subprocess.run([sys.executable, "-m", "lorp.audit", "--configfile", str(write_config(workdir, tiny_config()))],
+                         cwd=workdir, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 problems" in out.stderr
+
+
+def test_audit_catches_a_corrupted_activation_file(workdir, tiny_run):
+    path = tiny_run / "smol/activations/docs/layer_007.npy"
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        arr = np.load(path)
+        arr[0, 0] += 1
+        np.save(path, arr)
+        problems = audited(workdir)
+        assert any(f.kind == "modified" and "layer_007.npy" in f.message for f in problems)
+        out = subprocess.run([sys.executable, "-m", "lorp.audit", "--configfile", str(write_config(workdir, tiny_config()))],
+                             cwd=workdir, capture_output=True, text=True)
+        assert out.returncode == 1 and "layer_007.npy" in out.stdout
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert audited(workdir) == []
+
+
+def test_audit_catches_a_deleted_checkpoint(workdir, tiny_run):
+    ckpt = tiny_run / "smol/checkpoints/docs/shortgpt-3"
+    moved = ckpt.with_name("moved-away")
+    ckpt.rename(moved)
+    try:
+        problems = audited(workdir)
+        assert any(f.kind == "missing" and f.path == "results/smol/checkpoints/docs/shortgpt-3" for f in problems)
+    finally:
+        moved.rename(ckpt)
+    assert audited(workdir) == []
+
+
+def test_audit_catches_a_hand_edited_plan(workdir, tiny_run):
+    path = tiny_run / "smol/plans/docs/streamline-3.json"
+    original, stat = path.read_text(), path.stat()
+    try:
+        plan = read_json(path)
+        plan["pruned"][0] -= 1  # now overlaps 'kept' and disagrees with the checkpoint
+        path.write_text(__import__("json").dumps(plan))
+        kinds = {(f.kind, f.path) for f in audited(workdir)}
+        assert ("modified", "results/smol/plans/docs/streamline-3.json") in kinds
+        assert ("inconsistent", "results/smol/plans/docs/streamline-3.json") in kinds
+        assert ("inconsistent", "results/smol/checkpoints/docs/streamline-3") in kinds
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_audit_reports_stale_and_missing_after_a_config_change(workdir, tiny_run):
+    cfg = tiny_config(budgets=[3, 4])
+    cfg["evaluation"]["seqlen"] = 32
+    problems = audited(workdir, cfg)
+    assert any(f.kind == "missing" and f.path == "results/smol/plans/docs/lorp-4.json" for f in problems)
+    assert any(f.kind == "stale" and f.path == "results/smol/eval/dense/ppl.csv" for f in problems)
+
+
+# ------------------------------------------------------------------------------------ faults
+def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(workdir, tiny_run):
+    """SIGKILL the whole run while the capture job writes; rerun; compare with an uninterrupted capture."""
+    cfg = tiny_config(activations={"batch_size": 1, "tokens_per_sequence": 32},
+                      calibration={"docs": {"source": "python-docs", "n_samples": 48, "seqlen": 64}})
+    target = "results/smol/similarity/docs/cosine.npy"
+    act_dir = workdir / "results/smol/activations"
+    proc = subprocess.Popen(snakemake_cmd(workdir, cfg, target), cwd=workdir, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not any(act_dir.glob(".docs.tmp-*/layer_030.npy")):
+            assert proc.poll() is None, "snakemake finished before it could be killed"
+            time.sleep(0.2)
+        time.sleep(1.0)  # let a few batches land in the memory-mapped files
+        assert any(act_dir.glob(".docs.tmp-*")), "capture never started"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (act_dir / "docs").exists(), "a killed capture left an output that a rerun would trust"
+
+    subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--unlock",
+                    "--configfile", str(workdir / "config.yaml")], cwd=workdir, capture_output=True, check=True)
+    out = snakemake(workdir, cfg, target)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not list(act_dir.glob(".docs.tmp-*")), "the killed job's temporaries were not cleaned up"
+    after_kill = {p.name: sha(p) for p in (act_dir / "docs").iterdir()}
+    cosine_after_kill = sha(workdir / target)
+
+    out = snakemake(workdir, cfg, target, "--forcerun", "capture_activations")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {p.name: sha(p) for p in (act_dir / "docs").iterdir()} == after_kill
+    assert sha(workdir / target) == cosine_after_kill
+
+
+# ------------------------------------------------------------------------------- shared data
 def test_shared_benchmark_files_as_local_datasets(workdir, tiny_run, shared_data):
     cfg = tiny_config(
         calibration={"c4": {"source": str(shared_data / "c4/c4_validation_2k_sample.jsonl"), "format": "jsonl",
                             "n_samples": 4, "seqlen": 64, "sampling": "document"}},
-        methods={"lorp": {}, "shortgpt": {}},
+        methods={"lorp": {}, "last": {}},
         evaluation={"seqlen": 64, "max_windows": 2, "batch_size": 2, "datasets": {
             "wikitext2": {"source": str(shared_data / "wikitext-2-raw/wiki.test.raw"), "format": "text"},
             "c4": {"source": str(shared_data / "c4/c4_validation_shard0_part.jsonl"), "format": "jsonl"},
@@ -101,7 +397,8 @@ def test_shared_benchmark_files_as_local_datasets(workdir, tiny_run, shared_data
     rows = read_rows(workdir / "results/summary/ppl.csv")
     got = sorted((r["calib"], r["method"], r["dataset"]) for r in rows)
     expected = sorted([("-", "dense", d) for d in ("wikitext2", "c4")]
-                      + [("c4", m, d) for m in ("lorp", "shortgpt") for d in ("wikitext2", "c4")])
+                      + [("c4", m, d) for m in ("lorp", "last") for d in ("wikitext2", "c4")])
     assert got == expected
     meta = read_json(workdir / "results/smol/calib/c4/meta.json")
     assert meta["sampling"] == "document" and len(meta["document_indices"]) == 4
+    assert audited(workdir, cfg) == []

@@ -17,6 +17,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.y
 
 CORPUS_DEFAULTS = {"format": "auto", "field": "text", "join": data.DEFAULT_JOIN, "max_documents": None}
 CALIBRATION_DEFAULTS = {"n_samples": 128, "seqlen": 2048, "seed": 0, "sampling": "auto"}
+EFFICIENCY_DEFAULTS = {"batch_size": 1, "seqlen": 128, "decode_tokens": 32, "warmup": 2, "repeats": 5}
 
 
 class ConfigError(ValueError):
@@ -91,6 +92,13 @@ def method_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
     if method == "lorp":
         return {}
     return dict(config["methods"][method] or {})
+
+
+def efficiency_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The efficiency measurement settings (``enabled`` excluded: it only decides whether it runs)."""
+    eff = dict(config.get("efficiency", {}))
+    eff.pop("enabled", None)
+    return {**EFFICIENCY_DEFAULTS, **eff}
 
 
 def compute_params(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ deterministic stage on the same inputs gives byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -26,10 +27,20 @@ def _umask() -> int:
     return mask
 
 
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of ``path`` left by a killed job (one job at a time writes an output)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def _tmp_sibling(path: Path, directory: bool = False) -> Path:
     """A fresh temporary file or directory next to ``path``, with the permissions a plain create would give."""
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.tmp-"
+    remove_stale_temporaries(path)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
         os.chmod(tmp, 0o777 & ~_umask())

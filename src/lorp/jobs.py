@@ -1,4 +1,4 @@
-"""Run a workflow job: log to the rule's log file, size torch's thread pool, keep the traceback.
+"""Run a workflow job: log to the rule's log file, size thread pools, write the provenance record.
 
 Used by the thin adapters in ``scripts/``; it takes the ``snakemake`` object by duck typing and
 does not import Snakemake.
@@ -14,29 +14,66 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
+from .io import write_json
+from .provenance import record
+
+PROVENANCE_KEY = "provenance"
+
+
+def _named(namedlist: Any) -> dict[str, Any]:
+    return dict(namedlist.items()) if hasattr(namedlist, "items") else {}
+
+
+def write_provenance(smk: Any, wall_time_s: float) -> None:
+    """Write the record of a finished job to its ``provenance`` output, if the rule declares one."""
+    outputs = _named(smk.output)
+    target = outputs.get(PROVENANCE_KEY)
+    if target is None:
+        return
+    products = [p for p in smk.output if p != target]
+    repo = Path(getattr(smk, "scriptdir", ".")).resolve().parent
+    rec = record(smk.rule, _named(smk.wildcards), _named(smk.params), list(smk.input), products,
+                 wall_time_s, repo)
+    write_json(target, rec)
+
 
 @contextlib.contextmanager
 def job(smk: Any) -> Iterator[None]:
-    """Redirect stdout and stderr to ``smk.log[0]`` (when given) and size thread pools to ``smk.threads``."""
+    """Redirect stdout and stderr to ``smk.log[0]``, size thread pools to ``smk.threads``, and on
+    success write the job's provenance record."""
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     log = list(getattr(smk, "log", []) or [])
-    if not log:
-        yield
-        return
-    Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
-    with open(log[0], "w", buffering=1, encoding="utf-8") as fh, \
-            contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        rule = getattr(smk, "rule", "?")
-        print(f"[lorp] rule {rule}, wildcards {dict(getattr(smk, 'wildcards', {}))}", flush=True)
-        start = time.perf_counter()
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if log:
+            Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
+            fh = stack.enter_context(open(log[0], "w", buffering=1, encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(fh))
+            stack.enter_context(contextlib.redirect_stderr(fh))
+        print(f"[lorp] rule {smk.rule}, wildcards {_named(smk.wildcards)}", flush=True)
         try:
             yield
+            write_provenance(smk, time.perf_counter() - start)
         except BaseException:
-            traceback.print_exc(file=fh)
+            traceback.print_exc()
             raise
         finally:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)
-            sys.stdout.flush()
+
+
+def evaluation_labels(smk: Any) -> dict[str, Any]:
+    """The identifying columns of an evaluation row: model, calib, method, budget, and for a pruned
+    model the checkpoint and plan it measured (``-`` for the dense model)."""
+    w = smk.wildcards
+    pruned = "plan" in smk.input.keys()
+    return {
+        "model": w.model,
+        "calib": w.get("calib", "-"),
+        "method": w.get("method", "dense"),
+        "budget": int(w.get("budget", 0)),
+        "checkpoint": smk.input.model if pruned else "-",
+        "plan": smk.input.plan if pruned else "-",
+    }

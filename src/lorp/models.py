@@ -96,10 +96,14 @@ def select_device(device: str = "auto") -> torch.device:
 
 
 def select_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` means bfloat16 on a GPU that supports it (else float16) and float32 on the CPU."""
+    """``auto`` means bfloat16 on a GPU that supports it and float32 elsewhere.
+
+    float16 is never chosen automatically: hidden states of Gemma 3 exceed its range (about 1e5 in
+    the deeper blocks) and overflow to inf; ask for it explicitly where a model is known to fit.
+    """
     if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
         return torch.float32
     if dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")

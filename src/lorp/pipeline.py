@@ -187,6 +187,33 @@ def checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path
 
 
 # -------------------------------------------------------------------------------------- evaluation
+def load_for_evaluation(model_dir: str | Path, compute: Mapping[str, Any]) -> tuple[torch.nn.Module, Any]:
+    """Model (in the compute dtype, on the compute device) and tokenizer of a prepared model
+    directory (with ``model.json``) or of a pruned checkpoint directory."""
+    from . import models
+
+    model_dir = Path(model_dir)
+    if (model_dir / "model.json").is_file():
+        model, tokenizer, _ = load_prepared(model_dir, compute)
+        return model, tokenizer
+    src = models.ModelSource("local", str(model_dir))
+    device = models.select_device(compute.get("device", "auto"))
+    model = models.load_model(src, device, models.select_dtype(compute.get("dtype", "auto"), device))
+    return model, models.load_tokenizer(src)
+
+
+def model_weights_dir(model_dir: str | Path) -> Path | None:
+    """The directory holding a model's weight files: the checkpoint itself, or the source of a
+    prepared model when it is local (None for a hub id)."""
+    from . import models
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.json").is_file():
+        return model_dir
+    src = models.source_from_manifest(read_json(model_dir / "model.json"), model_dir)
+    return Path(src.path) if src.kind != "hub" and Path(src.path).is_dir() else None
+
+
 PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "n_windows", "n_tokens",
                "nll", "ppl", "checkpoint", "plan")
 
@@ -210,14 +237,7 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
     from . import models
     from .evaluate import make_windows, perplexity
 
-    model_dir = Path(model_dir)
-    if (model_dir / "model.json").is_file():
-        model, tokenizer, _ = load_prepared(model_dir, compute)
-    else:
-        src = models.ModelSource("local", str(model_dir))
-        device = models.select_device(compute.get("device", "auto"))
-        model = models.load_model(src, device, models.select_dtype(compute.get("dtype", "auto"), device))
-        tokenizer = models.load_tokenizer(src)
+    model, tokenizer = load_for_evaluation(model_dir, compute)
     n_layers = len(models.get_decoder_layers(model))
     rows = []
     for name, spec in datasets.items():
@@ -230,6 +250,32 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
         rows.append({**labels, "n_layers": n_layers, "dataset": name, **result.as_row()})
     write_text(out_path, _rows_csv(rows, PPL_COLUMNS))
     return rows
+
+
+EFFICIENCY_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "n_params", "weights_bytes", "device",
+                      "dtype", "batch_size", "seqlen", "decode_tokens", "warmup", "repeats", "prefill_ms",
+                      "prefill_ms_min", "prefill_ms_max", "prefill_tokens_per_s", "decode_ms_per_token",
+                      "decode_ms_per_token_min", "decode_ms_per_token_max", "peak_memory_mib", "memory_measure",
+                      "checkpoint", "plan")
+
+
+def evaluate_efficiency(model_dir: str | Path, out_path: str | Path, labels: Mapping[str, Any],
+                        compute: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Stage 7b: size, peak memory, prefill throughput and decode latency as ``efficiency.csv``."""
+    from . import models
+    from .efficiency import EfficiencySettings, measure, weights_bytes
+
+    cfg = EfficiencySettings(**{k: int(v) for k, v in settings.items()})
+    model, _ = load_for_evaluation(model_dir, compute)
+    weights = model_weights_dir(model_dir)
+    with tqdm(total=2 * (cfg.warmup + cfg.repeats), desc="efficiency", unit="run") as bar:
+        result = measure(model, cfg, progress=bar.update)
+    row = {**labels, "n_layers": len(models.get_decoder_layers(model)),
+           "weights_bytes": weights_bytes(weights) if weights else "", **cfg.__dict__, **result.as_row()}
+    print(f"prefill {result.prefill_tokens_per_s:.1f} tok/s, decode {result.decode_ms_per_token:.2f} ms/token, "
+          f"peak {result.peak_memory_mib:.0f} MiB ({result.memory_measure}) on {result.device}")
+    write_text(out_path, _rows_csv([row], EFFICIENCY_COLUMNS))
+    return row
 
 
 # ----------------------------------------------------------------------------------------- summary

@@ -1,0 +1,13 @@
+"""Snakemake adapter for rules efficiency_dense and efficiency_pruned."""
+
+from lorp.jobs import evaluation_labels, job
+from lorp.pipeline import evaluate_efficiency
+
+with job(snakemake):
+    evaluate_efficiency(
+        snakemake.input.model,
+        snakemake.output.efficiency,
+        evaluation_labels(snakemake),
+        snakemake.params.compute,
+        snakemake.params.efficiency,
+    )
