@@ -12,6 +12,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# `snakemake --report report.html`: the figures and tables, with captions, one category per model
+report: "report/workflow.rst"
+
+
 # config.yaml is the default; a --configfile given on the command line replaces it entirely
 # (Snakemake would otherwise merge the two, mixing the embedded default into every run).
 if not workflow.overwrite_configfiles:
@@ -26,6 +30,8 @@ include: "rules/activations.smk"
 include: "rules/analysis.smk"
 include: "rules/pruning.smk"
 include: "rules/evaluation.smk"
+include: "rules/summary.smk"
+include: "rules/figures.smk"
 
 
 rule all:

@@ -34,3 +34,21 @@ rule structure:
     threads: 1
     script:
         "../scripts/structure.py"
+
+
+rule structure_fixed_k:
+    """The spectral clustering with a fixed number of clusters, for the K ablation (lorp-k<K>)."""
+    input:
+        "results/{model}/similarity/{calib}/cosine.npy",
+    output:
+        rls="results/{model}/structure/{calib}/rls-k{k}.json",
+        provenance="results/{model}/structure/{calib}/rls-k{k}.provenance.json",
+    params:
+        structure=lambda wildcards: lc.fixed_k_structure_params(config, wildcards.k),
+    conda:
+        "../envs/lorp.yaml"
+    log:
+        "results/logs/{model}/structure/{calib}-k{k}.log",
+    threads: 1
+    script:
+        "../scripts/structure.py"

@@ -2,6 +2,8 @@
 
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 # Jobs import the lorp package from this checkout, also inside conda environments and on cluster
 # nodes, so the code that ran is always the code of this workflow.
 _SRC = os.path.join(workflow.basedir, "src")
@@ -33,12 +35,15 @@ MODELS = list(config["models"])
 CALIBS = list(config["calibration"])
 METHODS = list(config["methods"])
 BUDGETS = sorted(config["budgets"])
+ABLATION = lc.ablation_methods(config)  # lorp-k<K>: LoRP on a fixed-K clustering
+ABLATION_BUDGETS = lc.ablation_budgets(config)
 
 
 wildcard_constraints:
     model="|".join(re.escape(m) for m in MODELS),
     calib="|".join(re.escape(c) for c in CALIBS),
-    method="|".join(METHODS),
+    method="|".join(re.escape(m) for m in METHODS + ABLATION),
+    k=r"\d+",
     budget=r"\d+",
 
 
@@ -59,7 +64,20 @@ ACTIVATION_PARAMS = lc.activation_params(config)
 STRUCTURE_PARAMS = lc.structure_params(config)
 COMPUTE = lc.compute_params(config)
 EFFICIENCY_PARAMS = lc.efficiency_params(config)
+ZEROSHOT_PARAMS = lc.zeroshot_params(config)
+RUN_TASKS = bool(ZEROSHOT_PARAMS["tasks"])
+RUN_EFFICIENCY = config["efficiency"]["enabled"]
+FIGURE_BUDGET = config["figures"]["budget"] or max(BUDGETS)
 EVAL_DATASETS = lc.evaluation_datasets(config)
+
+
+def all_cores(wildcards):
+    """Every core of the run, so a timing job has the machine to itself (1 where no --cores is set,
+    as for --unlock or --report)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def gpus(wildcards):
@@ -72,7 +90,10 @@ def plan_inputs(wildcards):
         "extended": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_extended.npy",
         "last_token": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_last_token.npy",
     }
-    if wildcards.method == "lorp":
+    k = lc.ablation_k(wildcards.method)
+    if k is not None:
+        inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls-k{k}.json"
+    elif wildcards.method == "lorp":
         inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls.json"
     return inputs
 
@@ -82,9 +103,22 @@ def maybe_temp(path):
     return temp(path) if config["checkpoints"]["temporary"] else path
 
 
-def pruned_targets():
+def zeroshot_data(wildcards):
+    """The task files read offline (so that a changed file reruns the task evaluations)."""
+    import lorp.zeroshot as lz
+
+    if not RUN_TASKS or ZEROSHOT_PARAMS["data_dir"] is None:
+        return []
+    return [
+        os.path.join(ZEROSHOT_PARAMS["data_dir"], lz.OFFLINE_FILES[t])
+        for t in ZEROSHOT_PARAMS["tasks"]
+    ]
+
+
+def pruned_targets(name="ppl.csv"):
     return expand(
-        "results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
+        "results/{model}/eval/{calib}/{method}-{budget}/{name}",
+        name=name,
         model=MODELS,
         calib=CALIBS,
         method=METHODS,
@@ -92,10 +126,37 @@ def pruned_targets():
     )
 
 
+def summary_targets():
+    targets = ["results/summary/ppl.csv", "results/summary/ppl.md"]
+    if RUN_TASKS:
+        targets += ["results/summary/tasks.csv", "results/summary/tasks.md"]
+    if RUN_EFFICIENCY:
+        targets += ["results/summary/efficiency.csv", "results/summary/efficiency.md"]
+    return targets
+
+
+def figure_targets():
+    targets = [
+        *expand(
+            "results/{model}/figures/{calib}/{name}.png",
+            model=MODELS,
+            calib=CALIBS,
+            name=["structure", "pruned_layers"],
+        ),
+        "results/figures/locality.png",
+        "results/figures/ppl_vs_budget.png",
+    ]
+    if RUN_TASKS:
+        targets.append("results/figures/tasks_vs_budget.png")
+    if ABLATION:
+        targets += ["results/summary/k_ablation.csv", "results/figures/k_ablation.png"]
+    return targets
+
+
 def all_targets():
     return [
-        "results/summary/ppl.csv",
-        "results/summary/ppl.md",
+        *summary_targets(),
+        *figure_targets(),
         *expand(
             "results/{model}/similarity/{calib}/heatmap.png", model=MODELS, calib=CALIBS
         ),

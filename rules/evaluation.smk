@@ -41,24 +41,6 @@ rule evaluate_pruned:
         "../scripts/evaluate.py"
 
 
-rule summary:
-    """All perplexities in one table (CSV and Markdown), dense rows included."""
-    input:
-        dense=expand("results/{model}/eval/dense/ppl.csv", model=MODELS),
-        pruned=pruned_targets(),
-    output:
-        csv="results/summary/ppl.csv",
-        md="results/summary/ppl.md",
-        provenance="results/summary/provenance.json",
-    conda:
-        "../envs/lorp.yaml"
-    log:
-        "results/logs/summary.log",
-    threads: 1
-    script:
-        "../scripts/summary.py"
-
-
 rule efficiency_dense:
     """Size, peak memory, prefill throughput and decode latency of the unpruned model."""
     input:
@@ -73,8 +55,7 @@ rule efficiency_dense:
         "../envs/lorp.yaml"
     log:
         "results/logs/{model}/eval/dense-efficiency.log",
-    # all cores: timings are only comparable when no other job shares the machine
-    threads: workflow.cores
+    threads: all_cores
     resources:
         gpu=gpus,
     script:
@@ -96,8 +77,53 @@ rule efficiency_pruned:
         "../envs/lorp.yaml"
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}-efficiency.log",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         gpu=gpus,
     script:
         "../scripts/efficiency.py"
+
+
+rule evaluate_tasks_dense:
+    """Zero-shot accuracy (lm-evaluation-harness) of the unpruned model."""
+    input:
+        model="results/{model}/model",
+        data=zeroshot_data,
+    output:
+        tasks="results/{model}/eval/dense/tasks.csv",
+        provenance="results/{model}/eval/dense/tasks.provenance.json",
+    params:
+        zeroshot=ZEROSHOT_PARAMS,
+        compute=COMPUTE,
+    conda:
+        "../envs/lorp.yaml"
+    log:
+        "results/logs/{model}/eval/dense-tasks.log",
+    threads: 2
+    resources:
+        gpu=gpus,
+    script:
+        "../scripts/zeroshot.py"
+
+
+rule evaluate_tasks_pruned:
+    """Zero-shot accuracy (lm-evaluation-harness) of a pruned checkpoint."""
+    input:
+        model="results/{model}/checkpoints/{calib}/{method}-{budget}",
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        data=zeroshot_data,
+    output:
+        tasks="results/{model}/eval/{calib}/{method}-{budget}/tasks.csv",
+        provenance="results/{model}/eval/{calib}/{method}-{budget}/tasks.provenance.json",
+    params:
+        zeroshot=ZEROSHOT_PARAMS,
+        compute=COMPUTE,
+    conda:
+        "../envs/lorp.yaml"
+    log:
+        "results/logs/{model}/eval/{calib}/{method}-{budget}-tasks.log",
+    threads: 2
+    resources:
+        gpu=gpus,
+    script:
+        "../scripts/zeroshot.py"

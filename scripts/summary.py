@@ -1,7 +1,13 @@
-"""Snakemake adapter for rule summary."""
+"""Snakemake adapter for rules summary, summary_tasks and summary_efficiency."""
 
 from lorp.jobs import job
-from lorp.pipeline import summarise_perplexity
+from lorp.pipeline import summarise
 
 with job(snakemake):
-    summarise_perplexity([*snakemake.input.dense, *snakemake.input.pruned], snakemake.output.csv, snakemake.output.md)
+    summarise(
+        snakemake.params.kind,
+        [*snakemake.input.dense, *snakemake.input.pruned],
+        snakemake.output.csv,
+        snakemake.output.md,
+        snakemake.output.table,
+    )

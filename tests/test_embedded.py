@@ -137,3 +137,23 @@ def test_pruned_perplexity_row(embedded_dir, tmp_path):
     text = (tmp_path / "ppl.csv").read_text().splitlines()
     assert text[0].startswith("model,calib,method,budget,n_layers,dataset")
     shutil.rmtree(tmp_path)
+
+
+def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, monkeypatch):
+    """The NLL computed a few positions at a time equals the loss over full-window logits, also when
+    the logits budget forces one position per chunk; the efficiency measurement runs on the model."""
+    from lorp import evaluate
+    from lorp.efficiency import EfficiencySettings, measure
+
+    model, _, _ = pipeline.load_prepared(embedded_dir)
+    windows = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        logits = model(input_ids=windows).logits.float()
+    full = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), windows[:, 1:], reduction="none")
+    expected = full.double().sum(dim=1)
+    assert torch.allclose(evaluate.window_nll(model, windows, logits_chunk=5), expected, rtol=1e-5)
+    monkeypatch.setattr(evaluate, "LOGITS_BUDGET", 1)  # one position at a time
+    assert torch.allclose(evaluate.window_nll(model, windows), expected, rtol=1e-5)
+    result = measure(model, EfficiencySettings(seqlen=8, decode_tokens=2, warmup=0, repeats=1))
+    assert result.n_params == sum(p.numel() for p in model.parameters())
+    assert result.prefill_tokens_per_s > 0 and result.decode_ms_per_token > 0

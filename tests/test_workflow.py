@@ -26,6 +26,8 @@ from lorp.config import validate_schema
 from lorp.io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
+ZEROSHOT_DIR = ROOT.parent / "shared" / "data" / "zeroshot"
+TASKS = ["arc_easy", "copa"]
 METHODS = ["lorp", "shortgpt", "streamline", "angular"]
 ALL_METHODS = METHODS + ["last"]
 
@@ -41,7 +43,10 @@ def tiny_config(**overrides):
         "budgets": [3],
         "evaluation": {"seqlen": 64, "max_windows": 2, "batch_size": 2,
                        "datasets": {"python-docs": {"source": "python-docs"}}},
+        "efficiency": {"batch_size": 1, "seqlen": 16, "decode_tokens": 4, "warmup": 1, "repeats": 2},
     }
+    if ZEROSHOT_DIR.is_dir():  # the task files live beside the checkout (also in CI)
+        cfg["zeroshot"] = {"tasks": TASKS, "data_dir": str(ZEROSHOT_DIR), "limit": 4, "batch_size": 4}
     cfg.update(overrides)
     return cfg
 
@@ -92,8 +97,28 @@ def job(rule, model="smol", calib=None, method=None, budget=None):
     return (rule, ", ".join(parts))
 
 
-def pruned_jobs(methods=METHODS, budgets=(3,), model="smol", calib="docs"):
-    rules = ["plan", "prune_checkpoint", "evaluate_pruned"]
+def evaluation_rules(kind):
+    """The evaluation rules of one kind (ppl, tasks, efficiency) that the tiny config runs."""
+    if kind == "tasks" and not ZEROSHOT_DIR.is_dir():
+        return []
+    return [{"ppl": "evaluate", "tasks": "evaluate_tasks", "efficiency": "efficiency"}[kind]]
+
+
+def summaries(*kinds):
+    kinds = kinds or ("ppl", "tasks", "efficiency")
+    names = {"ppl": "summary", "tasks": "summary_tasks", "efficiency": "summary_efficiency"}
+    return {(names[k], "") for k in kinds if evaluation_rules(k)}
+
+
+def dense_jobs(*kinds, model="smol"):
+    kinds = kinds or ("ppl", "tasks", "efficiency")
+    return {job(f"{r}_dense", model) for k in kinds for r in evaluation_rules(k)}
+
+
+def pruned_jobs(methods=METHODS, budgets=(3,), model="smol", calib="docs", kinds=("ppl", "tasks", "efficiency"),
+                selection=True):
+    rules = (["plan", "prune_checkpoint"] if selection else []) + [f"{r}_pruned" for k in kinds
+                                                                  for r in evaluation_rules(k)]
     return {job(r, model, calib, m, b) for r in rules for m in methods for b in budgets}
 
 
@@ -102,7 +127,25 @@ def analysis_jobs(model="smol", calib="docs", from_rule="calibration_tokens"):
     return {job(r, model, calib) for r in order[order.index(from_rule):]}
 
 
-SUMMARY = {("summary", "")}
+SUMMARY = summaries()
+
+
+def figures(*names, model="smol", calib="docs"):
+    """Figure jobs: per model and calibration (structure, pruned_layers), across models (locality,
+    vs_ppl, vs_tasks)."""
+    out = set()
+    for name in names:
+        if name in ("structure", "pruned_layers"):
+            out.add(job(f"figure_{name}", model, calib))
+        elif name == "locality":
+            out.add(("figure_locality", ""))
+        elif name == "vs_ppl" or (name == "vs_tasks" and evaluation_rules("tasks")):
+            out.add(("figure_vs_budget", f"kind={name[3:]}"))
+    return out
+
+
+PLAN_FIGURES = figures("structure", "pruned_layers", "vs_ppl", "vs_tasks")  # what a changed plan redraws
+ALL_FIGURES = PLAN_FIGURES | figures("locality")
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -118,7 +161,7 @@ def sha(path: Path) -> str:
 def workdir(tmp_path_factory):
     """A private copy of the workflow, so tests may edit its scripts."""
     d = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs"):
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, d / name,
                                                           **({"ignore": shutil.ignore_patterns("__pycache__", "*.egg-info")}
@@ -141,7 +184,45 @@ def test_summary_has_dense_and_every_method(tiny_run):
     assert int(dense["n_layers"]) == 30
     for r in rows:
         assert float(r["ppl"]) > 1.0 and r["dataset"] == "python-docs"
-    assert "| smol | docs | lorp | 3 | 27 |" in (tiny_run / "summary" / "ppl.md").read_text()
+    table = {(r["method"], r["budget"]): r for r in read_rows(tiny_run / "summary" / "ppl_table.csv")}
+    assert int(table[("lorp", "3")]["n_layers"]) == 27 and float(table[("dense", "0")]["change_%"]) == 0.0
+    for key, row in table.items():
+        assert float(row["mean_ppl"]) == pytest.approx(float(row["python-docs"]))
+        expected = 100 * (float(row["mean_ppl"]) / float(table[("dense", "0")]["mean_ppl"]) - 1)
+        assert float(row["change_%"]) == pytest.approx(expected, abs=1e-4)
+    md = (tiny_run / "summary" / "ppl.md").read_text()
+    assert md.startswith("# Perplexity (paper Table 2)") and md.count("\n| smol") == 5
+
+
+def test_efficiency_rows_and_table(tiny_run):
+    rows = read_rows(tiny_run / "summary" / "efficiency.csv")
+    assert sorted((r["method"], r["budget"]) for r in rows) == sorted([("dense", "0")] + [(m, "3") for m in METHODS])
+    dense = next(r for r in rows if r["method"] == "dense")
+    for r in rows:
+        assert float(r["prefill_tokens_per_s"]) > 0 and float(r["decode_ms_per_token"]) > 0
+        assert int(r["repeats"]) == 2 and r["device"] == "cpu" and r["memory_measure"] == "process_peak_rss"
+        if r["method"] != "dense":
+            assert int(r["n_params"]) < int(dense["n_params"]) and int(r["weights_bytes"]) < int(dense["weights_bytes"])
+    table = read_rows(tiny_run / "summary" / "efficiency_table.csv")
+    assert all(0 < float(r["params_ratio"]) <= 1 for r in table)
+
+
+def test_zero_shot_rows_and_table(tiny_run):
+    if not ZEROSHOT_DIR.is_dir():
+        pytest.skip(f"zero-shot task files not found at {ZEROSHOT_DIR}")
+    rows = read_rows(tiny_run / "smol/eval/docs/lorp-3/tasks.csv")
+    assert sorted((r["task"], r["metric"]) for r in rows) == [("arc_easy", "acc"), ("arc_easy", "acc_norm"),
+                                                              ("copa", "acc")]
+    for r in rows:
+        assert 0 <= float(r["value"]) <= 1 and r["n_examples"] == "4" and r["limit"] == "4"
+        assert r["plan"] == "results/smol/plans/docs/lorp-3.json" and int(r["n_layers"]) == 27
+    assert int(read_rows(tiny_run / "smol/eval/docs/lorp-3/tasks.csv")[0]["n_available"]) == 2376
+    table = read_rows(tiny_run / "summary" / "tasks_table.csv")
+    assert len(table) == 5 and set(table[0]) >= {"arc_easy", "copa", "mean_acc", "change"}
+    for r in table:  # arc_easy is reported with acc_norm, in %
+        acc_norm = next(x for x in read_rows(tiny_run / "summary" / "tasks.csv")
+                        if x["method"] == r["method"] and x["task"] == "arc_easy" and x["metric"] == "acc_norm")
+        assert float(r["arc_easy"]) == pytest.approx(100 * float(acc_norm["value"]))
 
 
 def test_plans_match_checkpoints_and_evaluations(tiny_run):
@@ -185,18 +266,18 @@ def test_second_run_is_a_no_op(workdir, tiny_run):
 
 # ------------------------------------------------------------------------- minimal invalidation
 def test_budget_added(workdir, tiny_run):
-    assert planned_jobs(workdir, tiny_config(budgets=[3, 5])) == pruned_jobs(budgets=(5,)) | SUMMARY
+    assert planned_jobs(workdir, tiny_config(budgets=[3, 5])) == pruned_jobs(budgets=(5,)) | SUMMARY | PLAN_FIGURES
 
 
 def test_lorp_clusters_or_thresholds_changed(workdir, tiny_run):
-    lorp_only = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY
+    lorp_only = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY | ALL_FIGURES
     for lorp in ({"k": 2}, {"rls_thresholds": [1.2, 0.5]}, {"random_state": 1}):
         cfg = tiny_config(methods={**{m: {} for m in METHODS}, "lorp": lorp})
         assert planned_jobs(workdir, cfg) == lorp_only, lorp
 
 
 def test_evaluation_dataset_or_seqlen_changed(workdir, tiny_run):
-    evals = {job("evaluate_dense")} | {job("evaluate_pruned", "smol", "docs", m, 3) for m in METHODS} | SUMMARY
+    evals = dense_jobs("ppl") | pruned_jobs(kinds=["ppl"], selection=False) | summaries("ppl") | figures("vs_ppl")
     cfg = tiny_config()
     cfg["evaluation"]["seqlen"] = 32
     assert planned_jobs(workdir, cfg) == evals
@@ -206,7 +287,7 @@ def test_evaluation_dataset_or_seqlen_changed(workdir, tiny_run):
 
 
 def test_activation_settings_changed(workdir, tiny_run):
-    expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | SUMMARY
+    expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | SUMMARY | ALL_FIGURES
     assert planned_jobs(workdir, tiny_config(activations={"dtype": "float32"})) == expected
     assert planned_jobs(workdir, tiny_config(activations={"tokens_per_sequence": 16})) == expected
     # the batch size only changes speed: nothing reruns
@@ -214,7 +295,7 @@ def test_activation_settings_changed(workdir, tiny_run):
 
 
 def test_calibration_changed(workdir, tiny_run):
-    expected = analysis_jobs() | pruned_jobs() | SUMMARY  # no prepare_model, no evaluate_dense
+    expected = analysis_jobs() | pruned_jobs() | SUMMARY | ALL_FIGURES  # no prepare_model, no dense evaluation
     for change in ({"n_samples": 5}, {"seqlen": 32}, {"seed": 1}, {"source": "python-docs", "max_documents": 20}):
         cfg = tiny_config()
         cfg["calibration"]["docs"].update(change)
@@ -223,21 +304,21 @@ def test_calibration_changed(workdir, tiny_run):
 
 def test_method_or_model_added(workdir, tiny_run):
     methods = {**{m: {} for m in METHODS}, "last": {}}
-    assert planned_jobs(workdir, tiny_config(methods=methods)) == pruned_jobs(methods=["last"]) | SUMMARY
+    assert planned_jobs(workdir, tiny_config(methods=methods)) == pruned_jobs(methods=["last"]) | SUMMARY | PLAN_FIGURES
     models = {"smol": {"source": "embedded"}, "smol-fp32": {"source": "embedded", "storage_dtype": "float32"}}
-    expected = ({job("prepare_model", "smol-fp32"), job("evaluate_dense", "smol-fp32")}
-                | analysis_jobs(model="smol-fp32") | pruned_jobs(model="smol-fp32") | SUMMARY)
+    expected = ({job("prepare_model", "smol-fp32")} | dense_jobs(model="smol-fp32")
+                | analysis_jobs(model="smol-fp32") | pruned_jobs(model="smol-fp32") | SUMMARY
+                | figures("structure", "pruned_layers", model="smol-fp32") | figures("locality", "vs_ppl", "vs_tasks"))
     assert planned_jobs(workdir, tiny_config(models=models)) == expected
 
 
 def test_other_method_parameters_changed(workdir, tiny_run):
     cfg = tiny_config(methods={**{m: {} for m in METHODS}, "shortgpt": {"protect_first": False}})
-    assert planned_jobs(workdir, cfg) == pruned_jobs(methods=["shortgpt"]) | SUMMARY
+    assert planned_jobs(workdir, cfg) == pruned_jobs(methods=["shortgpt"]) | SUMMARY | PLAN_FIGURES
 
 
 def test_compute_precision_changed(workdir, tiny_run):
-    expected = (analysis_jobs(from_rule="capture_activations") | pruned_jobs() | {job("evaluate_dense")}
-                | SUMMARY)
+    expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | dense_jobs() | SUMMARY | ALL_FIGURES
     assert planned_jobs(workdir, tiny_config(compute={"device": "auto", "dtype": "float32"})) == expected
 
 
@@ -246,6 +327,28 @@ def test_speed_and_disk_settings_change_nothing(workdir, tiny_run):
     cfg["evaluation"]["batch_size"] = 1
     assert planned_jobs(workdir, cfg) == set()
     assert planned_jobs(workdir, tiny_config(checkpoints={"temporary": True})) == set()
+    if ZEROSHOT_DIR.is_dir():
+        cfg = tiny_config()
+        cfg["zeroshot"]["batch_size"] = 1
+        assert planned_jobs(workdir, cfg) == set()
+
+
+def test_zero_shot_tasks_changed(workdir, tiny_run):
+    if not ZEROSHOT_DIR.is_dir():
+        pytest.skip(f"zero-shot task files not found at {ZEROSHOT_DIR}")
+    expected = (dense_jobs("tasks") | pruned_jobs(kinds=["tasks"], selection=False) | summaries("tasks")
+                | figures("vs_tasks"))
+    for change in ({"tasks": TASKS + ["rte"]}, {"limit": 5}):
+        cfg = tiny_config()
+        cfg["zeroshot"].update(change)
+        assert planned_jobs(workdir, cfg) == expected, change
+
+
+def test_efficiency_settings_changed(workdir, tiny_run):
+    expected = dense_jobs("efficiency") | pruned_jobs(kinds=["efficiency"], selection=False) | summaries("efficiency")
+    cfg = tiny_config()
+    cfg["efficiency"]["seqlen"] = 32
+    assert planned_jobs(workdir, cfg) == expected
 
 
 def test_script_changed(workdir, tiny_run):
@@ -253,12 +356,61 @@ def test_script_changed(workdir, tiny_run):
     original, stat = script.read_text(), script.stat()
     try:
         script.write_text(original + "\n# edited\n")
-        expected = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY
+        expected = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY | ALL_FIGURES
         assert planned_jobs(workdir, tiny_config()) == expected
     finally:
         script.write_text(original)
         os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert planned_jobs(workdir, tiny_config()) == set()
+
+
+def test_k_ablation_added(workdir, tiny_run):
+    """ablation.lorp_k added: the fixed-K clusterings, their LoRP plans, checkpoints and perplexities, and
+    the ablation table and figure; nothing else. Then run it."""
+    cfg = tiny_config(ablation={"lorp_k": [2, 3], "budgets": [3]})
+    expected = ({("structure_fixed_k", f"model=smol, calib=docs, k={k}") for k in (2, 3)} | {("k_ablation", "")}
+                | pruned_jobs(methods=["lorp-k2", "lorp-k3"], kinds=["ppl"]))
+    assert planned_jobs(workdir, cfg) == expected
+    out = snakemake(workdir, cfg)
+    assert out.returncode == 0, out.stderr[-4000:]
+    rows = read_rows(workdir / "results/summary/k_ablation.csv")
+    assert [(r["k"], r["budget"]) for r in rows] == [("2", "3"), ("3", "3")]
+    assert read_json(workdir / "results/smol/structure/docs/rls-k3.json")["k"] == 3
+    plan = read_json(workdir / "results/smol/plans/docs/lorp-k2-3.json")
+    assert plan["method"] == "lorp" and plan["k"] == 2 and len(plan["pruned"]) == 3
+    assert (workdir / "results/figures/k_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert audited(workdir, cfg) == []
+    assert planned_jobs(workdir, tiny_config()) == set()  # the ablation's files do not disturb the main run
+
+
+def test_audit_knows_every_job_of_the_workflow(tmp_path):
+    """The audit's list of jobs equals Snakemake's DAG for a fresh directory (nothing produced yet)."""
+    from lorp.audit import expected_jobs
+
+    d = tmp_path / "fresh"
+    d.mkdir()
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, d / name)
+    cfg = tiny_config(ablation={"lorp_k": [2], "budgets": [3]})
+    dag = planned_jobs(d, cfg)
+    audit_jobs = {(j.rule, ", ".join(f"{k}={v}" for k, v in j.wildcards.items())) for j in
+                  expected_jobs(validate_schema(cfg))}
+    assert dag == audit_jobs
+
+
+def test_html_report_holds_the_figures_and_tables(workdir, tiny_run):
+    report = workdir / "report.html"
+    out = subprocess.run(snakemake_cmd(workdir, tiny_config(), "--report", str(report)), cwd=workdir,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-4000:]
+    html = report.read_text(errors="replace")
+    assert len(html) > 100_000  # self-contained: the figures are embedded
+    for name in ("structure.png", "pruned_layers.png", "locality.png", "ppl_vs_budget.png", "ppl.md",
+                 "efficiency.md", "Across models", "Tables", "smol"):
+        assert name in html, name
+    assert "Representation Locality Score" in html  # a caption
+    if evaluation_rules("tasks"):
+        assert "tasks_vs_budget.png" in html and "tasks.md" in html
 
 
 # ------------------------------------------------------------------------------ determinism
@@ -387,6 +539,8 @@ def test_shared_benchmark_files_as_local_datasets(workdir, tiny_run, shared_data
         calibration={"c4": {"source": str(shared_data / "c4/c4_validation_2k_sample.jsonl"), "format": "jsonl",
                             "n_samples": 4, "seqlen": 64, "sampling": "document"}},
         methods={"lorp": {}, "last": {}},
+        zeroshot={"tasks": []},
+        efficiency={"enabled": False},
         evaluation={"seqlen": 64, "max_windows": 2, "batch_size": 2, "datasets": {
             "wikitext2": {"source": str(shared_data / "wikitext-2-raw/wiki.test.raw"), "format": "text"},
             "c4": {"source": str(shared_data / "c4/c4_validation_shard0_part.jsonl"), "format": "jsonl"},

@@ -57,12 +57,22 @@ def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
     """Every job the config implies, with the paths and config slice the rules use."""
     datasets, compute = lc.evaluation_datasets(config), lc.compute_params(config)
     temporary = bool(config.get("checkpoints", {}).get("temporary", False))
+    zeroshot = lc.zeroshot_params(config)
+    # (rule suffix, file, provenance file, params) of each kind of evaluation the config asks for
+    evaluations = [("evaluate", "ppl.csv", "provenance.json", {"datasets": datasets, "compute": compute})]
+    if zeroshot["tasks"]:
+        evaluations.append(("evaluate_tasks", "tasks.csv", "tasks.provenance.json",
+                            {"zeroshot": zeroshot, "compute": compute}))
+    if config.get("efficiency", {}).get("enabled", True):
+        evaluations.append(("efficiency", "efficiency.csv", "efficiency.provenance.json",
+                            {"efficiency": lc.efficiency_params(config), "compute": compute}))
     for model, entry in config["models"].items():
         r = f"results/{model}"
         yield ExpectedJob("prepare_model", {"model": model}, f"{r}/model.provenance.json", [f"{r}/model"],
                           {"model": {"source": entry["source"], "storage_dtype": entry.get("storage_dtype", "bfloat16")}})
-        yield ExpectedJob("evaluate_dense", {"model": model}, f"{r}/eval/dense/provenance.json",
-                          [f"{r}/eval/dense/ppl.csv"], {"datasets": datasets, "compute": compute})
+        for rule, name, prov, params in evaluations:
+            yield ExpectedJob(f"{rule}_dense", {"model": model}, f"{r}/eval/dense/{prov}",
+                              [f"{r}/eval/dense/{name}"], params)
         for calib in config["calibration"]:
             w = {"model": model, "calib": calib}
             yield ExpectedJob("calibration_tokens", w, f"{r}/calib/{calib}/provenance.json",
@@ -77,20 +87,48 @@ def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
                                                       "cosine_extended.npy", "cosine_last_token.npy")], {})
             yield ExpectedJob("structure", w, f"{r}/structure/{calib}/provenance.json",
                               [f"{r}/structure/{calib}/rls.json"], {"structure": lc.structure_params(config)})
-            for method in config["methods"]:
-                for budget in config["budgets"]:
-                    wb = {**w, "method": method, "budget": str(budget)}
-                    tag = f"{method}-{budget}"
-                    yield ExpectedJob("plan", wb, f"{r}/plans/{calib}/{tag}.provenance.json",
-                                      [f"{r}/plans/{calib}/{tag}.json"],
-                                      {"method_params": lc.method_params(config, method)})
-                    ckpt = f"{r}/checkpoints/{calib}/{tag}"
-                    yield ExpectedJob("prune_checkpoint", wb, f"{ckpt}.provenance.json", [ckpt], {},
-                                      temporary=(ckpt,) if temporary else ())
-                    yield ExpectedJob("evaluate_pruned", wb, f"{r}/eval/{calib}/{tag}/provenance.json",
-                                      [f"{r}/eval/{calib}/{tag}/ppl.csv"], {"datasets": datasets, "compute": compute})
-    yield ExpectedJob("summary", {}, "results/summary/provenance.json",
-                      ["results/summary/ppl.csv", "results/summary/ppl.md"], {})
+            for k in config.get("ablation", {}).get("lorp_k", []):
+                yield ExpectedJob("structure_fixed_k", {**w, "k": str(k)},
+                                  f"{r}/structure/{calib}/rls-k{k}.provenance.json",
+                                  [f"{r}/structure/{calib}/rls-k{k}.json"],
+                                  {"structure": lc.fixed_k_structure_params(config, k)})
+            budget_for_figure = config.get("figures", {}).get("budget") or max(config["budgets"])
+            fig = f"{r}/figures/{calib}"
+            yield ExpectedJob("figure_structure", w, f"{fig}/structure.provenance.json", [f"{fig}/structure.png"],
+                              {"budget": budget_for_figure})
+            yield ExpectedJob("figure_pruned_layers", w, f"{fig}/pruned_layers.provenance.json",
+                              [f"{fig}/pruned_layers.png"], {})
+            pairs = [(m, b) for m in config["methods"] for b in config["budgets"]]
+            pairs += [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
+            for method, budget in pairs:
+                ablation = method not in config["methods"]
+                wb = {**w, "method": method, "budget": str(budget)}
+                tag = f"{method}-{budget}"
+                yield ExpectedJob("plan", wb, f"{r}/plans/{calib}/{tag}.provenance.json",
+                                  [f"{r}/plans/{calib}/{tag}.json"],
+                                  {"method_params": lc.method_params(config, method)})
+                ckpt = f"{r}/checkpoints/{calib}/{tag}"
+                yield ExpectedJob("prune_checkpoint", wb, f"{ckpt}.provenance.json", [ckpt], {},
+                                  temporary=(ckpt,) if temporary else ())
+                for rule, name, prov, params in evaluations[:1] if ablation else evaluations:
+                    yield ExpectedJob(f"{rule}_pruned", wb, f"{r}/eval/{calib}/{tag}/{prov}",
+                                      [f"{r}/eval/{calib}/{tag}/{name}"], params)
+    summaries = {"ppl.csv": ("summary", "provenance.json", "ppl"),
+                 "tasks.csv": ("summary_tasks", "tasks.provenance.json", "tasks"),
+                 "efficiency.csv": ("summary_efficiency", "efficiency.provenance.json", "efficiency")}
+    for _, name, _, _ in evaluations:
+        rule, prov, kind = summaries[name]
+        yield ExpectedJob(rule, {}, f"results/summary/{prov}",
+                          [f"results/summary/{kind}.csv", f"results/summary/{kind}_table.csv",
+                           f"results/summary/{kind}.md"], {"kind": kind})
+        if kind in ("ppl", "tasks"):
+            yield ExpectedJob("figure_vs_budget", {"kind": kind}, f"results/figures/{kind}_vs_budget.provenance.json",
+                              [f"results/figures/{kind}_vs_budget.png"], {})
+    yield ExpectedJob("figure_locality", {}, "results/figures/locality.provenance.json",
+                      ["results/figures/locality.png"], {})
+    if lc.ablation_methods(config):
+        yield ExpectedJob("k_ablation", {}, "results/figures/k_ablation.provenance.json",
+                          ["results/summary/k_ablation.csv", "results/figures/k_ablation.png"], {})
 
 
 def _check_job(job: ExpectedJob, root: Path, fingerprints: Callable[[str], dict | None]) -> list[Finding]:
@@ -141,7 +179,7 @@ def _consistency(config: Mapping[str, Any], root: Path) -> list[Finding]:
                 if copied != pruned:
                     findings.append(Finding("inconsistent", str(ckpt.relative_to(root)),
                                             f"plan.json in the checkpoint prunes {copied}, the plan {pruned}"))
-        if job.rule == "evaluate_pruned" and (root / job.outputs[0]).is_file():
+        if job.rule.endswith("_pruned") and (root / job.outputs[0]).is_file():
             w = job.wildcards
             tag = f"{w['method']}-{w['budget']}"
             plan_path = f"results/{w['model']}/plans/{w['calib']}/{tag}.json"

@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import data
+from . import data, zeroshot
 from .methods import METHODS, eligible_count
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -87,9 +87,36 @@ def structure_params(config: Mapping[str, Any]) -> dict[str, Any]:
             "random_state": lorp.get("random_state", 0)}
 
 
+ABLATION_PREFIX = "lorp-k"
+
+
+def ablation_methods(config: Mapping[str, Any]) -> list[str]:
+    """The method names of the K ablation: ``lorp-k<K>`` for every K in ``ablation.lorp_k``."""
+    return [f"{ABLATION_PREFIX}{k}" for k in config.get("ablation", {}).get("lorp_k", [])]
+
+
+def ablation_budgets(config: Mapping[str, Any]) -> list[int]:
+    budgets = config.get("ablation", {}).get("budgets")
+    return sorted(budgets if budgets is not None else config["budgets"])
+
+
+def base_method(name: str) -> str:
+    """The selection method behind a method name: ``lorp`` for the ablation's ``lorp-k<K>``."""
+    return "lorp" if name.startswith(ABLATION_PREFIX) and name[len(ABLATION_PREFIX):].isdigit() else name
+
+
+def ablation_k(name: str) -> int | None:
+    return int(name[len(ABLATION_PREFIX):]) if base_method(name) == "lorp" and name != "lorp" else None
+
+
+def fixed_k_structure_params(config: Mapping[str, Any], k: int) -> dict[str, Any]:
+    """What a fixed-K clustering depends on: K and the random state (not the RLS thresholds)."""
+    return {"k": int(k), "random_state": structure_params(config)["random_state"]}
+
+
 def method_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
     """A method's own parameters (LoRP's live in the structure stage, so its plans get none here)."""
-    if method == "lorp":
+    if base_method(method) == "lorp":
         return {}
     return dict(config["methods"][method] or {})
 
@@ -99,6 +126,12 @@ def efficiency_params(config: Mapping[str, Any]) -> dict[str, Any]:
     eff = dict(config.get("efficiency", {}))
     eff.pop("enabled", None)
     return {**EFFICIENCY_DEFAULTS, **eff}
+
+
+def zeroshot_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``tasks.csv`` depends on: the task list, the data directory and the limit (not the batch size)."""
+    zs = config.get("zeroshot", {})
+    return {"tasks": list(zs.get("tasks", [])), "data_dir": zs.get("data_dir"), "limit": zs.get("limit")}
 
 
 def compute_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +166,11 @@ def semantic_errors(config: Mapping[str, Any], n_layers_of: Callable[[str], int 
         if p is not None and not p.is_file():
             errors.append(f"evaluation.datasets.{name}.source: file {p} does not exist (or use one of "
                           f"{', '.join(data.BUILTIN_SOURCES)})")
+    zs = zeroshot_params(config)
+    data_dir = zs["data_dir"]
+    if data_dir is not None and not Path(data_dir).expanduser().is_absolute():
+        data_dir = base / data_dir
+    errors += zeroshot.config_errors(zs["tasks"], data_dir)
     thresholds = structure_params(config)["rls_thresholds"] if "lorp" in config["methods"] else []
     if any(b >= a for a, b in zip(thresholds, thresholds[1:])):
         errors.append(f"methods.lorp.rls_thresholds: must be strictly descending, got {thresholds}")
@@ -147,6 +185,14 @@ def semantic_errors(config: Mapping[str, Any], n_layers_of: Callable[[str], int 
         k = structure_params(config)["k"] if "lorp" in config["methods"] else None
         if k is not None and k > n:
             errors.append(f"methods.lorp.k: {k} clusters is more than the {n} layers of model {model!r}")
+        too_many = [k for k in config.get("ablation", {}).get("lorp_k", []) if k > n]
+        if too_many:
+            errors.append(f"ablation.lorp_k: {too_many} clusters is more than the {n} layers of model {model!r}")
+        limit = eligible_count("lorp", n, {})
+        bad = [b for b in ablation_budgets(config) if not 1 <= b <= limit] if ablation_methods(config) else []
+        if bad:
+            errors.append(f"ablation.budgets: {bad} too large for LoRP on model {model!r} ({n} layers): "
+                          f"allowed 1..{limit}")
         for method in config["methods"]:
             limit = eligible_count(method, n, config["methods"][method] or {})
             bad = [b for b in config["budgets"] if not 1 <= b <= limit]

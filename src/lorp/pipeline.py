@@ -278,21 +278,126 @@ def evaluate_efficiency(model_dir: str | Path, out_path: str | Path, labels: Map
     return row
 
 
+def evaluate_zeroshot(model_dir: str | Path, out_path: str | Path, labels: Mapping[str, Any],
+                      compute: Mapping[str, Any], spec: Mapping[str, Any], batch_size: int = 8) -> list[dict]:
+    """Stage 7c: zero-shot accuracy on the configured lm-eval tasks as ``tasks.csv`` (long rows:
+    task, metric, value, stderr, n_examples), the model loaded once for all tasks."""
+    from . import models
+    from .zeroshot import TASK_COLUMNS, evaluate_tasks
+
+    model, tokenizer = load_for_evaluation(model_dir, compute)
+    n_layers = len(models.get_decoder_layers(model))
+    rows = evaluate_tasks(model, tokenizer, list(spec["tasks"]), spec.get("data_dir"), spec.get("limit"),
+                          batch_size=batch_size)
+    for row in rows:
+        print(f"{row['task']:>14} {row['metric']:<8} {row['value']:.4f} +- {row['stderr'] or float('nan'):.4f} "
+              f"({row['n_examples']} examples)")
+    write_text(out_path, _rows_csv([{**labels, "n_layers": n_layers, **r} for r in rows], TASK_COLUMNS))
+    return rows
+
+
 # ----------------------------------------------------------------------------------------- summary
-def summarise_perplexity(csv_paths: Sequence[str | Path], out_csv: str | Path, out_md: str | Path) -> None:
-    """Stage 8: one table of every perplexity row, sorted, as CSV and Markdown."""
+def _long_frame(csv_paths: Sequence[str | Path], order: Sequence[str]) -> Any:
     import pandas as pd
 
     frame = pd.concat([pd.read_csv(p, keep_default_na=False) for p in csv_paths], ignore_index=True)
     frame["budget"] = pd.to_numeric(frame["budget"], errors="coerce").fillna(0).astype(int)
-    frame = frame.sort_values(["model", "dataset", "calib", "method", "budget"], kind="stable")
+    return frame.sort_values(list(order), kind="stable").reset_index(drop=True)
+
+
+SUMMARY_NOTES = {
+    "ppl": ("Perplexity (paper Table 2)",
+            "Perplexity per dataset (lower is better) and their mean; `change_%` is the relative change of the "
+            "mean against the same model's dense row (method `dense`, budget 0)."),
+    "tasks": ("Zero-shot accuracy (paper Table 3)",
+              "Accuracy in % per task (acc_norm where the task reports it, else acc; lm-evaluation-harness, "
+              "0-shot) and their mean; `change` is the difference of the mean against the dense row, in points."),
+    "efficiency": ("Efficiency",
+                   "Parameters, weight bytes, peak memory (MiB), prefill throughput (tokens/s) and decode latency "
+                   "(ms/token), measured on the device each job ran on; ratios and speed-ups against dense."),
+}
+
+
+def summarise(kind: str, csv_paths: Sequence[str | Path], out_csv: str | Path, out_md: str | Path,
+              out_table: str | Path) -> None:
+    """Stage 8: every evaluation row of one ``kind`` (``ppl``, ``tasks`` or ``efficiency``) in one long
+    CSV, and the paper-style table (dense row, change against it) as CSV and Markdown."""
+    from . import tables
+
+    order = {"ppl": ["model", "dataset", "calib", "method", "budget"],
+             "tasks": ["model", "task", "metric", "calib", "method", "budget"],
+             "efficiency": ["model", "calib", "method", "budget"]}[kind]
+    frame = _long_frame(csv_paths, order)
+    make = {"ppl": tables.perplexity_table, "tasks": tables.task_table, "efficiency": tables.efficiency_table}[kind]
+    table = make(frame)
     write_text(out_csv, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
-    pivot = frame.pivot_table(index=["model", "calib", "method", "budget", "n_layers"], columns="dataset",
-                              values="ppl", aggfunc="first").reset_index()
-    lines = ["# Perplexity", "", "Lower is better. Dense rows have method `dense` and budget 0.", ""]
-    header = list(pivot.columns)
-    lines.append("| " + " | ".join(str(h) for h in header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    for _, row in pivot.iterrows():
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    write_text(out_md, "\n".join(lines) + "\n")
+    write_text(out_table, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    title, note = SUMMARY_NOTES[kind]
+    write_text(out_md, tables.to_markdown(table, title, note, floatfmt=".3f" if kind != "efficiency" else ".4g"))
+
+
+# ----------------------------------------------------------------------------------------- figures
+def figure_structure(cosine_path: str | Path, rls_path: str | Path, plan_paths: Mapping[str, str | Path],
+                     budget: int, out_path: str | Path, title: str) -> None:
+    """The similarity heatmap with cluster boundaries and each method's pruned layers at ``budget``."""
+    from .figures import heatmap_with_plans
+
+    rls = read_json(rls_path)
+    pruned = {method: read_json(p)["pruned"] for method, p in plan_paths.items()}
+    heatmap_with_plans(np.load(cosine_path), rls["labels"], rls["rls"], rls["k"], pruned, budget, out_path, title)
+
+
+def figure_pruned_map(plan_paths: Sequence[str | Path], out_path: str | Path, title: str,
+                      names: Sequence[str] | None = None) -> None:
+    """Methods x layers, one panel per budget, from plan files (``names`` labels them, else the plan's method)."""
+    from .figures import pruned_layer_map
+
+    by_budget: dict[int, dict[str, list[int]]] = {}
+    n_layers = 0
+    for i, path in enumerate(plan_paths):
+        plan = read_json(path)
+        name = names[i] if names else plan["method"]
+        by_budget.setdefault(int(plan["budget"]), {})[name] = plan["pruned"]
+        n_layers = int(plan["n_layers"])
+    pruned_layer_map(by_budget, n_layers, out_path, title)
+
+
+def figure_locality(entries: Mapping[str, tuple[str | Path, str | Path]], out_path: str | Path) -> None:
+    """Mean similarity against normalised layer distance; ``entries`` maps a label to (cosine, rls.json)."""
+    from .figures import locality_curves
+
+    curves = {label: (np.load(cos), float(read_json(rls)["rls"])) for label, (cos, rls) in entries.items()}
+    locality_curves(curves, out_path)
+
+
+def figure_metric_vs_budget(table_csv: str | Path, kind: str, out_path: str | Path) -> None:
+    """Mean perplexity (``kind='ppl'``) or mean accuracy (``kind='tasks'``) against the budget."""
+    import pandas as pd
+
+    from .figures import metric_vs_budget
+
+    table = pd.read_csv(table_csv, keep_default_na=False)
+    if kind == "ppl":
+        metric_vs_budget(table, "mean_ppl", out_path, "mean perplexity (log scale)", "perplexity vs budget", log=True)
+    else:
+        metric_vs_budget(table, "mean_acc", out_path, "mean zero-shot accuracy (%)", "accuracy vs budget")
+
+
+def summarise_k_ablation(ppl_paths: Sequence[str | Path], rls_paths: Mapping[str, str | Path],
+                         out_csv: str | Path, out_png: str | Path) -> None:
+    """The K ablation: mean perplexity of LoRP per model, K and budget (CSV) and its figure.
+
+    ``rls_paths`` maps ``model/calib`` to the rls.json of its automatic K, marked in the figure.
+    """
+    import pandas as pd
+
+    from .config import ablation_k
+    from .figures import k_ablation
+
+    frame = _long_frame(ppl_paths, ["model", "calib", "method", "budget", "dataset"])
+    frame["k"] = [ablation_k(m) for m in frame["method"]]
+    table = (frame.groupby(["model", "calib", "k", "budget", "n_layers"], as_index=False)["ppl"].mean()
+             .rename(columns={"ppl": "mean_ppl"}).sort_values(["model", "calib", "budget", "k"], kind="stable"))
+    write_text(out_csv, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    auto = {label: int(read_json(p)["k"]) for label, p in rls_paths.items()}
+    k_ablation(table.assign(model=table["model"] + "/" + table["calib"]), out_png, auto)

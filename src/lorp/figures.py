@@ -1,0 +1,188 @@
+"""The paper's figures as PNG (matplotlib, Agg backend), each readable without the text around it.
+
+* :func:`heatmap_with_plans`: the similarity matrix with cluster boundaries, and beside it the layers
+  each method prunes at one budget;
+* :func:`locality_curves`: mean similarity against normalised layer distance, one line per model with
+  its RLS in the legend (the paper's Figure 2);
+* :func:`pruned_layer_map`: methods x layers, one panel per budget (the paper's Figure 4);
+* :func:`k_ablation`: LoRP perplexity against the number of clusters K, one line per budget (Figure 5);
+* :func:`metric_vs_budget`: perplexity or accuracy against the budget, one line per method, dense dashed.
+
+Functions take plain arrays, dicts and data frames and write one PNG atomically; PNG metadata
+carries no software version or date, so a rerun on the same inputs gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .io import atomic_path
+
+METHOD_COLORS = {"lorp": "#d62728", "shortgpt": "#1f77b4", "streamline": "#2ca02c", "angular": "#9467bd",
+                 "last": "#7f7f7f", "dense": "#000000"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _color(method: str, index: int) -> str:
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return f"C{index % 10}"
+
+
+def _save(fig: Any, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    _plt().close(fig)
+
+
+def cluster_boundaries(labels: Sequence[int]) -> list[float]:
+    """Positions (between layers, as i - 0.5) where the cluster label changes along depth."""
+    return [i - 0.5 for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
+
+
+def heatmap_with_plans(cosine: np.ndarray, labels: Sequence[int], rls: float, k: int,
+                       pruned: Mapping[str, Sequence[int]], budget: int, path: str | Path, title: str) -> None:
+    """Similarity heatmap with cluster boundaries, and a strip marking each method's pruned layers."""
+    plt = _plt()
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    n = cosine.shape[0]
+    methods = list(pruned)
+    fig, ax = plt.subplots(figsize=(7.6 + 0.25 * len(methods), 6.0), dpi=120)
+    im = ax.imshow(cosine, cmap="viridis", vmin=min(0.0, float(cosine.min())), vmax=1.0, origin="upper",
+                   interpolation="nearest")
+    for b in cluster_boundaries(labels):
+        ax.axhline(b, color="white", lw=1.2)
+        ax.axvline(b, color="white", lw=1.2)
+    ax.set_xlabel("layer j")
+    ax.set_ylabel("layer i (white lines: cluster boundaries)")
+    ax.set_title(f"{title}\nRLS = {rls:.3f}, K = {k}", fontsize=10)
+    divider = make_axes_locatable(ax)
+    strip = divider.append_axes("right", size=f"{8 * max(2, len(methods)) * 30 // n}%", pad=0.12, sharey=ax)
+    cax = divider.append_axes("right", size="4%", pad=0.5)
+    for col, method in enumerate(methods):
+        layers = list(pruned[method])
+        strip.scatter([col] * len(layers), layers, marker="s", s=22, color=_color(method, col))
+    strip.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=8)
+    strip.set_xlim(-0.6, len(methods) - 0.4)
+    strip.tick_params(axis="y", labelleft=False)
+    strip.grid(axis="y", color="0.9", lw=0.5)
+    strip.set_title(f"pruned at\nbudget {budget}", fontsize=9)
+    fig.colorbar(im, cax=cax, label="mean cosine similarity")
+    _save(fig, path)
+
+
+def distance_profile(cosine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean similarity at each layer distance d = 1..N-1, and d normalised by N-1."""
+    n = cosine.shape[0]
+    d = np.arange(1, n)
+    means = np.array([np.diagonal(cosine, offset=k).mean() for k in d])
+    return d / (n - 1), means
+
+
+def locality_curves(curves: Mapping[str, tuple[np.ndarray, float]], path: str | Path, title: str = "") -> None:
+    """Mean similarity against normalised layer distance; ``curves`` maps a label to (cosine, RLS)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for i, (label, (cosine, rls)) in enumerate(curves.items()):
+        x, y = distance_profile(cosine)
+        ax.plot(x, y, marker="o", ms=2.5, lw=1.4, color=f"C{i % 10}", label=f"{label} (RLS = {rls:.3f})")
+    ax.set_xlabel("layer distance |i - j| / (N - 1)")
+    ax.set_ylabel("mean cosine similarity")
+    ax.set_title(title or "Similarity decays with layer distance (higher RLS: more local)")
+    ax.set_xlim(0, 1)
+    ax.grid(color="0.9")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def pruned_layer_map(pruned: Mapping[int, Mapping[str, Sequence[int]]], n_layers: int, path: str | Path,
+                     title: str) -> None:
+    """Methods x layers, one panel per budget: a filled cell is a pruned block."""
+    plt = _plt()
+    budgets = sorted(pruned)
+    methods = list(next(iter(pruned.values()))) if budgets else []
+    fig, axes = plt.subplots(len(budgets), 1, figsize=(max(6.0, 0.22 * n_layers + 2), 0.9 + 0.32 * len(methods)
+                                                       * len(budgets) + 0.35 * len(budgets)),
+                             dpi=120, squeeze=False, sharex=True)
+    for ax, budget in zip(axes[:, 0], budgets):
+        grid = np.zeros((len(methods), n_layers))
+        for row, method in enumerate(methods):
+            grid[row, list(pruned[budget][method])] = 1
+        ax.imshow(grid, cmap="Greys", vmin=0, vmax=1.4, aspect="auto", interpolation="nearest")
+        ax.set_yticks(range(len(methods)), methods, fontsize=8)
+        ax.set_xticks(np.arange(-0.5, n_layers, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, len(methods), 1), minor=True)
+        ax.grid(which="minor", color="white", lw=0.8)
+        ax.tick_params(which="minor", length=0)
+        ax.set_ylabel(f"budget {budget}", fontsize=9)
+    axes[-1, 0].set_xlabel("decoder block (dark: pruned)")
+    axes[-1, 0].set_xticks(range(0, n_layers, max(1, n_layers // 15)))
+    axes[0, 0].set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def k_ablation(frame: Any, path: str | Path, auto_k: Mapping[str, int] | None = None) -> None:
+    """LoRP mean perplexity against K, one panel per model, one line per budget.
+
+    ``frame`` has columns model, k, budget, mean_ppl; ``auto_k`` marks the K that RLS chose per model.
+    """
+    plt = _plt()
+    models = list(dict.fromkeys(frame["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.8), dpi=120, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        sub = frame[frame["model"] == model]
+        for i, (budget, group) in enumerate(sub.groupby("budget")):
+            group = group.sort_values("k")
+            ax.plot(group["k"], group["mean_ppl"], marker="o", color=f"C{i % 10}", label=f"budget {budget}")
+        if auto_k and model in auto_k:
+            ax.axvline(auto_k[model], color="0.5", ls=":", lw=1, label=f"K chosen by RLS ({auto_k[model]})")
+        ax.set_xlabel("number of clusters K")
+        ax.set_ylabel("mean perplexity")
+        ax.set_xticks(sorted(set(sub["k"])))
+        ax.set_title(f"{model}: LoRP K ablation", fontsize=10)
+        ax.grid(color="0.9")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, title: str, log: bool = False) -> None:
+    """``value`` against budget, one panel per model, one line per method; dense as a dashed line."""
+    plt = _plt()
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.8), dpi=120, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        sub = table[table["model"] == model]
+        dense = sub[sub["method"] == "dense"]
+        for i, method in enumerate(dict.fromkeys(sub.loc[sub["method"] != "dense", "method"])):
+            rows = sub[sub["method"] == method].sort_values("budget")
+            label = method if rows["calib"].nunique() <= 1 else None
+            for calib, group in rows.groupby("calib", sort=False):
+                ax.plot(group["budget"], group[value], marker="o", color=_color(method, i),
+                        label=label or f"{method} ({calib})")
+        if len(dense):
+            ax.axhline(float(dense[value].iloc[0]), color="black", ls="--", lw=1, label="dense")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("pruned blocks (budget)")
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(sorted(set(sub.loc[sub["method"] != "dense", "budget"])))
+        ax.set_title(f"{model}: {title}", fontsize=10)
+        ax.grid(color="0.9")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,81 @@
+"""Tables and figures on hand-built rows and matrices: known answers, no model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lorp import figures, tables
+
+
+def ppl_rows():
+    rows = []
+    for method, budget, n, a, b in [("dense", 0, 8, 10.0, 20.0), ("lorp", 2, 6, 12.0, 24.0), ("last", 2, 6, 20.0, 40.0)]:
+        for dataset, ppl in (("wikitext2", a), ("c4", b)):
+            rows.append({"model": "m", "calib": "-" if method == "dense" else "c4", "method": method,
+                         "budget": budget, "n_layers": n, "dataset": dataset, "ppl": ppl})
+    return pd.DataFrame(rows)
+
+
+def test_perplexity_table_mean_and_relative_change():
+    t = tables.perplexity_table(ppl_rows())
+    assert list(t["method"]) == ["dense", "last", "lorp"]
+    row = t.set_index("method")
+    assert row.loc["dense", "mean_ppl"] == 15.0 and row.loc["dense", "change_%"] == 0.0
+    assert row.loc["lorp", "mean_ppl"] == 18.0 and row.loc["lorp", "change_%"] == pytest.approx(20.0)
+    assert row.loc["last", "change_%"] == pytest.approx(100.0)
+    md = tables.to_markdown(t, "Perplexity", "note")
+    assert md.startswith("# Perplexity\n\nnote\n\n|") and "| lorp " in md
+
+
+def test_task_table_reports_acc_norm_where_present_in_percent():
+    rows = []
+    for method, arc_acc, arc_norm, copa in [("dense", 0.5, 0.6, 0.7), ("lorp", 0.4, 0.5, 0.6)]:
+        base = {"model": "m", "calib": "-", "method": method, "budget": 0 if method == "dense" else 2, "n_layers": 8}
+        rows += [{**base, "task": "arc_easy", "metric": "acc", "value": arc_acc},
+                 {**base, "task": "arc_easy", "metric": "acc_norm", "value": arc_norm},
+                 {**base, "task": "copa", "metric": "acc", "value": copa}]
+    t = tables.task_table(pd.DataFrame(rows)).set_index("method")
+    assert t.loc["dense", "arc_easy"] == pytest.approx(60.0) and t.loc["dense", "copa"] == pytest.approx(70.0)
+    assert t.loc["dense", "mean_acc"] == pytest.approx(65.0)
+    assert t.loc["lorp", "change"] == pytest.approx(-10.0)
+
+
+def test_efficiency_table_ratios():
+    base = {"model": "m", "calib": "-", "device": "cpu", "dtype": "float32", "weights_bytes": 1}
+    rows = pd.DataFrame([
+        {**base, "method": "dense", "budget": 0, "n_layers": 8, "n_params": 100, "peak_memory_mib": 10.0,
+         "prefill_tokens_per_s": 50.0, "decode_ms_per_token": 20.0},
+        {**base, "method": "lorp", "budget": 2, "n_layers": 6, "n_params": 80, "peak_memory_mib": 9.0,
+         "prefill_tokens_per_s": 100.0, "decode_ms_per_token": 10.0},
+    ])
+    t = tables.efficiency_table(rows).set_index("method")
+    assert t.loc["lorp", "params_ratio"] == pytest.approx(0.8)
+    assert t.loc["lorp", "prefill_speedup"] == pytest.approx(2.0) and t.loc["lorp", "decode_speedup"] == pytest.approx(2.0)
+    assert t.loc["dense", "decode_speedup"] == 1.0
+
+
+def test_cluster_boundaries_and_distance_profile():
+    assert figures.cluster_boundaries([0, 0, 1, 1, 1, 2]) == [1.5, 4.5]
+    assert figures.cluster_boundaries([0, 0, 0]) == []
+    n = 5
+    s = np.array([[1.0 - 0.1 * abs(i - j) for j in range(n)] for i in range(n)])
+    x, y = figures.distance_profile(s)
+    assert x.tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert y == pytest.approx([0.9, 0.8, 0.7, 0.6])
+
+
+def test_figures_are_png_and_byte_identical_on_rerun(tmp_path):
+    s = np.eye(6) * 0.5 + 0.5
+    outputs = []
+    for run in range(2):
+        a, b = tmp_path / f"heat{run}.png", tmp_path / f"map{run}.png"
+        figures.heatmap_with_plans(s, [0, 0, 0, 1, 1, 1], 1.0, 2, {"lorp": [2, 4], "last": [3, 4]}, 2, a, "t")
+        figures.pruned_layer_map({2: {"lorp": [2, 4], "last": [3, 4]}, 1: {"lorp": [2], "last": [4]}}, 6, b, "t")
+        outputs.append((a.read_bytes(), b.read_bytes()))
+    assert outputs[0][0][:4] == b"\x89PNG" and outputs[0] == outputs[1]
+    frame = pd.DataFrame({"model": ["m"] * 4, "calib": ["c"] * 4, "method": ["dense", "lorp", "lorp", "last"],
+                          "budget": [0, 1, 2, 2], "mean_ppl": [10.0, 11.0, 13.0, 20.0]})
+    figures.metric_vs_budget(frame, "mean_ppl", tmp_path / "vs.png", "ppl", "t", log=True)
+    figures.k_ablation(pd.DataFrame({"model": ["m"] * 4, "k": [2, 3, 2, 3], "budget": [1, 1, 2, 2],
+                                     "mean_ppl": [11.0, 12.0, 13.0, 14.0]}), tmp_path / "k.png", {"m": 3})
+    assert (tmp_path / "vs.png").stat().st_size > 1000 and (tmp_path / "k.png").stat().st_size > 1000
