@@ -34,6 +34,22 @@ include: "rules/summary.smk"
 include: "rules/figures.smk"
 
 
+# Cheap stages run on the submit host, never as cluster jobs (see profiles/default/config.yaml).
+localrules:
+    all,
+    structure,
+    structure_fixed_k,
+    plan,
+    summary,
+    summary_tasks,
+    summary_efficiency,
+    figure_structure,
+    figure_pruned_layers,
+    figure_locality,
+    figure_vs_budget,
+    k_ablation,
+
+
 rule all:
     input:
         all_targets(),

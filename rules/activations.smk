@@ -10,11 +10,13 @@ rule capture_activations:
         activations=ACTIVATION_PARAMS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/model.yaml"
     log:
         "results/logs/{model}/activations/{calib}.log",
     threads: 2
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/capture_activations.py"

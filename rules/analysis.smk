@@ -10,7 +10,7 @@ rule similarity:
         last_token="results/{model}/similarity/{calib}/cosine_last_token.npy",
         provenance="results/{model}/similarity/{calib}/provenance.json",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/{model}/similarity/{calib}.log",
     threads: 1
@@ -28,7 +28,7 @@ rule structure:
     params:
         structure=STRUCTURE_PARAMS,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/{model}/structure/{calib}.log",
     threads: 1
@@ -46,7 +46,7 @@ rule structure_fixed_k:
     params:
         structure=lambda wildcards: lc.fixed_k_structure_params(config, wildcards.k),
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/{model}/structure/{calib}-k{k}.log",
     threads: 1

@@ -9,7 +9,7 @@ rule calibration_tokens:
     params:
         spec=calibration_params,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/model.yaml"
     log:
         "results/logs/{model}/calib/{calib}.log",
     threads: 1

@@ -80,6 +80,32 @@ def all_cores(wildcards):
         return 1
 
 
+def _n_parameters(model):
+    """The parameter count from the prepared model's manifest (None before prepare_model ran)."""
+    manifest = f"results/{model}/model/model.json"
+    return read_json(manifest).get("n_parameters") if os.path.exists(manifest) else None
+
+
+def model_mem_mb(wildcards, attempt):
+    """Host memory of a job that loads the model: models.<name>.resources.mem_mb, else 8 GB plus 6
+    bytes per parameter (1B assumed until the model is prepared); doubled on each retry."""
+    res = config["models"][wildcards.model].get("resources") or {}
+    if "mem_mb" in res:
+        return res["mem_mb"] * attempt
+    n = _n_parameters(wildcards.model) or 1_000_000_000
+    return int(8000 + 6 * n / 2**20) * attempt
+
+
+def model_runtime(wildcards, attempt):
+    """Minutes for a job that runs the model: models.<name>.resources.runtime, else 30 plus 15 per
+    billion parameters; doubled on each retry."""
+    res = config["models"][wildcards.model].get("resources") or {}
+    if "runtime" in res:
+        return res["runtime"] * attempt
+    n = _n_parameters(wildcards.model) or 1_000_000_000
+    return int(30 + 15 * n / 1e9) * attempt
+
+
 def gpus(wildcards):
     """GPUs for the GPU stages (capture, checkpoint, evaluation): none when compute.device is cpu."""
     return 0 if COMPUTE["device"] == "cpu" else 1

@@ -9,12 +9,14 @@ rule evaluate_dense:
         datasets=EVAL_DATASETS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense.log",
     threads: 2
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/evaluate.py"
 
@@ -31,12 +33,14 @@ rule evaluate_pruned:
         datasets=EVAL_DATASETS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}.log",
     threads: 2
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/evaluate.py"
 
@@ -52,12 +56,14 @@ rule efficiency_dense:
         efficiency=EFFICIENCY_PARAMS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense-efficiency.log",
     threads: all_cores
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/efficiency.py"
 
@@ -74,12 +80,14 @@ rule efficiency_pruned:
         efficiency=EFFICIENCY_PARAMS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}-efficiency.log",
     threads: all_cores
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/efficiency.py"
 
@@ -96,12 +104,14 @@ rule evaluate_tasks_dense:
         zeroshot=ZEROSHOT_PARAMS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense-tasks.log",
     threads: 2
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/zeroshot.py"
 
@@ -119,11 +129,13 @@ rule evaluate_tasks_pruned:
         zeroshot=ZEROSHOT_PARAMS,
         compute=COMPUTE,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}-tasks.log",
     threads: 2
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/zeroshot.py"

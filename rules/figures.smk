@@ -23,7 +23,7 @@ rule figure_structure:
     params:
         budget=FIGURE_BUDGET,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/{model}/figures/{calib}-structure.log",
     threads: 1
@@ -49,7 +49,7 @@ rule figure_pruned_layers:
         ),
         provenance="results/{model}/figures/{calib}/pruned_layers.provenance.json",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/{model}/figures/{calib}-pruned_layers.log",
     threads: 1
@@ -73,7 +73,7 @@ rule figure_locality:
         ),
         provenance="results/figures/locality.provenance.json",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/locality.log",
     threads: 1
@@ -96,7 +96,7 @@ rule figure_vs_budget:
     wildcard_constraints:
         kind="ppl|tasks",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/{kind}_vs_budget.log",
     threads: 1
@@ -125,7 +125,7 @@ rule k_ablation:
         ),
         provenance="results/figures/k_ablation.provenance.json",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/k_ablation.log",
     threads: 1

@@ -6,11 +6,13 @@ rule prepare_model:
     params:
         model=model_params,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/model.yaml"
     log:
         "results/logs/{model}/prepare_model.log",
     threads: 2
     resources:
         gpu=0,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/prepare_model.py"

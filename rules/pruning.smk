@@ -8,7 +8,7 @@ rule plan:
     params:
         method_params=method_params,
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/{model}/plans/{calib}/{method}-{budget}.log",
     threads: 1
@@ -27,11 +27,13 @@ rule prune_checkpoint:
         ),
         provenance="results/{model}/checkpoints/{calib}/{method}-{budget}.provenance.json",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/model.yaml"
     log:
         "results/logs/{model}/checkpoints/{calib}/{method}-{budget}.log",
     threads: 1
     resources:
         gpu=gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     script:
         "../scripts/checkpoint.py"

@@ -19,7 +19,7 @@ rule summary:
     params:
         kind="ppl",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/summary.log",
     threads: 1
@@ -45,7 +45,7 @@ rule summary_tasks:
     params:
         kind="tasks",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/summary-tasks.log",
     threads: 1
@@ -71,7 +71,7 @@ rule summary_efficiency:
     params:
         kind="efficiency",
     conda:
-        "../envs/lorp.yaml"
+        "../envs/analysis.yaml"
     log:
         "results/logs/summary-efficiency.log",
     threads: 1

@@ -20,14 +20,37 @@ def test_every_dependency_is_pinned_exactly():
     assert "torch==2.13.0" in project["dependencies"]
 
 
-def test_conda_env_mirrors_pyproject():
-    env = yaml.safe_load((ROOT / "envs" / "lorp.yaml").read_text())
+def env_pins(path):
+    env = yaml.safe_load(path.read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    pins = {p for p in pip if "==" in p}
+    return {p for p in pip if "==" in p}
+
+
+def test_conda_envs_mirror_pyproject_and_every_rule_has_one():
     project = pyproject()
-    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["embedded"])
-    wanted -= {d for d in wanted if d.startswith("snakemake")}  # the env runs jobs, not the scheduler
-    assert pins == wanted
+    allowed = set(project["dependencies"]) | set(project["optional-dependencies"]["embedded"])
+    envs = sorted((ROOT / "envs").glob("*.yaml"))
+    assert {e.stem for e in envs} == {"model", "analysis", "evaluation"}
+    union = set()
+    for env in envs:
+        pins = env_pins(env)
+        assert pins <= allowed, (env.name, pins - allowed)  # same versions as pyproject.toml
+        union |= pins
+    scheduler_only = {d for d in allowed if d.startswith(("snakemake", "pyyaml", "jsonschema"))}
+    assert union == allowed - scheduler_only  # every runtime dependency is in some environment
+    for smk in (ROOT / "rules").glob("*.smk"):
+        text = smk.read_text()
+        rules = re.findall(r"^rule (\w+):", text, flags=re.M)
+        envs_used = re.findall(r'conda:\n\s+"\.\./envs/(\w+)\.yaml"', text)
+        assert len(envs_used) == len(rules), smk.name  # one conda directive per rule
+        assert all((ROOT / "envs" / f"{e}.yaml").is_file() for e in envs_used)
+
+
+def test_slurm_profiles_exist_where_snakemake_looks():
+    site = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())  # `--profile slurm` from the root
+    assert site["executor"] == "slurm" and site["default-resources"]["slurm_partition"]
+    workflow = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    assert "set-resources" in workflow and "gpu" not in str(workflow.get("set-resources", {}).get("similarity"))
 
 
 def test_ci_runs_the_readme_test_command_with_the_embedded_pin():

@@ -234,8 +234,16 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
         info.update(load_from="hf", storage_dtype=dtype_name(dtype), n_parameters=count_parameters(model))
         config = model.config
     else:
+        from accelerate import init_empty_weights
+        from transformers import AutoModelForCausalLM
+
         config = AutoConfig.from_pretrained(source.path)
-        info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"))
+        with init_empty_weights():  # on the meta device: counts parameters without memory or weights
+            skeleton = AutoModelForCausalLM.from_config(config)
+            skeleton.tie_weights()
+            n_parameters = count_parameters(skeleton)
+        info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"),
+                    n_parameters=n_parameters)
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     info.update(
         model_type=config.model_type,

@@ -1,0 +1,158 @@
+"""The tiny workflow through a real Slurm cluster with the real profile: `snakemake --cores 8 --profile slurm`.
+
+Checks from sacct that every GPU-stage job went through Slurm with a GPU allocated and that the CPU
+stages did not ask for one, that the outputs equal a local run's, and that a job cancelled with
+scancel is completed by a rerun. The daemons are stopped at the end, also on failure. Skipped, with
+the reason, where Slurm cannot be started (it needs root and the recipe in ../shared/tools/slurm).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import slurm_harness as sh
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_RULES = {"capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned"}
+CPU_RULES = {"prepare_model", "calibration_tokens", "similarity"}
+CONFIG = {
+    "models": {"smol": {"source": "embedded"}},
+    "calibration": {"docs": {"source": "python-docs", "n_samples": 6, "seqlen": 64}},
+    "activations": {"batch_size": 1},
+    "methods": {"lorp": {}, "last": {}},
+    "budgets": [3],
+    "evaluation": {"seqlen": 64, "max_windows": 2, "batch_size": 2,
+                   "datasets": {"python-docs": {"source": "python-docs"}}},
+    "efficiency": {"enabled": False},
+}
+# what is compared between the Slurm run and the local run
+COMPARED = ["smol/calib/docs/tokens.npy", "smol/plans/docs/lorp-3.json", "smol/plans/docs/last-3.json",
+            "smol/structure/docs/rls.json"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir()
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    (dest / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    return dest
+
+
+def slurm_cmd(*extra: str) -> list[str]:
+    # the real site profile; only the first status check is made sooner, so the test does not wait
+    return [sys.executable, "-m", "snakemake", "--cores", "8", "--profile", "slurm", "--configfile", "config.yaml",
+            "--slurm-init-seconds-before-status-checks", "2", *extra]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ppl(path: Path) -> float:
+    import csv
+
+    with path.open() as fh:
+        return float(next(csv.DictReader(fh))["ppl"])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = sh.start()
+    if reason:
+        sh.stop()
+        pytest.skip(f"Slurm cannot be started here: {reason}")
+    try:
+        yield
+    finally:
+        sh.stop()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    d = copy_workflow(tmp_path_factory.mktemp("local") / "wf")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config.yaml"], cwd=d,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return d / "results"
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    d = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
+    out = subprocess.run(slurm_cmd(), cwd=d, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    return d
+
+
+def test_gpu_stages_ran_as_slurm_jobs_with_a_gpu(slurm_run):
+    jobs = sh.jobs_by_rule(slurm_run / "results/logs/slurm")
+    assert GPU_RULES | CPU_RULES <= set(jobs), jobs
+    assert not set(jobs) & {"plan", "structure", "summary"}, "cheap stages must stay local"
+    records = sh.sacct([j for ids in jobs.values() for j in ids])
+    for rule, ids in jobs.items():
+        for job_id in ids:
+            rec = records[job_id]
+            assert rec["state"] == "COMPLETED", (rule, rec)
+            assert ("gres/gpu=1" in rec["tres"]) == (rule in GPU_RULES), (rule, rec)
+
+
+def test_outputs_equal_a_local_run(slurm_run, local_run):
+    results = slurm_run / "results"
+    for rel in COMPARED:
+        assert sha(results / rel) == sha(local_run / rel), rel
+    for rel in ("smol/eval/dense/ppl.csv", "smol/eval/docs/lorp-3/ppl.csv", "smol/eval/docs/last-3/ppl.csv"):
+        assert ppl(results / rel) == pytest.approx(ppl(local_run / rel), rel=1e-6), rel
+
+
+def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
+    """scancel a running capture job, stop Snakemake as a user would (Ctrl-C), rerun: the workflow completes
+    with the same results.
+
+    snakemake-executor-plugin-slurm 2.8.0 matches job states exactly, so the state sacct reports after a
+    plain scancel, "CANCELLED by <uid>", is not taken as a failure and Snakemake keeps waiting for the
+    job: the user interrupts it (SIGINT, which cancels its remaining jobs and releases the lock) and
+    reruns. A job killed by a signal (`scancel --full --signal=TERM`, preemption, OOM) is FAILED and
+    ends the run by itself.
+    """
+    proc = subprocess.Popen(slurm_cmd("--forcerun", "capture_activations", "--retries", "0"), cwd=slurm_run,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, job_id = time.time() + 600, None
+        while time.time() < deadline and job_id is None and proc.poll() is None:
+            job_id = sh.running_job("rule_capture_activations")
+            time.sleep(0.5)
+        assert job_id, "no capture job was seen running"
+        subprocess.run(["scancel", job_id], check=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not sh.sacct([job_id])[job_id]["state"].startswith("CANCELLED"):
+            time.sleep(1)
+        assert sh.sacct([job_id])[job_id]["state"].startswith("CANCELLED")
+        proc.send_signal(signal.SIGINT)
+        log = proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, log[-3000:]
+
+    out = subprocess.run(slurm_cmd(), cwd=slurm_run, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    assert "capture_activations" in out.stdout + out.stderr  # the cancelled job was run again
+    for rel in COMPARED:
+        assert sha(slurm_run / "results" / rel) == sha(local_run / rel), rel
+    dry = subprocess.run(slurm_cmd("-n"), cwd=slurm_run, capture_output=True, text=True)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
