@@ -13,7 +13,7 @@ rule similarity:
         "../envs/analysis.yaml"
     log:
         "results/logs/{model}/similarity/{calib}.log",
-    threads: 1
+    threads: 2
     script:
         "../scripts/similarity.py"
 
