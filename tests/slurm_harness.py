@@ -63,6 +63,23 @@ def sacct(job_ids: list[str]) -> dict[str, dict[str, str]]:
     return records
 
 
+def wait_for_state(job_id: str, prefix: str, timeout: float = 120) -> str:
+    """Poll sacct until the job's state starts with ``prefix`` (accounting may lag the controller);
+    returns the last state seen ("" when sacct has no record yet)."""
+    import time
+
+    deadline, state = time.time() + timeout, ""
+    while time.time() < deadline:
+        try:
+            state = sacct([job_id]).get(job_id, {}).get("state", "")
+        except subprocess.CalledProcessError:
+            state = ""
+        if state.startswith(prefix):
+            break
+        time.sleep(1)
+    return state
+
+
 def running_job(comment_prefix: str) -> str | None:
     """The id of a running job whose comment (``rule_<name>_wildcards_...``) starts with the prefix."""
     out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], capture_output=True, text=True)

@@ -129,6 +129,20 @@ def test_failed_capture_leaves_nothing(embedded_dir, analysed, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_float16_overflow_is_a_clear_error_and_leaves_nothing(embedded_dir, analysed, tmp_path):
+    """Hidden states beyond float16's range (as Gemma 3's are) stop the capture with the fix named,
+    instead of storing inf that would poison the similarity."""
+    from lorp.capture import capture_activations
+
+    model, _, _ = pipeline.load_prepared(embedded_dir)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(1e6)
+    tokens = np.load(analysed / "tokens.npy")
+    with pytest.raises(OverflowError, match="activations.dtype: float32"):
+        capture_activations(model, tokens, tmp_path / "act", batch_size=3, dtype="float16")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pruned_perplexity_row(embedded_dir, tmp_path):
     datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2}}
     rows = pipeline.evaluate_perplexity(embedded_dir, datasets, tmp_path / "ppl.csv", {"model": "m"}, {})

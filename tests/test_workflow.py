@@ -161,7 +161,7 @@ def sha(path: Path) -> str:
 def workdir(tmp_path_factory):
     """A private copy of the workflow, so tests may edit its scripts."""
     d = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report"):
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, d / name,
                                                           **({"ignore": shutil.ignore_patterns("__pycache__", "*.egg-info")}
@@ -389,7 +389,7 @@ def test_audit_knows_every_job_of_the_workflow(tmp_path):
 
     d = tmp_path / "fresh"
     d.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report"):
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, d / name)
     cfg = tiny_config(ablation={"lorp_k": [2], "budgets": [3]})
     dag = planned_jobs(d, cfg)
@@ -556,3 +556,39 @@ def test_shared_benchmark_files_as_local_datasets(workdir, tiny_run, shared_data
     meta = read_json(workdir / "results/smol/calib/c4/meta.json")
     assert meta["sampling"] == "document" and len(meta["document_indices"]) == 4
     assert audited(workdir, cfg) == []
+
+
+# ---------------------------------------------------------------------------- cluster resources
+def job_resources(workdir: Path, config: dict, *args: str) -> dict[str, dict[str, str]]:
+    """rule -> resources and threads of its first job in a dry run (with the given profile args)."""
+    out = snakemake(workdir, config, "-n", "--forceall", *args)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    found, rule = {}, None
+    for line in (out.stdout + out.stderr).splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m:
+            rule = m.group(1)
+            found.setdefault(rule, {"local": line.startswith("localrule")})
+            continue
+        m = re.match(r"^\s+(threads|resources): (.*)$", line)
+        if m and rule:
+            found[rule].setdefault(m.group(1), m.group(2))
+    return found
+
+
+def test_gpu_only_where_used_and_memory_scales_with_the_model(workdir, tiny_run):
+    res = job_resources(workdir, tiny_config(), "--profile", str(workdir / "slurm"))
+    for rule in ("capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned",
+                 "efficiency_pruned"):
+        assert "gpu=1" in res[rule]["resources"], rule
+        assert "mem_mb=8769" in res[rule]["resources"], rule  # 8000 MB + 6 bytes x 134.5M parameters
+    for rule in ("prepare_model", "calibration_tokens", "similarity"):
+        assert "gpu=1" not in res[rule]["resources"] and not res[rule]["local"], rule
+    for rule in ("structure", "plan", "summary", "figure_structure"):
+        assert res[rule]["local"], rule  # cheap stages never go to the cluster
+    assert res["efficiency_dense"]["threads"] == "4"  # the site profile's, not every core
+    cpu_only = tiny_config(compute={"device": "cpu"},
+                           models={"smol": {"source": "embedded", "resources": {"mem_mb": 3000, "runtime": 7}}})
+    res = job_resources(workdir, cpu_only)
+    assert "gpu=0" in res["capture_activations"]["resources"]
+    assert "mem_mb=3000" in res["capture_activations"]["resources"] and "runtime=7" in res["capture_activations"]["resources"]

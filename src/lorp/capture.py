@@ -82,6 +82,12 @@ def capture_activations(
 
         def store(layer: int, h: torch.Tensor) -> None:
             sel = h.gather(1, state["index"]).to("cpu", torch.float32).numpy()
+            limit = np.finfo(_NP_DTYPES[dtype]).max
+            if not np.isfinite(sel).all() or np.abs(sel).max() > limit:
+                raise OverflowError(
+                    f"hidden states entering block {layer} reach {float(np.nanmax(np.abs(sel))):.3g}, which "
+                    f"{dtype} cannot store (max {float(limit):.3g}); set activations.dtype: float32 "
+                    "(Gemma 2/3 models need it)")
             files[layer][state["rows"]] = sel.reshape(-1, hidden)
 
         handles = [
