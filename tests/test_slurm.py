@@ -127,7 +127,9 @@ def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
     keeps waiting for the job (seen here, also after SIGINT). `scancel --full --signal=TERM` ends the
     job as FAILED, which the plugin reports.
     """
-    shutil.rmtree(slurm_run / "results/smol/activations/docs")  # the capture (and what follows) must run again
+    # the capture must run again: its output and the similarity (a target of `all`) are gone
+    for stage in ("activations", "similarity"):
+        shutil.rmtree(slurm_run / f"results/smol/{stage}/docs")
     proc = subprocess.Popen(slurm_cmd("--retries", "0"), cwd=slurm_run,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -135,7 +137,9 @@ def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
         while time.time() < deadline and job_id is None and proc.poll() is None:
             job_id = sh.running_job("rule_capture_activations")
             time.sleep(0.5)
-        assert job_id, "no capture job was seen running"
+        if job_id is None:
+            proc.kill()
+            pytest.fail(f"no capture job was seen running:\n{proc.communicate()[0][-4000:]}")
         subprocess.run(["scancel", "--full", "--signal=TERM", job_id], check=True)
         log = proc.communicate(timeout=600)[0]
     finally:
