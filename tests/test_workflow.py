@@ -568,7 +568,7 @@ def job_resources(workdir: Path, config: dict, *args: str) -> dict[str, dict[str
         m = re.match(r"^(?:local)?rule (\w+):$", line)
         if m:
             rule = m.group(1)
-            found.setdefault(rule, {"local": line.startswith("localrule")})
+            found.setdefault(rule, {})
             continue
         m = re.match(r"^\s+(threads|resources): (.*)$", line)
         if m and rule:
@@ -577,16 +577,15 @@ def job_resources(workdir: Path, config: dict, *args: str) -> dict[str, dict[str
 
 
 def test_gpu_only_where_used_and_memory_scales_with_the_model(workdir, tiny_run):
-    res = job_resources(workdir, tiny_config(), "--profile", str(workdir / "slurm"))
+    res = job_resources(workdir, tiny_config(), "--profile", str(workdir / "slurm"), "--cores", "8")
     for rule in ("capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned",
                  "efficiency_pruned"):
         assert "gpu=1" in res[rule]["resources"], rule
         assert "mem_mb=8769" in res[rule]["resources"], rule  # 8000 MB + 6 bytes x 134.5M parameters
     for rule in ("prepare_model", "calibration_tokens", "similarity"):
-        assert "gpu=1" not in res[rule]["resources"] and not res[rule]["local"], rule
-    for rule in ("structure", "plan", "summary", "figure_structure"):
-        assert res[rule]["local"], rule  # cheap stages never go to the cluster
-    assert res["efficiency_dense"]["threads"] == "4"  # the site profile's, not every core
+        assert "gpu=1" not in res[rule]["resources"], rule
+    # (that the cheap stages stay local is checked against a real Slurm in test_slurm.py)
+    assert res["efficiency_dense"]["threads"] == "4"  # the site profile's, not all 8 cores
     cpu_only = tiny_config(compute={"device": "cpu"},
                            models={"smol": {"source": "embedded", "resources": {"mem_mb": 3000, "runtime": 7}}})
     res = job_resources(workdir, cpu_only)
