@@ -80,9 +80,10 @@ def capture_activations(
                                            shape=(n_rows, hidden)) for i in range(n_layers + 1)]
         state: dict[str, Any] = {}
 
+        limit = np.finfo(_NP_DTYPES[dtype]).max
+
         def store(layer: int, h: torch.Tensor) -> None:
             sel = h.gather(1, state["index"]).to("cpu", torch.float32).numpy()
-            limit = np.finfo(_NP_DTYPES[dtype]).max
             if not np.isfinite(sel).all() or np.abs(sel).max() > limit:
                 raise OverflowError(
                     f"hidden states entering block {layer} reach {float(np.nanmax(np.abs(sel))):.3g}, which "

@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from .models import count_parameters
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
@@ -136,7 +138,7 @@ def measure(model: torch.nn.Module, settings: EfficiencySettings,
     peak, measure_kind = _peak_memory(device)
     pre_ms = statistics.median(pre) * 1e3
     return EfficiencyResult(
-        n_params=sum(p.numel() for p in model.parameters()),
+        n_params=count_parameters(model),
         prefill_ms=pre_ms,
         prefill_ms_min=min(pre) * 1e3,
         prefill_ms_max=max(pre) * 1e3,

@@ -239,9 +239,8 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
 
         config = AutoConfig.from_pretrained(source.path)
         with init_empty_weights():  # on the meta device: counts parameters without memory or weights
-            skeleton = AutoModelForCausalLM.from_config(config)
-            skeleton.tie_weights()
-            n_parameters = count_parameters(skeleton)
+            # an estimate for cluster resources: a tied LM head may be counted twice here
+            n_parameters = count_parameters(AutoModelForCausalLM.from_config(config))
         info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"),
                     n_parameters=n_parameters)
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
