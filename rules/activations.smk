@@ -7,7 +7,7 @@ rule capture_activations:
         activations=directory("results/{model}/activations/{calib}"),
         provenance="results/{model}/activations/{calib}.provenance.json",
     params:
-        activations=ACTIVATION_PARAMS,
+        activations=activation_params,
         compute=COMPUTE,
     conda:
         "../envs/model.yaml"

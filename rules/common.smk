@@ -56,11 +56,18 @@ def calibration_params(wildcards):
     return lc.calibration_spec(config, wildcards.calib)
 
 
+def activation_params(wildcards):
+    return lc.activation_params(config, wildcards.model)
+
+
+def eval_datasets(wildcards):
+    return lc.evaluation_datasets(config, wildcards.model)
+
+
 def method_params(wildcards):
     return lc.method_params(config, wildcards.method)
 
 
-ACTIVATION_PARAMS = lc.activation_params(config)
 STRUCTURE_PARAMS = lc.structure_params(config)
 COMPUTE = lc.compute_params(config)
 EFFICIENCY_PARAMS = lc.efficiency_params(config)
@@ -68,7 +75,6 @@ ZEROSHOT_PARAMS = lc.zeroshot_params(config)
 RUN_TASKS = bool(ZEROSHOT_PARAMS["tasks"])
 RUN_EFFICIENCY = config["efficiency"]["enabled"]
 FIGURE_BUDGET = config["figures"]["budget"] or max(BUDGETS)
-EVAL_DATASETS = lc.evaluation_datasets(config)
 
 
 def all_cores(wildcards):

@@ -6,7 +6,7 @@ rule evaluate_dense:
         ppl="results/{model}/eval/dense/ppl.csv",
         provenance="results/{model}/eval/dense/provenance.json",
     params:
-        datasets=EVAL_DATASETS,
+        datasets=eval_datasets,
         compute=COMPUTE,
     conda:
         "../envs/evaluation.yaml"
@@ -30,7 +30,7 @@ rule evaluate_pruned:
         ppl="results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
         provenance="results/{model}/eval/{calib}/{method}-{budget}/provenance.json",
     params:
-        datasets=EVAL_DATASETS,
+        datasets=eval_datasets,
         compute=COMPUTE,
     conda:
         "../envs/evaluation.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lorp.config import ConfigError, check_config, evaluation_datasets, structure_params
+from lorp.config import ConfigError, activation_params, check_config, evaluation_datasets, structure_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -47,13 +47,44 @@ def test_default_config_is_valid_and_gets_defaults():
     (modified(evaluation__datasets={"wiki": {"source": "no/such/file.txt"}}),
      r"evaluation\.datasets\.wiki\.source: file .*no/such/file.txt does not exist \(or use one of python-docs, c4"),
     (modified(evaluation__datasets={"wiki": {"sorce": "wikitext2"}}), r"evaluation\.datasets\.wiki: 'source' is a required"),
+    (modified(evaluation__datasets={"wiki": {"source": "wikitext2", "max_window": 4}}),
+     r"evaluation\.datasets\.wiki: Unevaluated properties are not allowed \('max_window' was unexpected\)"),
+    (modified(calibration__python_docs={"source": "python-docs", "n_sample": 4}),
+     r"calibration\.python_docs: Unevaluated properties are not allowed \('n_sample' was unexpected\)"),
     (modified(calibration__python_docs={"source": "python-docs", "n_samples": 0}), r"n_samples: 0 is less than"),
     (modified(activations__dtype="int8"), r"activations\.dtype: 'int8' is not one of \['float16', 'float32'\]"),
     (modified(compute__device="tpu"), r"compute\.device: 'tpu' does not match"),
+    (modified(models={"m": {"source": "embedded", "activations_dtype": "bfloat16"}}),
+     r"models\.m\.activations_dtype: 'bfloat16' is not one of \['float16', 'float32', None\]"),
 ])
 def test_invalid_configs(cfg, match):
     with pytest.raises(ConfigError, match=match):
         check(cfg)
+
+
+def test_activation_dtype_per_model_overrides_the_global_one():
+    cfg = check(modified(models={"smol": {"source": "embedded"},
+                                 "gemma": {"source": "embedded", "activations_dtype": "float32"}}))
+    assert activation_params(cfg, "smol")["dtype"] == "float16"
+    assert activation_params(cfg, "gemma")["dtype"] == "float32"
+    cfg["activations"]["dtype"] = "float32"
+    assert activation_params(cfg, "smol")["dtype"] == "float32"
+
+
+def test_bos_per_window_per_model_overrides_the_evaluation_default():
+    cfg = check(modified(models={"smol": {"source": "embedded"},
+                                 "gemma": {"source": "embedded", "bos_per_window": True}}))
+    assert not evaluation_datasets(cfg, "smol")["python-docs"]["bos_per_window"]
+    assert evaluation_datasets(cfg, "gemma")["python-docs"]["bos_per_window"]
+    cfg["evaluation"]["bos_per_window"] = True
+    cfg["models"]["smol"]["bos_per_window"] = False
+    assert not evaluation_datasets(cfg, "smol")["python-docs"]["bos_per_window"]
+
+
+def test_shipped_configs_are_valid():
+    for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
+        cfg = yaml.safe_load(path.read_text())
+        check_config(cfg, lambda m: cfg["models"][m].get("num_hidden_layers") or 30, base_dir=ROOT)
 
 
 def test_budget_limit_depends_on_method():

@@ -138,7 +138,7 @@ def test_float16_overflow_is_a_clear_error_and_leaves_nothing(embedded_dir, anal
     with torch.no_grad():
         model.model.embed_tokens.weight.mul_(1e6)
     tokens = np.load(analysed / "tokens.npy")
-    with pytest.raises(OverflowError, match="activations.dtype: float32"):
+    with pytest.raises(OverflowError, match="activations_dtype: float32"):
         capture_activations(model, tokens, tmp_path / "act", batch_size=3, dtype="float16")
     assert list(tmp_path.iterdir()) == []
 
@@ -146,10 +146,14 @@ def test_float16_overflow_is_a_clear_error_and_leaves_nothing(embedded_dir, anal
 def test_pruned_perplexity_row(embedded_dir, tmp_path):
     datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2}}
     rows = pipeline.evaluate_perplexity(embedded_dir, datasets, tmp_path / "ppl.csv", {"model": "m"}, {})
-    assert rows[0]["n_windows"] == 2 and rows[0]["n_tokens"] == 2 * 63
+    assert rows[0]["n_windows"] == 2 and rows[0]["n_tokens"] == 2 * 63 and rows[0]["prefix_tokens"] == 0
     assert 1.0 < rows[0]["ppl"] < 200.0
     text = (tmp_path / "ppl.csv").read_text().splitlines()
-    assert text[0].startswith("model,calib,method,budget,n_layers,dataset")
+    assert text[0].startswith("model,calib,method,budget,n_layers,dataset,seqlen,prefix_tokens")
+    # SmolLM2's tokenizer puts nothing before a text: a BOS per window changes nothing
+    with_bos = {"python-docs": {**datasets["python-docs"], "bos_per_window": True}}
+    again = pipeline.evaluate_perplexity(embedded_dir, with_bos, tmp_path / "ppl2.csv", {"model": "m"}, {})
+    assert again[0]["prefix_tokens"] == 0 and again[0]["ppl"] == rows[0]["ppl"]
     shutil.rmtree(tmp_path)
 
 
@@ -168,6 +172,12 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
     assert torch.allclose(evaluate.window_nll(model, windows, logits_chunk=5), expected, rtol=1e-5)
     monkeypatch.setattr(evaluate, "LOGITS_BUDGET", 1)  # one position at a time
     assert torch.allclose(evaluate.window_nll(model, windows), expected, rtol=1e-5)
+    # behind a 3-token prefix only the tokens after it are scored
+    assert torch.allclose(evaluate.window_nll(model, windows, logits_chunk=4, first_target=3),
+                          full[:, 2:].double().sum(dim=1), rtol=1e-5)
+    result = evaluate.perplexity(model, windows.numpy(), batch_size=1, prefix_tokens=3)
+    assert result.n_tokens == 2 * 21
+    assert result.nll == pytest.approx(float(full[:, 2:].double().mean()), rel=1e-5)
     result = measure(model, EfficiencySettings(seqlen=8, decode_tokens=2, warmup=0, repeats=1))
     assert result.n_params == sum(p.numel() for p in model.parameters())
     assert result.prefill_tokens_per_s > 0 and result.decode_ms_per_token > 0

@@ -52,6 +52,36 @@ class CharTokenizer:
         return {"input_ids": [ord(c) for c in text]}
 
 
+class BosEosTokenizer(CharTokenizer):
+    """Adds BOS (1) before and EOS (2) after a text when asked for special tokens, like Gemma's with
+    add_eos_token."""
+
+    def __call__(self, text, add_special_tokens=False, return_attention_mask=False):
+        ids = super().__call__(text)["input_ids"]
+        return {"input_ids": [1] + ids + [2] if add_special_tokens else ids}
+
+
+def test_special_prefix_is_what_the_tokenizer_puts_before_a_text():
+    assert data.special_prefix(CharTokenizer()) == []
+    assert data.special_prefix(BosEosTokenizer()) == [1]
+
+
+def test_evaluation_windows_with_and_without_a_prefix():
+    from lorp.evaluate import make_windows
+
+    stream = np.arange(10, 30)
+    plain = make_windows(stream, 8)
+    assert plain.shape == (2, 8) and np.array_equal(plain.ravel(), np.arange(10, 26))
+    bos = make_windows(stream, 8, prefix=[1])
+    assert bos.shape == (2, 8) and (bos[:, 0] == 1).all()
+    assert np.array_equal(bos[:, 1:].ravel(), np.arange(10, 24))  # 7 text tokens per window, in order
+    assert make_windows(stream, 8, max_windows=1, prefix=[1]).shape == (1, 8)
+    with pytest.raises(ValueError, match="cannot hold the 2-token prefix"):
+        make_windows(stream, 2, prefix=[1, 2])
+    with pytest.raises(ValueError, match="fewer than one window"):
+        make_windows(np.arange(5), 8)
+
+
 def test_stream_windows_are_seeded_and_inside_the_stream():
     stream = np.arange(1000)
     a, starts = data.sample_stream_windows(stream, 5, 64, seed=3)

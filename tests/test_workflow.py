@@ -281,6 +281,8 @@ def test_evaluation_dataset_or_seqlen_changed(workdir, tiny_run):
     cfg = tiny_config()
     cfg["evaluation"]["seqlen"] = 32
     assert planned_jobs(workdir, cfg) == evals
+    cfg = tiny_config(models={"smol": {"source": "embedded", "bos_per_window": True}})
+    assert planned_jobs(workdir, cfg) == evals
     cfg = tiny_config()
     cfg["evaluation"]["datasets"]["more-docs"] = {"source": "python-docs", "seqlen": 48}
     assert planned_jobs(workdir, cfg) == evals
@@ -290,6 +292,11 @@ def test_activation_settings_changed(workdir, tiny_run):
     expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | SUMMARY | ALL_FIGURES
     assert planned_jobs(workdir, tiny_config(activations={"dtype": "float32"})) == expected
     assert planned_jobs(workdir, tiny_config(activations={"tokens_per_sequence": 16})) == expected
+    per_model = {"smol": {"source": "embedded", "activations_dtype": "float32"}}
+    assert planned_jobs(workdir, tiny_config(models=per_model)) == expected
+    # a per-model dtype equal to the global one changes nothing
+    per_model["smol"]["activations_dtype"] = "float16"
+    assert planned_jobs(workdir, tiny_config(models=per_model)) == set()
     # the batch size only changes speed: nothing reruns
     assert planned_jobs(workdir, tiny_config(activations={"batch_size": 1})) == set()
 

@@ -55,11 +55,12 @@ def _norm(value: Any) -> Any:
 
 def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
     """Every job the config implies, with the paths and config slice the rules use."""
-    datasets, compute = lc.evaluation_datasets(config), lc.compute_params(config)
+    compute = lc.compute_params(config)
     temporary = bool(config.get("checkpoints", {}).get("temporary", False))
     zeroshot = lc.zeroshot_params(config)
     # (rule suffix, file, provenance file, params) of each kind of evaluation the config asks for
-    evaluations = [("evaluate", "ppl.csv", "provenance.json", {"datasets": datasets, "compute": compute})]
+    # (the perplexity slice, which depends on the model, is put first inside the loop)
+    evaluations: list[tuple[str, str, str, dict]] = [("evaluate", "ppl.csv", "provenance.json", {})]
     if zeroshot["tasks"]:
         evaluations.append(("evaluate_tasks", "tasks.csv", "tasks.provenance.json",
                             {"zeroshot": zeroshot, "compute": compute}))
@@ -67,6 +68,8 @@ def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
         evaluations.append(("efficiency", "efficiency.csv", "efficiency.provenance.json",
                             {"efficiency": lc.efficiency_params(config), "compute": compute}))
     for model, entry in config["models"].items():
+        evaluations[0] = ("evaluate", "ppl.csv", "provenance.json",
+                          {"datasets": lc.evaluation_datasets(config, model), "compute": compute})
         r = f"results/{model}"
         yield ExpectedJob("prepare_model", {"model": model}, f"{r}/model.provenance.json", [f"{r}/model"],
                           {"model": {"source": entry["source"], "storage_dtype": entry.get("storage_dtype", "bfloat16")}})
@@ -80,7 +83,7 @@ def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
                               {"spec": lc.calibration_spec(config, calib)})
             yield ExpectedJob("capture_activations", w, f"{r}/activations/{calib}.provenance.json",
                               [f"{r}/activations/{calib}"],
-                              {"activations": lc.activation_params(config), "compute": compute})
+                              {"activations": lc.activation_params(config, model), "compute": compute})
             sim = f"{r}/similarity/{calib}"
             yield ExpectedJob("similarity", w, f"{sim}/provenance.json",
                               [f"{sim}/{n}" for n in ("cosine.npy", "cosine.csv", "heatmap.png",

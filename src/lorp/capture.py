@@ -87,8 +87,9 @@ def capture_activations(
             if not np.isfinite(sel).all() or np.abs(sel).max() > limit:
                 raise OverflowError(
                     f"hidden states entering block {layer} reach {float(np.nanmax(np.abs(sel))):.3g}, which "
-                    f"{dtype} cannot store (max {float(limit):.3g}); set activations.dtype: float32 "
-                    "(Gemma 2/3 models need it)")
+                    f"{dtype} cannot store (max {float(limit):.3g}); set activations_dtype: float32 on this "
+                    "model in models.<name> (or activations.dtype: float32 for all models); Gemma 2/3 "
+                    "models need it")
             files[layer][state["rows"]] = sel.reshape(-1, hidden)
 
         handles = [

@@ -64,21 +64,29 @@ def calibration_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {**CORPUS_DEFAULTS, **CALIBRATION_DEFAULTS, **config["calibration"][name]}
 
 
-def evaluation_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every evaluation dataset with its own seqlen and max_windows resolved (what ``ppl.csv`` depends on)."""
+def evaluation_datasets(config: Mapping[str, Any], model: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every evaluation dataset with its own seqlen and max_windows resolved, and whether windows of
+    ``model`` start with a BOS (``models.<model>.bos_per_window``, else ``evaluation.bos_per_window``):
+    what the model's ``ppl.csv`` files depend on."""
     ev = config["evaluation"]
+    bos = ev.get("bos_per_window", False)
+    if model is not None and config["models"][model].get("bos_per_window") is not None:
+        bos = config["models"][model]["bos_per_window"]
     out = {}
     for name, spec in ev["datasets"].items():
         out[name] = {**CORPUS_DEFAULTS, "seqlen": ev.get("seqlen", 2048), "max_windows": ev.get("max_windows"),
-                     **spec}
+                     **spec, "bos_per_window": bool(bos)}
     return out
 
 
-def activation_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the stored activations depend on (batch size excluded: it does not change the values)."""
+def activation_params(config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """What the stored activations of ``model`` depend on (batch size excluded: it does not change the
+    values). ``models.<model>.activations_dtype``, where set, overrides ``activations.dtype``."""
     act = config.get("activations", {})
-    return {"dtype": act.get("dtype", "float16"), "tokens_per_sequence": act.get("tokens_per_sequence"),
-            "seed": act.get("seed", 0)}
+    dtype = act.get("dtype", "float16")
+    if model is not None:
+        dtype = config["models"][model].get("activations_dtype") or dtype
+    return {"dtype": dtype, "tokens_per_sequence": act.get("tokens_per_sequence"), "seed": act.get("seed", 0)}
 
 
 def structure_params(config: Mapping[str, Any]) -> dict[str, Any]:

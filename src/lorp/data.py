@@ -106,6 +106,19 @@ def tokenize_stream(texts: Sequence[str], tokenizer: Any, join: str = DEFAULT_JO
     return np.asarray(ids, dtype=np.int64)
 
 
+def special_prefix(tokenizer: Any) -> list[int]:
+    """The token ids the tokenizer puts before a text when adding special tokens (``[bos_id]`` for
+    Gemma and Llama 3; ``[]`` for SmolLM2 and Qwen, whose tokenizers add none)."""
+    probe = "The same text."
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(plain) + 1):
+        if full[i:i + len(plain)] == plain:
+            return list(full[:i])
+    raise ValueError("could not find the text inside the tokenizer's output with special tokens; "
+                     "set evaluation.bos_per_window: false")
+
+
 def sample_stream_windows(stream: np.ndarray, n_samples: int, seqlen: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n_samples`` random windows of ``seqlen`` tokens from one token stream.
 

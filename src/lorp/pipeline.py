@@ -214,8 +214,8 @@ def model_weights_dir(model_dir: str | Path) -> Path | None:
     return Path(src.path) if src.kind != "hub" and Path(src.path).is_dir() else None
 
 
-PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "n_windows", "n_tokens",
-               "nll", "ppl", "checkpoint", "plan")
+PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "prefix_tokens", "n_windows",
+               "n_tokens", "nll", "ppl", "checkpoint", "plan")
 
 
 def _rows_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -243,9 +243,11 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
     for name, spec in datasets.items():
         texts = data.load_texts(spec, "evaluation")
         stream = data.tokenize_stream(texts, tokenizer, spec.get("join", data.DEFAULT_JOIN))
-        windows = make_windows(stream, int(spec["seqlen"]), spec.get("max_windows"))
+        prefix = data.special_prefix(tokenizer) if spec.get("bos_per_window") else []
+        windows = make_windows(stream, int(spec["seqlen"]), spec.get("max_windows"), prefix=prefix)
         with tqdm(total=len(windows), desc=f"ppl {name}", unit="win") as bar:
-            result = perplexity(model, windows, batch_size=batch_size, progress=bar.update)
+            result = perplexity(model, windows, batch_size=batch_size, progress=bar.update,
+                                prefix_tokens=len(prefix))
         print(f"{name}: ppl {result.ppl:.3f} over {result.n_windows} x {result.seqlen} tokens")
         rows.append({**labels, "n_layers": n_layers, "dataset": name, **result.as_row()})
     write_text(out_path, _rows_csv(rows, PPL_COLUMNS))
