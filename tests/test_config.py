@@ -94,7 +94,7 @@ def test_budget_limit_depends_on_method():
         check(modified(methods={"streamline": {}}, budgets=[30]))
 
 
-def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
+def test_snakemake_refuses_bad_config_before_any_job(tmp_path, no_slurm_controller):
     bad = modified(budgets=[40])
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))

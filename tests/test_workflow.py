@@ -31,7 +31,7 @@ TASKS = ["arc_easy", "copa"]
 METHODS = ["lorp", "shortgpt", "streamline", "angular"]
 ALL_METHODS = METHODS + ["last"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_slurm_controller")]
 
 
 def tiny_config(**overrides):
@@ -158,7 +158,7 @@ def sha(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, no_slurm_controller):
     """A private copy of the workflow, so tests may edit its scripts."""
     d = tmp_path_factory.mktemp("workflow")
     for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
