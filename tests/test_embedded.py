@@ -129,7 +129,7 @@ def test_failed_capture_leaves_nothing(embedded_dir, analysed, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_float16_overflow_is_a_clear_error_and_leaves_nothing(embedded_dir, analysed, tmp_path):
+def test_float16_overflow_and_nan_are_clear_errors_and_leave_nothing(embedded_dir, analysed, tmp_path):
     """Hidden states beyond float16's range (as Gemma 3's are) stop the capture with the fix named,
     instead of storing inf that would poison the similarity."""
     from lorp.capture import capture_activations
@@ -141,6 +141,15 @@ def test_float16_overflow_is_a_clear_error_and_leaves_nothing(embedded_dir, anal
     with pytest.raises(OverflowError, match="activations_dtype: float32"):
         capture_activations(model, tokens, tmp_path / "act", batch_size=3, dtype="float16")
     assert list(tmp_path.iterdir()) == []
+    # float32 storage holds them (a few blocks suffice to show it)
+    model.model.layers = model.model.layers[:2]
+    capture_activations(model, tokens[:2], tmp_path / "act32", batch_size=2, dtype="float32")
+    assert np.abs(np.load(tmp_path / "act32" / "layer_001.npy")).max() > 65504
+    with torch.no_grad():
+        model.model.embed_tokens.weight[int(tokens[0, 0])] = float("nan")
+    with pytest.raises(FloatingPointError, match="contain NaN.*compute.dtype: float32"):
+        capture_activations(model, tokens, tmp_path / "nan", batch_size=3, dtype="float32")
+    assert not (tmp_path / "nan").exists()
 
 
 def test_pruned_perplexity_row(embedded_dir, tmp_path):

@@ -8,6 +8,7 @@ and moved into place only when the whole capture has succeeded.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from .io import atomic_path, write_json
-from .models import get_decoder_layers
+from .models import dtype_name, get_decoder_layers
 
 _NP_DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -80,17 +81,21 @@ def capture_activations(
                                            shape=(n_rows, hidden)) for i in range(n_layers + 1)]
         state: dict[str, Any] = {}
 
-        limit = np.finfo(_NP_DTYPES[dtype]).max
+        limit = float(np.finfo(_NP_DTYPES[dtype]).max)
 
         def store(layer: int, h: torch.Tensor) -> None:
-            sel = h.gather(1, state["index"]).to("cpu", torch.float32).numpy()
-            if not np.isfinite(sel).all() or np.abs(sel).max() > limit:
+            sel = h.gather(1, state["index"]).float()
+            peak = float(sel.abs().amax())  # one reduction where the model runs; NaN propagates
+            if math.isnan(peak):
+                raise FloatingPointError(
+                    f"hidden states entering block {layer} contain NaN: the forward pass itself failed in "
+                    f"{dtype_name(h.dtype)}; try compute.dtype: float32")
+            if peak > limit:
                 raise OverflowError(
-                    f"hidden states entering block {layer} reach {float(np.nanmax(np.abs(sel))):.3g}, which "
-                    f"{dtype} cannot store (max {float(limit):.3g}); set activations_dtype: float32 on this "
-                    "model in models.<name> (or activations.dtype: float32 for all models); Gemma 2/3 "
-                    "models need it")
-            files[layer][state["rows"]] = sel.reshape(-1, hidden)
+                    f"hidden states entering block {layer} reach {peak:.3g}, which {dtype} cannot store "
+                    f"(max {limit:.3g}); set activations_dtype: float32 on this model in "
+                    "models.<name> (or activations.dtype: float32 for all models); Gemma 2/3 models need it")
+            files[layer][state["rows"]] = sel.cpu().numpy().reshape(-1, hidden)
 
         handles = [
             block.register_forward_pre_hook(
