@@ -27,6 +27,23 @@ def test_perplexity_table_mean_and_relative_change():
     assert md.startswith("# Perplexity\n\nnote\n\n|") and "| lorp " in md
 
 
+def test_perplexity_summary_names_the_models_evaluated_with_a_bos(tmp_path):
+    from lorp.pipeline import summarise
+
+    frame = ppl_rows()
+    frame["prefix_tokens"] = 0
+    gemma = frame.assign(model="gemma", prefix_tokens=1)
+    paths = []
+    for name, part in (("m", frame), ("gemma", gemma)):
+        paths.append(tmp_path / f"{name}.csv")
+        part.to_csv(paths[-1], index=False)
+    summarise("ppl", paths, tmp_path / "ppl.csv", tmp_path / "ppl.md", tmp_path / "table.csv")
+    md = (tmp_path / "ppl.md").read_text()
+    assert "starts with the tokenizer's BOS for gemma (`bos_per_window`)" in md
+    summarise("ppl", paths[:1], tmp_path / "ppl.csv", tmp_path / "ppl.md", tmp_path / "table.csv")
+    assert "BOS" not in (tmp_path / "ppl.md").read_text()
+
+
 def test_task_table_reports_acc_norm_where_present_in_percent():
     rows = []
     for method, arc_acc, arc_norm, copa in [("dense", 0.5, 0.6, 0.7), ("lorp", 0.4, 0.5, 0.6)]:

@@ -335,6 +335,11 @@ def summarise(kind: str, csv_paths: Sequence[str | Path], out_csv: str | Path, o
     write_text(out_csv, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     write_text(out_table, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     title, note = SUMMARY_NOTES[kind]
+    if kind == "ppl" and "prefix_tokens" in frame:
+        with_bos = sorted(frame.loc[frame["prefix_tokens"] > 0, "model"].unique())
+        if with_bos:
+            note += (" Every window starts with the tokenizer's BOS for " + ", ".join(with_bos)
+                     + " (`bos_per_window`); the others follow the paper protocol, without special tokens.")
     write_text(out_md, tables.to_markdown(table, title, note, floatfmt=".3f" if kind != "efficiency" else ".4g"))
 
 
