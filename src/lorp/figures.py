@@ -51,6 +51,14 @@ def cluster_boundaries(labels: Sequence[int]) -> list[float]:
     return [i - 0.5 for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
 
 
+def integer_ticks(ax: Any) -> None:
+    """Layer axes show whole layer numbers only (no 2.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def heatmap_with_plans(cosine: np.ndarray, labels: Sequence[int], rls: float, k: int,
                        pruned: Mapping[str, Sequence[int]], budget: int, path: str | Path, title: str) -> None:
     """Similarity heatmap with cluster boundaries, and a strip marking each method's pruned layers."""
@@ -67,6 +75,7 @@ def heatmap_with_plans(cosine: np.ndarray, labels: Sequence[int], rls: float, k:
         ax.axvline(b, color="white", lw=1.2)
     ax.set_xlabel("layer j")
     ax.set_ylabel("layer i (white lines: cluster boundaries)")
+    integer_ticks(ax)
     ax.set_title(f"{title}\nRLS = {rls:.3f}, K = {k}", fontsize=10)
     divider = make_axes_locatable(ax)
     strip = divider.append_axes("right", size=f"{8 * max(2, len(methods)) * 30 // n}%", pad=0.12, sharey=ax)

@@ -122,6 +122,9 @@ def plot_heatmap(matrix: np.ndarray, path: str | Path, title: str) -> None:
     ax.set_xlabel("layer j (input of block j)")
     ax.set_ylabel("layer i (input of block i)")
     ax.set_title(title)
+    from .figures import integer_ticks
+
+    integer_ticks(ax)
     fig.colorbar(im, ax=ax, label="mean cosine similarity")
     fig.tight_layout()
     with atomic_path(path) as tmp:
