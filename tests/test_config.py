@@ -74,17 +74,27 @@ def test_activation_dtype_per_model_overrides_the_global_one():
 def test_bos_per_window_per_model_overrides_the_evaluation_default():
     cfg = check(modified(models={"smol": {"source": "embedded"},
                                  "gemma": {"source": "embedded", "bos_per_window": True}}))
-    assert not evaluation_datasets(cfg, "smol")["python-docs"]["bos_per_window"]
+    # off (the default) adds nothing to the slice, so results from before the option stay valid
+    assert "bos_per_window" not in evaluation_datasets(cfg, "smol")["python-docs"]
     assert evaluation_datasets(cfg, "gemma")["python-docs"]["bos_per_window"]
     cfg["evaluation"]["bos_per_window"] = True
+    assert evaluation_datasets(cfg, "smol")["python-docs"]["bos_per_window"]
     cfg["models"]["smol"]["bos_per_window"] = False
-    assert not evaluation_datasets(cfg, "smol")["python-docs"]["bos_per_window"]
+    assert "bos_per_window" not in evaluation_datasets(cfg, "smol")["python-docs"]
 
 
 def test_shipped_configs_are_valid():
     for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
         cfg = yaml.safe_load(path.read_text())
         check_config(cfg, lambda m: cfg["models"][m].get("num_hidden_layers") or 30, base_dir=ROOT)
+
+
+def test_a_bad_value_in_an_entry_is_reported_alone():
+    """unevaluatedProperties would also call every key of an entry with a bad value unexpected."""
+    with pytest.raises(ConfigError) as err:
+        check(modified(evaluation__datasets={"wiki": {"source": "wikitext2", "max_documents": 0}}))
+    assert "max_documents: 0 is less than the minimum of 1" in str(err.value)
+    assert "Unevaluated" not in str(err.value)
 
 
 def test_budget_limit_depends_on_method():

@@ -86,10 +86,12 @@ def capture_activations(
         def store(layer: int, h: torch.Tensor) -> None:
             sel = h.gather(1, state["index"]).float()
             peak = float(sel.abs().amax())  # one reduction where the model runs; NaN propagates
-            if math.isnan(peak):
+            if not math.isfinite(peak):
+                advice = ("try compute.dtype: float32" if h.dtype != torch.float32 else
+                          "check the model's weights and the calibration tokens")
                 raise FloatingPointError(
-                    f"hidden states entering block {layer} contain NaN: the forward pass itself failed in "
-                    f"{dtype_name(h.dtype)}; try compute.dtype: float32")
+                    f"hidden states entering block {layer} contain {peak}: the forward pass itself failed in "
+                    f"{dtype_name(h.dtype)}; {advice}")
             if peak > limit:
                 raise OverflowError(
                     f"hidden states entering block {layer} reach {peak:.3g}, which {dtype} cannot store "

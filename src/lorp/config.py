@@ -49,6 +49,11 @@ def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict
     """Check ``config`` against the JSON schema, filling in defaults in place; raise :class:`ConfigError`."""
     validator = _validator_with_defaults(_schema(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    # A bad value inside an entry also makes its keys "unevaluated" (unevaluatedProperties): report
+    # only the real error there, and "unevaluated" only for entries that have no other error.
+    real = [tuple(e.absolute_path) for e in errors if e.validator != "unevaluatedProperties"]
+    errors = [e for e in errors if e.validator != "unevaluatedProperties"
+              or not any(p[:len(e.absolute_path)] == tuple(e.absolute_path) for p in real)]
     if errors:
         lines = []
         for err in errors:
@@ -75,7 +80,9 @@ def evaluation_datasets(config: Mapping[str, Any], model: str | None = None) -> 
     out = {}
     for name, spec in ev["datasets"].items():
         out[name] = {**CORPUS_DEFAULTS, "seqlen": ev.get("seqlen", 2048), "max_windows": ev.get("max_windows"),
-                     **spec, "bos_per_window": bool(bos)}
+                     **spec}
+        if bos:  # only when on, so that results made before the option existed stay valid
+            out[name]["bos_per_window"] = True
     return out
 
 

@@ -116,7 +116,7 @@ def special_prefix(tokenizer: Any) -> list[int]:
         if full[i:i + len(plain)] == plain:
             return list(full[:i])
     raise ValueError("could not find the text inside the tokenizer's output with special tokens; "
-                     "set evaluation.bos_per_window: false")
+                     "set bos_per_window: false for this model (models.<name>.bos_per_window)")
 
 
 def sample_stream_windows(stream: np.ndarray, n_samples: int, seqlen: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
