@@ -190,3 +190,12 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
     result = measure(model, EfficiencySettings(seqlen=8, decode_tokens=2, warmup=0, repeats=1))
     assert result.n_params == sum(p.numel() for p in model.parameters())
     assert result.prefill_tokens_per_s > 0 and result.decode_ms_per_token > 0
+
+
+def test_parameter_count_without_weights_equals_the_loaded_model(embedded_dir, tmp_path):
+    """A local or hub model is counted on the meta device (for cluster resources): the tied LM head
+    of SmolLM2 counts once there too."""
+    from lorp.models import ModelSource, prepare_model
+
+    info = prepare_model(ModelSource("local", str(embedded_dir / "hf")), tmp_path, "auto")
+    assert info["n_parameters"] == read_json(embedded_dir / "model.json")["n_parameters"] == 134_515_008

@@ -212,7 +212,14 @@ def make_serialisable(model: torch.nn.Module) -> None:
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Distinct parameters of ``model``. A tied LM head counts once, also on the meta device, where
+    ``from_config`` leaves the head and the embeddings as separate tensors until weights load."""
+    n = sum(p.numel() for p in model.parameters())
+    head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+    tied = getattr(model.config.get_text_config(), "tie_word_embeddings", False)
+    if tied and head is not None and embeddings is not None and head.weight is not embeddings.weight:
+        n -= head.weight.numel()
+    return n
 
 
 def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dict[str, Any]:
@@ -239,7 +246,6 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
 
         config = AutoConfig.from_pretrained(source.path)
         with init_empty_weights():  # on the meta device: counts parameters without memory or weights
-            # an estimate for cluster resources: a tied LM head may be counted twice here
             n_parameters = count_parameters(AutoModelForCausalLM.from_config(config))
         info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"),
                     n_parameters=n_parameters)
