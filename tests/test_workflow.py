@@ -31,7 +31,7 @@ TASKS = ["arc_easy", "copa"]
 METHODS = ["lorp", "shortgpt", "streamline", "angular"]
 ALL_METHODS = METHODS + ["last"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_slurm_controller")]
+pytestmark = pytest.mark.slow  # (every test uses workdir, which puts no_slurm_controller in place first)
 
 
 def tiny_config(**overrides):

@@ -59,17 +59,17 @@ def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
     temporary = bool(config.get("checkpoints", {}).get("temporary", False))
     zeroshot = lc.zeroshot_params(config)
     # (rule suffix, file, provenance file, params) of each kind of evaluation the config asks for
-    # (the perplexity slice, which depends on the model, is put first inside the loop)
-    evaluations: list[tuple[str, str, str, dict]] = [("evaluate", "ppl.csv", "provenance.json", {})]
+    # besides perplexity, whose slice depends on the model and is put first for each model below
+    others: list[tuple[str, str, str, dict]] = []
     if zeroshot["tasks"]:
-        evaluations.append(("evaluate_tasks", "tasks.csv", "tasks.provenance.json",
-                            {"zeroshot": zeroshot, "compute": compute}))
+        others.append(("evaluate_tasks", "tasks.csv", "tasks.provenance.json",
+                       {"zeroshot": zeroshot, "compute": compute}))
     if config.get("efficiency", {}).get("enabled", True):
-        evaluations.append(("efficiency", "efficiency.csv", "efficiency.provenance.json",
-                            {"efficiency": lc.efficiency_params(config), "compute": compute}))
+        others.append(("efficiency", "efficiency.csv", "efficiency.provenance.json",
+                       {"efficiency": lc.efficiency_params(config), "compute": compute}))
     for model, entry in config["models"].items():
-        evaluations[0] = ("evaluate", "ppl.csv", "provenance.json",
-                          {"datasets": lc.evaluation_datasets(config, model), "compute": compute})
+        evaluations = [("evaluate", "ppl.csv", "provenance.json",
+                        {"datasets": lc.evaluation_datasets(config, model), "compute": compute}), *others]
         r = f"results/{model}"
         yield ExpectedJob("prepare_model", {"model": model}, f"{r}/model.provenance.json", [f"{r}/model"],
                           {"model": {"source": entry["source"], "storage_dtype": entry.get("storage_dtype", "bfloat16")}})
@@ -119,7 +119,7 @@ def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
     summaries = {"ppl.csv": ("summary", "provenance.json", "ppl"),
                  "tasks.csv": ("summary_tasks", "tasks.provenance.json", "tasks"),
                  "efficiency.csv": ("summary_efficiency", "efficiency.provenance.json", "efficiency")}
-    for _, name, _, _ in evaluations:
+    for name in ["ppl.csv", *(o[1] for o in others)]:
         rule, prov, kind = summaries[name]
         yield ExpectedJob(rule, {}, f"results/summary/{prov}",
                           [f"results/summary/{kind}.csv", f"results/summary/{kind}_table.csv",

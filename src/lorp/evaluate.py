@@ -108,7 +108,7 @@ def perplexity(
     first_target = max(1, prefix_tokens)
     total = 0.0
     for start in range(0, n, batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size])).to(device)
+        batch = torch.from_numpy(windows[start:start + batch_size]).to(device)
         total += float(window_nll(model, batch, first_target=first_target).sum())
         if progress is not None:
             progress(batch.shape[0])
