@@ -6,6 +6,7 @@
 # Stages (one .smk file per family, every stage a file under results/):
 #   model -> calibration tokens -> activations -> similarity -> structure -> plans
 #         -> checkpoints -> evaluation -> summary
+# Paths come from lorp.paths, params from lorp.config, methods from the registry in lorp.methods.
 
 from snakemake.utils import min_version
 
@@ -34,23 +35,9 @@ include: "rules/summary.smk"
 include: "rules/figures.smk"
 
 
-# Cheap stages run on the submit host, never as cluster jobs (see profiles/default/config.yaml).
-localrules:
-    all,
-    structure,
-    structure_fixed_k,
-    plan,
-    summary,
-    summary_tasks,
-    summary_efficiency,
-    figure_structure,
-    figure_pruned_layers,
-    figure_locality,
-    figure_vs_budget,
-    k_ablation,
-
-
 rule all:
+    """Every artifact the config implies (lorp.paths.jobs), so the audit checks exactly this DAG."""
     input:
-        all_targets(),
+        paths.targets(config),
     default_target: True
+    localrule: True

@@ -1,22 +1,18 @@
 rule capture_activations:
     """One forward pass per calibration batch; the hidden state entering every block, one .npy per layer."""
     input:
-        model="results/{model}/model",
-        tokens="results/{model}/calib/{calib}/tokens.npy",
+        model=paths.MODEL_DIR,
+        tokens=paths.TOKENS,
     output:
-        activations=directory("results/{model}/activations/{calib}"),
-        provenance="results/{model}/activations/{calib}.provenance.json",
+        **outputs("capture_activations"),
     params:
-        activations=activation_params,
-        compute=COMPUTE,
+        **params("capture_activations"),
     conda:
         "../envs/model.yaml"
     log:
         "results/logs/{model}/activations/{calib}.log",
     threads: 2
     resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
+        **GPU_RESOURCES,
     script:
         "../scripts/capture_activations.py"

@@ -1,13 +1,11 @@
 rule calibration_tokens:
     """Random windows of calibration text, tokenised with the model's tokenizer."""
     input:
-        model="results/{model}/model",
+        model=paths.MODEL_DIR,
     output:
-        tokens="results/{model}/calib/{calib}/tokens.npy",
-        meta="results/{model}/calib/{calib}/meta.json",
-        provenance="results/{model}/calib/{calib}/provenance.json",
+        **outputs("calibration_tokens"),
     params:
-        spec=calibration_params,
+        **params("calibration_tokens"),
     conda:
         "../envs/model.yaml"
     log:

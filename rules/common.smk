@@ -1,4 +1,6 @@
-# Shared helpers: config validation, wildcard constraints, the config slices each rule depends on.
+# Shared helpers: config validation, wildcard constraints, and what every rule asks of lorp:
+# its outputs (lorp.paths.RULES), its params (lorp.config.RULE_PARAMS), the inputs of a plan
+# (the method registry), and the cluster resources of the stages that run a model.
 
 import sys
 
@@ -12,16 +14,17 @@ if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
 import lorp.config as lc
+import lorp.paths as paths
 from lorp.io import read_json
 
 
 def _n_layers_of(model):
     """Depth of a model before any job runs: from a prepared model.json, the config, or metadata."""
-    manifest = f"results/{model}/model/model.json"
+    manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
     if os.path.exists(manifest):
         return read_json(manifest)["num_hidden_layers"]
     entry = config["models"][model]
-    if entry.get("num_hidden_layers"):
+    if entry["num_hidden_layers"]:
         return entry["num_hidden_layers"]
     import lorp.models as lm  # imports torch: only when the depth is not known otherwise
 
@@ -32,49 +35,52 @@ lc.check_config(config, _n_layers_of, schema_path=workflow.source_path("../schem
 
 
 MODELS = list(config["models"])
-CALIBS = list(config["calibration"])
 METHODS = list(config["methods"])
 BUDGETS = sorted(config["budgets"])
 ABLATION = lc.ablation_methods(config)  # lorp-k<K>: LoRP on a fixed-K clustering
-ABLATION_BUDGETS = lc.ablation_budgets(config)
 
 
 wildcard_constraints:
     model="|".join(re.escape(m) for m in MODELS),
-    calib="|".join(re.escape(c) for c in CALIBS),
+    calib="|".join(re.escape(c) for c in config["calibration"]),
     method="|".join(re.escape(m) for m in METHODS + ABLATION),
     k=r"\d+",
     budget=r"\d+",
+    kind="ppl|tasks",
 
 
-def model_params(wildcards):
-    entry = config["models"][wildcards.model]
-    return {"source": entry["source"], "storage_dtype": entry.get("storage_dtype", "bfloat16")}
+def outputs(rule, **wrap):
+    """The rule's outputs and provenance record from lorp.paths.RULES; directory outputs get
+    directory(), and ``wrap`` maps an output name to a flag function (report, temp) applied to it."""
+    files = paths.RULES[rule]
+    out = {}
+    for name, template in files.outputs.items():
+        path = directory(template) if name in files.directories else template
+        out[name] = wrap[name](path) if name in wrap else path
+    out["provenance"] = files.provenance
+    return out
 
 
-def calibration_params(wildcards):
-    return lc.calibration_spec(config, wildcards.calib)
+def params(rule):
+    """The rule's params, one per key of its config slice (lorp.config.RULE_PARAMS)."""
+    keys = lc.rule_params(config, rule, _ANY_WILDCARDS)
+    return {key: (lambda wildcards, key=key: lc.rule_params(config, rule, wildcards)[key]) for key in keys}
 
 
-def activation_params(wildcards):
-    return lc.activation_params(config, wildcards.model)
+# wildcards under which every slice function can be called to learn its keys
+_ANY_WILDCARDS = {"model": MODELS[0], "calib": next(iter(config["calibration"])), "method": METHODS[0],
+                  "budget": str(BUDGETS[0]), "k": "2"}
 
 
-def eval_datasets(wildcards):
-    return lc.evaluation_datasets(config, wildcards.model)
+def in_report(caption, category="Across models", subcategory=None, **labels):
+    """Flag a figure or table for `snakemake --report` with its caption (report/<caption>.rst) and labels."""
+    return lambda path: report(path, caption=f"../report/{caption}.rst", category=category,
+                               subcategory=subcategory, labels=labels)
 
 
-def method_params(wildcards):
-    return lc.method_params(config, wildcards.method)
-
-
-STRUCTURE_PARAMS = lc.structure_params(config)
-COMPUTE = lc.compute_params(config)
-EFFICIENCY_PARAMS = lc.efficiency_params(config)
-ZEROSHOT_PARAMS = lc.zeroshot_params(config)
-RUN_TASKS = bool(ZEROSHOT_PARAMS["tasks"])
-RUN_EFFICIENCY = config["efficiency"]["enabled"]
-FIGURE_BUDGET = config["figures"]["budget"] or max(BUDGETS)
+def plan_inputs(wildcards):
+    """What a plan reads: the inputs its method declares in the registry."""
+    return paths.plan_inputs(wildcards.method, dict(wildcards.items()))
 
 
 def all_cores(wildcards):
@@ -88,109 +94,47 @@ def all_cores(wildcards):
 
 def _n_parameters(model):
     """The parameter count from the prepared model's manifest (None before prepare_model ran)."""
-    manifest = f"results/{model}/model/model.json"
-    return read_json(manifest).get("n_parameters") if os.path.exists(manifest) else None
+    manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
+    return read_json(manifest)["n_parameters"] if os.path.exists(manifest) else None
 
 
-def model_mem_mb(wildcards, attempt):
-    """Host memory of a job that loads the model: models.<name>.resources.mem_mb, else 8 GB plus 6
-    bytes per parameter (1B assumed until the model is prepared); doubled on each retry."""
+def _model_resource(wildcards, attempt, key, scaled):
+    """models.<name>.resources.<key>, else ``scaled(n_parameters)`` (1B parameters assumed until the
+    model is prepared); doubled on each retry."""
     res = config["models"][wildcards.model].get("resources") or {}
-    if "mem_mb" in res:
-        return res["mem_mb"] * attempt
-    n = _n_parameters(wildcards.model) or 1_000_000_000
-    return int(8000 + 6 * n / 2**20) * attempt
+    if key in res:
+        return res[key] * attempt
+    return int(scaled(_n_parameters(wildcards.model) or 1_000_000_000)) * attempt
 
 
-def model_runtime(wildcards, attempt):
-    """Minutes for a job that runs the model: models.<name>.resources.runtime, else 30 plus 15 per
-    billion parameters; doubled on each retry."""
-    res = config["models"][wildcards.model].get("resources") or {}
-    if "runtime" in res:
-        return res["runtime"] * attempt
-    n = _n_parameters(wildcards.model) or 1_000_000_000
-    return int(30 + 15 * n / 1e9) * attempt
+MODEL_RESOURCES = {
+    "mem_mb": lambda wildcards, attempt: _model_resource(  # 8 GB plus 6 bytes per parameter
+        wildcards, attempt, "mem_mb", lambda n: 8000 + 6 * n / 2**20),
+    "runtime": lambda wildcards, attempt: _model_resource(  # 30 minutes plus 15 per billion parameters
+        wildcards, attempt, "runtime", lambda n: 30 + 15 * n / 1e9),
+}
+"""Resources of every job that loads the model, scaled with it (see the README's cluster section)."""
 
-
-def gpus(wildcards):
-    """GPUs for the GPU stages (capture, checkpoint, evaluation): none when compute.device is cpu."""
-    return 0 if COMPUTE["device"] == "cpu" else 1
-
-
-def plan_inputs(wildcards):
-    inputs = {
-        "extended": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_extended.npy",
-        "last_token": f"results/{wildcards.model}/similarity/{wildcards.calib}/cosine_last_token.npy",
-    }
-    k = lc.ablation_k(wildcards.method)
-    if k is not None:
-        inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls-k{k}.json"
-    elif wildcards.method == "lorp":
-        inputs["structure"] = f"results/{wildcards.model}/structure/{wildcards.calib}/rls.json"
-    return inputs
-
-
-def maybe_temp(path):
-    """Pruned checkpoints are deleted after evaluation when checkpoints.temporary is set."""
-    return temp(path) if config["checkpoints"]["temporary"] else path
+GPU_RESOURCES = {"gpu": 0 if lc.compute_params(config)["device"] == "cpu" else 1, **MODEL_RESOURCES}
+"""Resources of the GPU stages (capture, checkpoints, evaluations): one GPU unless compute.device is cpu."""
 
 
 def zeroshot_data(wildcards):
     """The task files read offline (so that a changed file reruns the task evaluations)."""
     import lorp.zeroshot as lz
 
-    if not RUN_TASKS or ZEROSHOT_PARAMS["data_dir"] is None:
+    zs = lc.zeroshot_params(config)
+    if zs["data_dir"] is None:
         return []
-    return [
-        os.path.join(ZEROSHOT_PARAMS["data_dir"], lz.OFFLINE_FILES[t])
-        for t in ZEROSHOT_PARAMS["tasks"]
-    ]
+    return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]]
 
 
-def pruned_targets(name="ppl.csv"):
-    return expand(
-        "results/{model}/eval/{calib}/{method}-{budget}/{name}",
-        name=name,
-        model=MODELS,
-        calib=CALIBS,
-        method=METHODS,
-        budget=BUDGETS,
-    )
+def pruned_outputs(rule, methods=METHODS, budgets=BUDGETS):
+    """The output of ``rule`` (an evaluation of a plan) for every model, calibration, method and budget."""
+    (template,) = paths.RULES[rule].outputs.values()
+    return expand(template, model=MODELS, calib=list(config["calibration"]), method=methods, budget=budgets)
 
 
-def summary_targets():
-    targets = ["results/summary/ppl.csv", "results/summary/ppl.md"]
-    if RUN_TASKS:
-        targets += ["results/summary/tasks.csv", "results/summary/tasks.md"]
-    if RUN_EFFICIENCY:
-        targets += ["results/summary/efficiency.csv", "results/summary/efficiency.md"]
-    return targets
-
-
-def figure_targets():
-    targets = [
-        *expand(
-            "results/{model}/figures/{calib}/{name}.png",
-            model=MODELS,
-            calib=CALIBS,
-            name=["structure", "pruned_layers"],
-        ),
-        "results/figures/locality.png",
-        "results/figures/ppl_vs_budget.png",
-    ]
-    if RUN_TASKS:
-        targets.append("results/figures/tasks_vs_budget.png")
-    if ABLATION:
-        targets += ["results/summary/k_ablation.csv", "results/figures/k_ablation.png"]
-    return targets
-
-
-def all_targets():
-    return [
-        *summary_targets(),
-        *figure_targets(),
-        *expand(
-            "results/{model}/similarity/{calib}/heatmap.png", model=MODELS, calib=CALIBS
-        ),
-        *expand("results/{model}/structure/{calib}/rls.json", model=MODELS, calib=CALIBS),
-    ]
+def dense_outputs(rule):
+    (template,) = paths.RULES[rule].outputs.values()
+    return expand(template, model=MODELS)

@@ -1,141 +1,91 @@
+# Each evaluation once for the dense model (<rule>_dense) and once per plan (<rule>_pruned): the
+# pruned rule reuses the dense rule's body with the checkpoint and its plan as inputs.
+
+
 rule evaluate_dense:
-    """Perplexity of the unpruned model on every evaluation dataset."""
+    """Perplexity on every evaluation dataset (of the unpruned model, or with _pruned of a checkpoint)."""
     input:
-        model="results/{model}/model",
+        model=paths.MODEL_DIR,
     output:
-        ppl="results/{model}/eval/dense/ppl.csv",
-        provenance="results/{model}/eval/dense/provenance.json",
+        **outputs("evaluate_dense"),
     params:
-        datasets=eval_datasets,
-        compute=COMPUTE,
+        **params("evaluate_dense"),
     conda:
         "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense.log",
     threads: 2
     resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
+        **GPU_RESOURCES,
     script:
         "../scripts/evaluate.py"
 
 
-rule evaluate_pruned:
-    """Perplexity of a pruned checkpoint on every evaluation dataset."""
+use rule evaluate_dense as evaluate_pruned with:
     input:
-        model="results/{model}/checkpoints/{calib}/{method}-{budget}",
-        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        model=paths.CHECKPOINT,
+        plan=paths.PLAN,
     output:
-        ppl="results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
-        provenance="results/{model}/eval/{calib}/{method}-{budget}/provenance.json",
-    params:
-        datasets=eval_datasets,
-        compute=COMPUTE,
-    conda:
-        "../envs/evaluation.yaml"
+        **outputs("evaluate_pruned"),
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}.log",
-    threads: 2
-    resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
-    script:
-        "../scripts/evaluate.py"
 
 
 rule efficiency_dense:
-    """Size, peak memory, prefill throughput and decode latency of the unpruned model."""
+    """Size, peak memory, prefill throughput and decode latency (every core: nothing shares the machine)."""
     input:
-        model="results/{model}/model",
+        model=paths.MODEL_DIR,
     output:
-        efficiency="results/{model}/eval/dense/efficiency.csv",
-        provenance="results/{model}/eval/dense/efficiency.provenance.json",
+        **outputs("efficiency_dense"),
     params:
-        efficiency=EFFICIENCY_PARAMS,
-        compute=COMPUTE,
+        **params("efficiency_dense"),
     conda:
         "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense-efficiency.log",
     threads: all_cores
     resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
+        **GPU_RESOURCES,
     script:
         "../scripts/efficiency.py"
 
 
-rule efficiency_pruned:
-    """Size, peak memory, prefill throughput and decode latency of a pruned checkpoint."""
+use rule efficiency_dense as efficiency_pruned with:
     input:
-        model="results/{model}/checkpoints/{calib}/{method}-{budget}",
-        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        model=paths.CHECKPOINT,
+        plan=paths.PLAN,
     output:
-        efficiency="results/{model}/eval/{calib}/{method}-{budget}/efficiency.csv",
-        provenance="results/{model}/eval/{calib}/{method}-{budget}/efficiency.provenance.json",
-    params:
-        efficiency=EFFICIENCY_PARAMS,
-        compute=COMPUTE,
-    conda:
-        "../envs/evaluation.yaml"
+        **outputs("efficiency_pruned"),
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}-efficiency.log",
-    threads: all_cores
-    resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
-    script:
-        "../scripts/efficiency.py"
 
 
 rule evaluate_tasks_dense:
-    """Zero-shot accuracy (lm-evaluation-harness) of the unpruned model."""
+    """Zero-shot accuracy with lm-evaluation-harness."""
     input:
-        model="results/{model}/model",
+        model=paths.MODEL_DIR,
         data=zeroshot_data,
     output:
-        tasks="results/{model}/eval/dense/tasks.csv",
-        provenance="results/{model}/eval/dense/tasks.provenance.json",
+        **outputs("evaluate_tasks_dense"),
     params:
-        zeroshot=ZEROSHOT_PARAMS,
-        compute=COMPUTE,
+        **params("evaluate_tasks_dense"),
     conda:
         "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense-tasks.log",
     threads: 2
     resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
+        **GPU_RESOURCES,
     script:
         "../scripts/zeroshot.py"
 
 
-rule evaluate_tasks_pruned:
-    """Zero-shot accuracy (lm-evaluation-harness) of a pruned checkpoint."""
+use rule evaluate_tasks_dense as evaluate_tasks_pruned with:
     input:
-        model="results/{model}/checkpoints/{calib}/{method}-{budget}",
-        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        model=paths.CHECKPOINT,
+        plan=paths.PLAN,
         data=zeroshot_data,
     output:
-        tasks="results/{model}/eval/{calib}/{method}-{budget}/tasks.csv",
-        provenance="results/{model}/eval/{calib}/{method}-{budget}/tasks.provenance.json",
-    params:
-        zeroshot=ZEROSHOT_PARAMS,
-        compute=COMPUTE,
-    conda:
-        "../envs/evaluation.yaml"
+        **outputs("evaluate_tasks_pruned"),
     log:
         "results/logs/{model}/eval/{calib}/{method}-{budget}-tasks.log",
-    threads: 2
-    resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
-    script:
-        "../scripts/zeroshot.py"

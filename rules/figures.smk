@@ -1,133 +1,99 @@
-# Figures (PNG) for the report: per model and calibration, and across models.
+# Figures (PNG) for the report: per model and calibration, and across models. Each rule has its own
+# script; names shown in a figure come as params, never from parsing paths.
+
+
+def _model_figure(figure):
+    return in_report(figure, category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
+                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map"}[figure])
 
 
 rule figure_structure:
     """Similarity heatmap with cluster boundaries and each method's pruned layers at one budget."""
     input:
-        cosine="results/{model}/similarity/{calib}/cosine.npy",
-        rls="results/{model}/structure/{calib}/rls.json",
-        plans=lambda w: expand(
-            "results/{{model}}/plans/{{calib}}/{method}-{budget}.json",
-            method=METHODS,
-            budget=FIGURE_BUDGET,
-        ),
+        cosine=paths.COSINE,
+        rls=paths.RLS,
+        plans=expand(paths.PLAN, method=METHODS, budget=lc.figure_budget(config), allow_missing=True),
     output:
-        png=report(
-            "results/{model}/figures/{calib}/structure.png",
-            caption="../report/structure.rst",
-            category="{model}",
-            subcategory="{calib}",
-            labels={"model": "{model}", "calibration": "{calib}", "figure": "similarity and pruned layers"},
-        ),
-        provenance="results/{model}/figures/{calib}/structure.provenance.json",
+        **outputs("figure_structure", png=_model_figure("structure")),
     params:
-        budget=FIGURE_BUDGET,
+        **params("figure_structure"),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/{model}/figures/{calib}-structure.log",
+    localrule: True
     threads: 1
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_structure.py"
 
 
 rule figure_pruned_layers:
     """Which blocks every method prunes, methods x layers, one panel per budget."""
     input:
-        plans=expand(
-            "results/{{model}}/plans/{{calib}}/{method}-{budget}.json",
-            method=METHODS,
-            budget=BUDGETS,
-        ),
+        plans=expand(paths.PLAN, method=METHODS, budget=BUDGETS, allow_missing=True),
     output:
-        png=report(
-            "results/{model}/figures/{calib}/pruned_layers.png",
-            caption="../report/pruned_layers.rst",
-            category="{model}",
-            subcategory="{calib}",
-            labels={"model": "{model}", "calibration": "{calib}", "figure": "pruned-layer map"},
-        ),
-        provenance="results/{model}/figures/{calib}/pruned_layers.provenance.json",
+        **outputs("figure_pruned_layers", png=_model_figure("pruned_layers")),
+    params:
+        **params("figure_pruned_layers"),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/{model}/figures/{calib}-pruned_layers.log",
+    localrule: True
     threads: 1
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_pruned_layers.py"
 
 
 rule figure_locality:
     """Mean similarity against normalised layer distance for every model, with its RLS."""
     input:
-        cosine=expand(
-            "results/{model}/similarity/{calib}/cosine.npy", model=MODELS, calib=CALIBS
-        ),
-        rls=expand("results/{model}/structure/{calib}/rls.json", model=MODELS, calib=CALIBS),
+        cosine=expand(paths.COSINE, model=MODELS, calib=list(config["calibration"])),
+        rls=expand(paths.RLS, model=MODELS, calib=list(config["calibration"])),
     output:
-        png=report(
-            "results/figures/locality.png",
-            caption="../report/locality.rst",
-            category="Across models",
-            labels={"figure": "similarity vs layer distance"},
-        ),
-        provenance="results/figures/locality.provenance.json",
+        **outputs("figure_locality", png=in_report("locality", figure="similarity vs layer distance")),
+    params:
+        **params("figure_locality"),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/figures/locality.log",
+    localrule: True
     threads: 1
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_locality.py"
 
 
 rule figure_vs_budget:
     """Mean perplexity (kind=ppl) or mean zero-shot accuracy (kind=tasks) against the budget."""
     input:
-        table="results/summary/{kind}_table.csv",
+        table=paths.SUMMARY + "/{kind}_table.csv",
     output:
-        png=report(
-            "results/figures/{kind}_vs_budget.png",
-            caption="../report/vs_budget.rst",
-            category="Across models",
-            labels={"figure": "{kind} vs budget"},
-        ),
-        provenance="results/figures/{kind}_vs_budget.provenance.json",
-    wildcard_constraints:
-        kind="ppl|tasks",
+        **outputs("figure_vs_budget", png=in_report("vs_budget", figure="{kind} vs budget")),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/figures/{kind}_vs_budget.log",
+    localrule: True
     threads: 1
     script:
-        "../scripts/figures.py"
+        "../scripts/figure_vs_budget.py"
 
 
 rule k_ablation:
     """LoRP with K = ablation.lorp_k clusters: mean perplexity per K and budget, CSV and figure."""
     input:
-        ppl=expand(
-            "results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
-            model=MODELS,
-            calib=CALIBS,
-            method=ABLATION,
-            budget=ABLATION_BUDGETS,
-        ),
-        rls=expand("results/{model}/structure/{calib}/rls.json", model=MODELS, calib=CALIBS),
+        ppl=pruned_outputs("evaluate_pruned", methods=ABLATION, budgets=lc.ablation_budgets(config)),
+        rls=expand(paths.RLS, model=MODELS, calib=list(config["calibration"])),
     output:
-        csv="results/summary/k_ablation.csv",
-        png=report(
-            "results/figures/k_ablation.png",
-            caption="../report/k_ablation.rst",
-            category="Across models",
-            labels={"figure": "K ablation"},
-        ),
-        provenance="results/figures/k_ablation.provenance.json",
+        **outputs("k_ablation", png=in_report("k_ablation", figure="K ablation")),
+    params:
+        **params("k_ablation"),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/figures/k_ablation.log",
+    localrule: True
     threads: 1
     script:
-        "../scripts/figures.py"
+        "../scripts/k_ablation.py"

@@ -3,14 +3,14 @@ rule plan:
     input:
         unpack(plan_inputs),
     output:
-        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
-        provenance="results/{model}/plans/{calib}/{method}-{budget}.provenance.json",
+        **outputs("plan"),
     params:
-        method_params=method_params,
+        **params("plan"),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/{model}/plans/{calib}/{method}-{budget}.log",
+    localrule: True
     threads: 1
     script:
         "../scripts/plan.py"
@@ -19,21 +19,17 @@ rule plan:
 rule prune_checkpoint:
     """The pruned model as a Hugging Face directory (safetensors, tokenizer, config, plan)."""
     input:
-        model="results/{model}/model",
-        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        model=paths.MODEL_DIR,
+        plan=paths.PLAN,
     output:
-        checkpoint=maybe_temp(
-            directory("results/{model}/checkpoints/{calib}/{method}-{budget}")
-        ),
-        provenance="results/{model}/checkpoints/{calib}/{method}-{budget}.provenance.json",
+        # checkpoints.temporary: deleted once every evaluation of it is done
+        **outputs("prune_checkpoint", checkpoint=temp if config["checkpoints"]["temporary"] else lambda p: p),
     conda:
         "../envs/model.yaml"
     log:
         "results/logs/{model}/checkpoints/{calib}/{method}-{budget}.log",
     threads: 1
     resources:
-        gpu=gpus,
-        mem_mb=model_mem_mb,
-        runtime=model_runtime,
+        **GPU_RESOURCES,
     script:
         "../scripts/checkpoint.py"

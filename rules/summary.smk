@@ -4,76 +4,41 @@
 rule summary:
     """All perplexities (long CSV) and paper Table 2: mean perplexity with the change against dense."""
     input:
-        dense=expand("results/{model}/eval/dense/ppl.csv", model=MODELS),
-        pruned=pruned_targets("ppl.csv"),
+        dense=dense_outputs("evaluate_dense"),
+        pruned=pruned_outputs("evaluate_pruned"),
     output:
-        csv="results/summary/ppl.csv",
-        table="results/summary/ppl_table.csv",
-        md=report(
-            "results/summary/ppl.md",
-            caption="../report/ppl.rst",
-            category="Tables",
-            labels={"table": "perplexity (Table 2)"},
-        ),
-        provenance="results/summary/provenance.json",
+        **outputs("summary", md=in_report("ppl", category="Tables", table="perplexity (Table 2)")),
     params:
-        kind="ppl",
+        **params("summary"),
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/summary.log",
+    localrule: True
     threads: 1
     script:
         "../scripts/summary.py"
 
 
-rule summary_tasks:
-    """All zero-shot accuracies (long CSV) and paper Table 3: per-task accuracy and the mean."""
+use rule summary as summary_tasks with:
     input:
-        dense=expand("results/{model}/eval/dense/tasks.csv", model=MODELS),
-        pruned=pruned_targets("tasks.csv"),
+        dense=dense_outputs("evaluate_tasks_dense"),
+        pruned=pruned_outputs("evaluate_tasks_pruned"),
     output:
-        csv="results/summary/tasks.csv",
-        table="results/summary/tasks_table.csv",
-        md=report(
-            "results/summary/tasks.md",
-            caption="../report/tasks.rst",
-            category="Tables",
-            labels={"table": "zero-shot accuracy (Table 3)"},
-        ),
-        provenance="results/summary/tasks.provenance.json",
+        **outputs("summary_tasks", md=in_report("tasks", category="Tables", table="zero-shot accuracy (Table 3)")),
     params:
-        kind="tasks",
-    conda:
-        "../envs/analysis.yaml"
+        **params("summary_tasks"),
     log:
         "results/logs/summary-tasks.log",
-    threads: 1
-    script:
-        "../scripts/summary.py"
 
 
-rule summary_efficiency:
-    """All efficiency measurements (long CSV) and the efficiency table with ratios against dense."""
+use rule summary as summary_efficiency with:
     input:
-        dense=expand("results/{model}/eval/dense/efficiency.csv", model=MODELS),
-        pruned=pruned_targets("efficiency.csv"),
+        dense=dense_outputs("efficiency_dense"),
+        pruned=pruned_outputs("efficiency_pruned"),
     output:
-        csv="results/summary/efficiency.csv",
-        table="results/summary/efficiency_table.csv",
-        md=report(
-            "results/summary/efficiency.md",
-            caption="../report/efficiency.rst",
-            category="Tables",
-            labels={"table": "efficiency"},
-        ),
-        provenance="results/summary/efficiency.provenance.json",
+        **outputs("summary_efficiency", md=in_report("efficiency", category="Tables", table="efficiency")),
     params:
-        kind="efficiency",
-    conda:
-        "../envs/analysis.yaml"
+        **params("summary_efficiency"),
     log:
         "results/logs/summary-efficiency.log",
-    threads: 1
-    script:
-        "../scripts/summary.py"

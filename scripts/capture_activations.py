@@ -1,14 +1,14 @@
 """Snakemake adapter for rule capture_activations (the batch size, a speed knob, is not a param)."""
 
 from lorp.jobs import job
-from lorp.pipeline import activations
+from lorp.pipeline import capture
 
 with job(snakemake):
-    params = {**snakemake.params.activations, "batch_size": snakemake.config["activations"]["batch_size"]}
-    activations(
+    capture(
         snakemake.input.model,
         snakemake.input.tokens,
         snakemake.output.activations,
-        params,
+        snakemake.params.activations,
         snakemake.params.compute,
+        batch_size=snakemake.config["activations"]["batch_size"],
     )

@@ -2,15 +2,13 @@
 
 from lorp.config import base_method
 from lorp.jobs import job
-from lorp.pipeline import plan
+from lorp.pipeline import make_plan
 
 with job(snakemake):
-    plan(
+    make_plan(
         base_method(snakemake.wildcards.method),
         int(snakemake.wildcards.budget),
-        snakemake.input.extended,
-        snakemake.input.last_token,
+        dict(snakemake.input.items()),
         snakemake.output.plan,
         snakemake.params.method_params,
-        structure_path=snakemake.input.get("structure"),
     )

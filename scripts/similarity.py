@@ -1,8 +1,9 @@
 """Snakemake adapter for rule similarity."""
 
 from lorp.jobs import job
-from lorp.pipeline import similarity
+from lorp.pipeline import compute_similarity
 
 with job(snakemake):
     w = snakemake.wildcards
-    similarity(snakemake.input[0], dict(snakemake.output.items()), title=f"{w.model}: cosine similarity ({w.calib})")
+    outputs = {k: v for k, v in snakemake.output.items() if k != "provenance"}
+    compute_similarity(snakemake.input[0], outputs, title=f"{w.model}: cosine similarity ({w.calib})")

@@ -1,7 +1,7 @@
-"""Snakemake adapter for rule structure."""
+"""Snakemake adapter for rules structure and structure_fixed_k."""
 
 from lorp.jobs import job
-from lorp.pipeline import structure
+from lorp.pipeline import analyse_structure
 
 with job(snakemake):
-    structure(snakemake.input[0], snakemake.output.rls, snakemake.params.structure)
+    analyse_structure(snakemake.input[0], snakemake.output.rls, snakemake.params.structure)

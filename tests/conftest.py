@@ -20,10 +20,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def embedded_dir(tmp_path_factory) -> Path:
     """The embedded SmolLM2-135M converted once to a safetensors directory (about 30 s)."""
-    from lorp.pipeline import prepare
+    from lorp.pipeline import prepare_model
 
     out = tmp_path_factory.mktemp("embedded") / "model"
-    prepare("embedded", out, "bfloat16")
+    prepare_model("embedded", out, "bfloat16")
     return out
 
 

@@ -33,7 +33,7 @@ def test_default_config_is_valid_and_gets_defaults():
     cfg = check(BASE)
     assert cfg["methods"]["lorp"]["rls_thresholds"] == [1.0, 0.7]
     assert structure_params(cfg) == {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0}
-    ds = evaluation_datasets(cfg)["python-docs"]
+    ds = evaluation_datasets(cfg, "smollm2-135m")["python-docs"]
     assert ds["seqlen"] == 256 and ds["max_windows"] == 16 and ds["join"] == "\n\n"
 
 
@@ -112,3 +112,44 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path, no_slurm_controll
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode != 0
     assert "budgets: [40] too large" in out.stdout + out.stderr
+
+
+MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"source": "python-docs"}},
+           "methods": {"lorp": {}, "shortgpt": {}}, "budgets": [2],
+           "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
+# rules whose params hold no key the schema fills in (none at all, or only required keys)
+NOTHING_DEFAULTED = {"similarity", "prune_checkpoint", "summary", "summary_tasks", "summary_efficiency",
+                     "figure_vs_budget", "figure_pruned_layers", "figure_locality", "k_ablation"}
+
+
+def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_own():
+    """The schema is the one source of defaults: on a config the schema has not filled in, every slice
+    function fails or gives something else than on the validated config (it substitutes nothing)."""
+    from lorp.config import RULE_PARAMS, load_schema, validate_schema
+
+    validated = validate_schema(copy.deepcopy(MINIMAL))
+    schema = load_schema()
+    assert validated["evaluation"]["seqlen"] == schema["properties"]["evaluation"]["properties"]["seqlen"]["default"]
+    assert validated["methods"]["shortgpt"] == {"protect_first": True}  # the registry's default, via the schema
+    wildcards = {"model": "m", "calib": "c", "method": "shortgpt", "budget": "2", "k": "3", "kind": "ppl"}
+    for rule, slice_of in RULE_PARAMS.items():
+        expected = slice_of(validated, wildcards)
+        if rule in NOTHING_DEFAULTED:
+            assert slice_of(copy.deepcopy(MINIMAL), wildcards) == expected, rule
+            continue
+        try:
+            got = slice_of(copy.deepcopy(MINIMAL), wildcards)
+        except KeyError:
+            continue
+        assert got != expected, f"{rule}: its params equal the validated ones without the schema's defaults"
+
+
+def test_stage_code_has_no_fallback_defaults():
+    """No ``.get(key, default)`` on config slices in the config and stage modules."""
+    import ast
+
+    for name in ("config.py", "pipeline.py", "paths.py"):
+        tree = ast.parse((ROOT / "src" / "lorp" / name).read_text())
+        calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) > 1]
+        assert calls == [], f"{name}: .get with a default on lines {calls}"

@@ -11,7 +11,7 @@ from lorp import pipeline
 from lorp.data import special_prefix
 from lorp.io import read_json
 from lorp.methods import METHODS
-from lorp.models import UnsupportedModelError, get_decoder_layers
+from lorp.models import UnsupportedModelError, get_decoder_layers, load, load_tokenizer, source_of
 from lorp.prune import prune_layers
 
 pytestmark = pytest.mark.slow
@@ -22,20 +22,20 @@ def analysed(embedded_dir, tmp_path_factory):
     """Calibration, capture, similarity and structure on a tiny calibration set."""
     d = tmp_path_factory.mktemp("analysis")
     spec = {"source": "python-docs", "n_samples": 6, "seqlen": 48, "seed": 0}
-    pipeline.calibration(embedded_dir, spec, d / "tokens.npy", d / "meta.json")
-    pipeline.activations(embedded_dir, d / "tokens.npy", d / "act",
-                         {"dtype": "float16", "batch_size": 4, "tokens_per_sequence": 16, "seed": 1}, {})
+    pipeline.sample_calibration(embedded_dir, spec, d / "tokens.npy", d / "meta.json")
+    pipeline.capture(embedded_dir, d / "tokens.npy", d / "act", {"dtype": "float16", "tokens_per_sequence": 16, "seed": 1},
+                     {"device": "auto", "dtype": "auto"}, batch_size=4)
     outputs = {k: d / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
     outputs.update(cosine=d / "cosine.npy", extended=d / "ext.npy", last_token=d / "last.npy")
-    pipeline.similarity(d / "act", outputs)
-    pipeline.structure(d / "cosine.npy", d / "rls.json", {"k": None, "rls_thresholds": [1.0, 0.7]})
+    pipeline.compute_similarity(d / "act", outputs)
+    pipeline.analyse_structure(d / "cosine.npy", d / "rls.json", {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0})
     return d
 
 
 def test_prepared_model_manifest_and_generation(embedded_dir):
     info = read_json(embedded_dir / "model.json")
     assert info["num_hidden_layers"] == 30 and info["model_type"] == "llama"
-    model, tok, _ = pipeline.load_prepared(embedded_dir)
+    model, tok, _ = load(embedded_dir)
     ids = tok("The Python keyword to define a function is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] == ids["input_ids"].shape[1] + 5
@@ -75,16 +75,16 @@ def test_rls_matches_cosine(analysed):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_checkpoint_round_trip(method, embedded_dir, analysed, tmp_path):
-    plan = pipeline.plan(method, 5, analysed / "ext.npy", analysed / "last.npy", tmp_path / "plan.json", {},
-                         analysed / "rls.json" if method == "lorp" else None)
+    files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
+    plan = pipeline.make_plan(method, 5, {name: files[name] for name in METHODS[method].inputs}, tmp_path / "plan.json", {})
     ckpt = tmp_path / "ckpt"
-    pipeline.checkpoint(embedded_dir, tmp_path / "plan.json", ckpt)
+    pipeline.prune_checkpoint(embedded_dir, tmp_path / "plan.json", ckpt)
     config = read_json(ckpt / "config.json")
     assert config["num_hidden_layers"] == len(plan.kept) == 25
     assert read_json(ckpt / "plan.json")["pruned"] == plan.pruned
 
     # the same pruning in memory, then the reloaded checkpoint: identical logits
-    model, tok, _ = pipeline.load_prepared(embedded_dir, dtype="stored")
+    model, tok, _ = load(embedded_dir, dtype="stored")
     prune_layers(model, plan.pruned)
     from transformers import AutoModelForCausalLM
 
@@ -110,7 +110,7 @@ def test_unsupported_architecture_is_named():
 
 
 def test_failed_capture_leaves_nothing(embedded_dir, analysed, tmp_path, monkeypatch):
-    model, _, _ = pipeline.load_prepared(embedded_dir)
+    model, _, _ = load(embedded_dir)
     tokens = np.load(analysed / "tokens.npy")
     calls = {"n": 0}
     block = get_decoder_layers(model)[10]
@@ -135,7 +135,7 @@ def test_float16_overflow_and_nan_are_clear_errors_and_leave_nothing(embedded_di
     instead of storing inf that would poison the similarity."""
     from lorp.capture import capture_activations
 
-    model, _, _ = pipeline.load_prepared(embedded_dir)
+    model, _, _ = load(embedded_dir)
     with torch.no_grad():
         model.model.embed_tokens.weight.mul_(1e6)
     tokens = np.load(analysed / "tokens.npy")
@@ -154,14 +154,15 @@ def test_float16_overflow_and_nan_are_clear_errors_and_leave_nothing(embedded_di
 
 
 def test_pruned_perplexity_row(embedded_dir, tmp_path):
-    datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2}}
-    rows = pipeline.evaluate_perplexity(embedded_dir, datasets, tmp_path / "ppl.csv", {"model": "m"}, {})
+    datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2, "join": "\n\n"}}
+    rows = pipeline.evaluate_perplexity(embedded_dir, datasets, tmp_path / "ppl.csv", {"model": "m"},
+                                       {"device": "auto", "dtype": "auto"}, batch_size=4)
     assert rows[0]["n_windows"] == 2 and rows[0]["n_tokens"] == 2 * 63 and rows[0]["prefix_tokens"] == 0
     assert 1.0 < rows[0]["ppl"] < 200.0
     text = (tmp_path / "ppl.csv").read_text().splitlines()
     assert text[0].startswith("model,calib,method,budget,n_layers,dataset,seqlen,prefix_tokens")
     # SmolLM2's tokenizer puts nothing before a text, so a BOS per window leaves its windows as they are
-    assert special_prefix(pipeline.load_tokenizer(embedded_dir)) == []
+    assert special_prefix(load_tokenizer(source_of(embedded_dir)[0])) == []
     shutil.rmtree(tmp_path)
 
 
@@ -171,7 +172,7 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
     from lorp import evaluate
     from lorp.efficiency import EfficiencySettings, measure
 
-    model, _, _ = pipeline.load_prepared(embedded_dir)
+    model, _, _ = load(embedded_dir)
     windows = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         logits = model(input_ids=windows).logits.float()

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 
 from lorp.methods import (
+    METHODS,
+    Method,
     Plan,
+    PlanInputs,
     angular_plan,
     cluster_redundancy,
     last_plan,
     lorp_plan,
+    eligible_count,
     make_plan,
+    register,
     shortgpt_plan,
     streamline_plan,
 )
@@ -109,8 +114,11 @@ def test_streamline_best_window_keeps_last_block():
 def test_angular_uses_last_token_matrix_and_may_reach_the_last_block():
     all_tokens = symmetric(7, {(1, 3): 0.99})
     last_token = symmetric(7, {(4, 6): 0.98, (1, 3): 0.2})
-    assert make_plan("angular", 2, all_tokens, last_token).pruned == [4, 5]
-    assert make_plan("angular", 2, all_tokens, last_token, params={"last_token_only": False}).pruned == [1, 2]
+    inputs = PlanInputs(all_tokens, last_token)
+    assert make_plan("angular", 2, inputs).pruned == [4, 5]
+    assert make_plan("angular", 2, inputs, params={"last_token_only": False}).pruned == [1, 2]
+    with pytest.raises(ValueError, match="angular' needs the last-token input"):
+        make_plan("angular", 2, PlanInputs(all_tokens))
     plan = angular_plan(last_token, 2)
     assert plan.scores[4] == pytest.approx(np.arccos(0.98) / np.pi)
 
@@ -136,11 +144,30 @@ def test_plan_round_trip_and_consistency_checks():
 def test_budget_out_of_range(method):
     e = np.eye(5)
     with pytest.raises(ValueError, match="budget"):
-        make_plan(method, 0, e, e)
+        make_plan(method, 0, PlanInputs(e, e))
     with pytest.raises(ValueError, match="budget"):
-        make_plan(method, 6, e, e)
+        make_plan(method, 6, PlanInputs(e, e))
 
 
-def test_unknown_method():
-    with pytest.raises(ValueError, match="unknown method"):
-        make_plan("random", 1, np.eye(4))
+def test_unknown_method_lists_the_declared_ones():
+    with pytest.raises(ValueError, match="unknown method 'random'; choose one of lorp, shortgpt, streamline, angular, last"):
+        make_plan("random", 1, PlanInputs(np.eye(4)))
+
+
+def test_registry_declares_budgets_parameters_and_inputs_once():
+    assert list(METHODS) == ["lorp", "shortgpt", "streamline", "angular", "last"]
+    assert [eligible_count(m, 30) for m in METHODS] == [28, 29, 29, 30, 29]
+    assert eligible_count("shortgpt", 30, {"protect_first": False}) == 30
+    assert METHODS["shortgpt"].defaults() == {"protect_first": True}
+    assert METHODS["lorp"].defaults() == {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0}
+    assert METHODS["lorp"].inputs == ("extended", "last_token", "structure") and not METHODS["lorp"].plan_parameters
+    assert METHODS["angular"].schema()["properties"]["last_token_only"]["default"] is True
+    with pytest.raises(ValueError, match="already registered"):
+        register(METHODS["last"])
+    with pytest.raises(ValueError, match="need a default"):
+        Method("toy", plan=lambda i, b, p: None, max_budget=lambda n, p: n, parameters={"x": {"type": "integer"}})
+
+
+def test_lorp_plan_needs_the_structure():
+    with pytest.raises(ValueError, match="'lorp' needs the structure input \\(rls.json\\)"):
+        make_plan("lorp", 2, PlanInputs(S8))

@@ -39,11 +39,19 @@ def test_mean_over_tokens_and_chunking():
     assert np.array_equal(s, s.T) and np.all(np.diag(s) == 1) and s.min() >= -1 and s.max() <= 1
 
 
-def test_directory_is_memory_mapped(tmp_path):
+def test_directory_is_memory_mapped(tmp_path, monkeypatch):
+    """The layer files are read as memory maps, chunk by chunk, never loaded whole."""
+    from lorp import similarity
+
     layers = make_layers(np.random.default_rng(2))
     for i, a in enumerate(layers):
         np.save(tmp_path / f"layer_{i:03d}.npy", a.astype(np.float16))
+    seen = []
+    original = similarity.cosine_from_arrays
+    monkeypatch.setattr(similarity, "cosine_from_arrays",
+                        lambda arrays, *args, **kwargs: seen.extend(arrays) or original(arrays, *args, **kwargs))
     result = cosine_from_directory(tmp_path, 4, chunk_tokens=3)
+    assert len(seen) == 4 and all(isinstance(a, np.memmap) for a in seen)
     np.testing.assert_allclose(result.extended[0, 2], -1.0, atol=1e-3)
 
 

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import yaml
 
-from lorp import pipeline
+from lorp import paths, pipeline
 from lorp.audit import audit
 from lorp.config import validate_schema
 from lorp.io import read_json
+from lorp.methods import METHODS as METHODS_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 ZEROSHOT_DIR = ROOT.parent / "shared" / "data" / "zeroshot"
@@ -67,26 +68,34 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run(snakemake_cmd(workdir, config, *args), cwd=workdir, capture_output=True, text=True)
 
 
-def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run would execute, 'all' excluded."""
-    out = snakemake(workdir, config, "-n")
+def dry_run(workdir: Path, config: dict, *args: str) -> dict[tuple[str, str], set[str]]:
+    """(rule, wildcards) -> outputs of every job a dry run would execute, 'all' excluded."""
+    out = snakemake(workdir, config, "-n", *args)
     assert out.returncode == 0, out.stderr[-3000:]
-    jobs, rule = set(), None
+    jobs, rule, outputs = {}, None, set()
     for line in (out.stdout + out.stderr).splitlines():
         m = re.match(r"^(?:local)?rule (\w+):$", line)
         if m:
             if rule:
-                jobs.add((rule, ""))
-            rule = m.group(1)
+                jobs[(rule, "")] = outputs
+            rule, outputs = m.group(1), set()
             continue
+        m = re.match(r"^\s+output: (.*)$", line)
+        if m and rule:
+            outputs = set(m.group(1).split(", "))
         m = re.match(r"^\s+wildcards: (.*)$", line)
         if m and rule:
-            jobs.add((rule, m.group(1)))
+            jobs[(rule, m.group(1))] = outputs
             rule = None
     if rule:
-        jobs.add((rule, ""))
-    jobs.discard(("all", ""))
+        jobs[(rule, "")] = outputs
+    jobs.pop(("all", ""), None)
     return jobs
+
+
+def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run would execute, 'all' excluded."""
+    return set(dry_run(workdir, config))
 
 
 def job(rule, model="smol", calib=None, method=None, budget=None):
@@ -157,16 +166,22 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def copy_workflow(dest: Path) -> Path:
+    """A private copy of the workflow's code in ``dest`` (tests may edit it)."""
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, no_slurm_controller):
     """A private copy of the workflow, so tests may edit its scripts."""
-    d = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, d / name,
-                                                          **({"ignore": shutil.ignore_patterns("__pycache__", "*.egg-info")}
-                                                             if src.is_dir() else {}))
-    return d
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
 @pytest.fixture(scope="module")
@@ -391,18 +406,47 @@ def test_k_ablation_added(workdir, tiny_run):
 
 
 def test_audit_knows_every_job_of_the_workflow(tmp_path):
-    """The audit's list of jobs equals Snakemake's DAG for a fresh directory (nothing produced yet)."""
-    from lorp.audit import expected_jobs
-
-    d = tmp_path / "fresh"
-    d.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, d / name)
+    """The jobs the audit checks (lorp.paths.jobs) are Snakemake's DAG for a fresh directory, with the
+    same outputs and provenance records."""
+    d = copy_workflow(tmp_path / "fresh")
     cfg = tiny_config(ablation={"lorp_k": [2], "budgets": [3]})
-    dag = planned_jobs(d, cfg)
-    audit_jobs = {(j.rule, ", ".join(f"{k}={v}" for k, v in j.wildcards.items())) for j in
-                  expected_jobs(validate_schema(cfg))}
+    dag = dry_run(d, cfg)
+    audit_jobs = {(j.rule, ", ".join(f"{k}={v}" for k, v in j.wildcards.items())): {*j.outputs.values(), j.provenance}
+                  for j in paths.jobs(validate_schema(cfg))}
     assert dag == audit_jobs
+
+
+def test_a_registered_method_is_a_one_module_change(workdir, tiny_run):
+    """A depth-pruning method declared in lorp/methods.py alone (its plan, budget limit and one
+    parameter) is accepted by the config check and planned by the rules from the similarity files."""
+    methods_py = workdir / "src/lorp/methods.py"
+    original, stat = methods_py.read_text(), methods_py.stat()
+    toy = """
+
+def _toy(inputs, budget, params):
+    n = inputs.extended.shape[0] - 1
+    pruned = list(range(params["start"], params["start"] + budget))
+    return Plan("toy", budget, n, pruned, [], [None] * n, "none")
+
+
+register(Method(name="toy", plan=_toy, max_budget=lambda n, params: n - params["start"], inputs=("extended",),
+                parameters={"start": {"type": "integer", "minimum": 0, "default": 1}}))
+"""
+    try:
+        methods_py.write_text(original + toy)
+        cfg = tiny_config(methods={**{m: {} for m in METHODS}, "toy": {"start": 5}})
+        assert planned_jobs(workdir, cfg) == pruned_jobs(methods=["toy"]) | SUMMARY | PLAN_FIGURES
+        bad = snakemake(workdir, tiny_config(methods={"toy": {"begin": 5}}), "-n")
+        assert bad.returncode != 0 and "methods.toy: Additional properties are not allowed ('begin'" in bad.stderr
+        target = "results/smol/plans/docs/toy-3.json"
+        out = snakemake(workdir, cfg, target)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert read_json(workdir / target)["pruned"] == [5, 6, 7]
+        assert set(read_json(workdir / "results/smol/plans/docs/toy-3.provenance.json")["inputs"]) == {
+            "results/smol/similarity/docs/cosine_extended.npy"}
+    finally:
+        methods_py.write_text(original)
+        os.utime(methods_py, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def test_html_report_holds_the_figures_and_tables(workdir, tiny_run):
@@ -424,16 +468,18 @@ def test_html_report_holds_the_figures_and_tables(workdir, tiny_run):
 def test_deterministic_stages_are_byte_identical(tiny_run, tmp_path):
     sim = tiny_run / "smol/similarity/docs"
     outputs = {k: tmp_path / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
-    pipeline.similarity(tiny_run / "smol/activations/docs", outputs, title="smol: cosine similarity (docs)")
+    pipeline.compute_similarity(tiny_run / "smol/activations/docs", outputs, title="smol: cosine similarity (docs)")
     for key, name in [("cosine", "cosine.npy"), ("csv", "cosine.csv"), ("extended", "cosine_extended.npy"),
                       ("last_token", "cosine_last_token.npy"), ("heatmap", "heatmap.png")]:
         assert sha(outputs[key]) == sha(sim / name), name
     rls = tiny_run / "smol/structure/docs/rls.json"
-    pipeline.structure(sim / "cosine.npy", tmp_path / "rls.json", read_json(tiny_run / "smol/structure/docs/provenance.json")["params"]["structure"])
+    pipeline.analyse_structure(sim / "cosine.npy", tmp_path / "rls.json",
+                               read_json(tiny_run / "smol/structure/docs/provenance.json")["params"]["structure"])
     assert sha(tmp_path / "rls.json") == sha(rls)
     for m in METHODS:
-        pipeline.plan(m, 3, sim / "cosine_extended.npy", sim / "cosine_last_token.npy", tmp_path / f"{m}.json", {},
-                      rls if m == "lorp" else None)
+        inputs = {"extended": sim / "cosine_extended.npy", "last_token": sim / "cosine_last_token.npy", "structure": rls}
+        params = read_json(tiny_run / f"smol/plans/docs/{m}-3.provenance.json")["params"]["method_params"]
+        pipeline.make_plan(m, 3, {k: inputs[k] for k in METHODS_REGISTRY[m].inputs}, tmp_path / f"{m}.json", params)
         assert sha(tmp_path / f"{m}.json") == sha(tiny_run / f"smol/plans/docs/{m}-3.json"), m
 
 

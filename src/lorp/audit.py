@@ -16,10 +16,12 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from . import config as lc
+from . import paths
 from .io import dumps_json, read_json
+from .paths import Job
 from .provenance import compare, fingerprint
 
 
@@ -39,110 +41,16 @@ class Finding:
         return f"{self.kind:12s} {self.path}: {self.message}"
 
 
-@dataclass(frozen=True)
-class ExpectedJob:
-    rule: str
-    wildcards: dict[str, str]
-    provenance: str
-    outputs: list[str]
-    params: dict[str, Any]
-    temporary: tuple[str, ...] = ()
-
-
-def _norm(value: Any) -> Any:
-    return json.loads(dumps_json(value))
-
-
-def expected_jobs(config: Mapping[str, Any]) -> Iterator[ExpectedJob]:
-    """Every job the config implies, with the paths and config slice the rules use."""
-    compute = lc.compute_params(config)
-    temporary = bool(config.get("checkpoints", {}).get("temporary", False))
-    zeroshot = lc.zeroshot_params(config)
-    # (rule suffix, file, provenance file, params) of each kind of evaluation the config asks for
-    # besides perplexity, whose slice depends on the model and is put first for each model below
-    others: list[tuple[str, str, str, dict]] = []
-    if zeroshot["tasks"]:
-        others.append(("evaluate_tasks", "tasks.csv", "tasks.provenance.json",
-                       {"zeroshot": zeroshot, "compute": compute}))
-    if config.get("efficiency", {}).get("enabled", True):
-        others.append(("efficiency", "efficiency.csv", "efficiency.provenance.json",
-                       {"efficiency": lc.efficiency_params(config), "compute": compute}))
-    for model, entry in config["models"].items():
-        evaluations = [("evaluate", "ppl.csv", "provenance.json",
-                        {"datasets": lc.evaluation_datasets(config, model), "compute": compute}), *others]
-        r = f"results/{model}"
-        yield ExpectedJob("prepare_model", {"model": model}, f"{r}/model.provenance.json", [f"{r}/model"],
-                          {"model": {"source": entry["source"], "storage_dtype": entry.get("storage_dtype", "bfloat16")}})
-        for rule, name, prov, params in evaluations:
-            yield ExpectedJob(f"{rule}_dense", {"model": model}, f"{r}/eval/dense/{prov}",
-                              [f"{r}/eval/dense/{name}"], params)
-        for calib in config["calibration"]:
-            w = {"model": model, "calib": calib}
-            yield ExpectedJob("calibration_tokens", w, f"{r}/calib/{calib}/provenance.json",
-                              [f"{r}/calib/{calib}/tokens.npy", f"{r}/calib/{calib}/meta.json"],
-                              {"spec": lc.calibration_spec(config, calib)})
-            yield ExpectedJob("capture_activations", w, f"{r}/activations/{calib}.provenance.json",
-                              [f"{r}/activations/{calib}"],
-                              {"activations": lc.activation_params(config, model), "compute": compute})
-            sim = f"{r}/similarity/{calib}"
-            yield ExpectedJob("similarity", w, f"{sim}/provenance.json",
-                              [f"{sim}/{n}" for n in ("cosine.npy", "cosine.csv", "heatmap.png",
-                                                      "cosine_extended.npy", "cosine_last_token.npy")], {})
-            yield ExpectedJob("structure", w, f"{r}/structure/{calib}/provenance.json",
-                              [f"{r}/structure/{calib}/rls.json"], {"structure": lc.structure_params(config)})
-            for k in config.get("ablation", {}).get("lorp_k", []):
-                yield ExpectedJob("structure_fixed_k", {**w, "k": str(k)},
-                                  f"{r}/structure/{calib}/rls-k{k}.provenance.json",
-                                  [f"{r}/structure/{calib}/rls-k{k}.json"],
-                                  {"structure": lc.fixed_k_structure_params(config, k)})
-            budget_for_figure = config.get("figures", {}).get("budget") or max(config["budgets"])
-            fig = f"{r}/figures/{calib}"
-            yield ExpectedJob("figure_structure", w, f"{fig}/structure.provenance.json", [f"{fig}/structure.png"],
-                              {"budget": budget_for_figure})
-            yield ExpectedJob("figure_pruned_layers", w, f"{fig}/pruned_layers.provenance.json",
-                              [f"{fig}/pruned_layers.png"], {})
-            pairs = [(m, b) for m in config["methods"] for b in config["budgets"]]
-            pairs += [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
-            for method, budget in pairs:
-                ablation = method not in config["methods"]
-                wb = {**w, "method": method, "budget": str(budget)}
-                tag = f"{method}-{budget}"
-                yield ExpectedJob("plan", wb, f"{r}/plans/{calib}/{tag}.provenance.json",
-                                  [f"{r}/plans/{calib}/{tag}.json"],
-                                  {"method_params": lc.method_params(config, method)})
-                ckpt = f"{r}/checkpoints/{calib}/{tag}"
-                yield ExpectedJob("prune_checkpoint", wb, f"{ckpt}.provenance.json", [ckpt], {},
-                                  temporary=(ckpt,) if temporary else ())
-                for rule, name, prov, params in evaluations[:1] if ablation else evaluations:
-                    yield ExpectedJob(f"{rule}_pruned", wb, f"{r}/eval/{calib}/{tag}/{prov}",
-                                      [f"{r}/eval/{calib}/{tag}/{name}"], params)
-    summaries = {"ppl.csv": ("summary", "provenance.json", "ppl"),
-                 "tasks.csv": ("summary_tasks", "tasks.provenance.json", "tasks"),
-                 "efficiency.csv": ("summary_efficiency", "efficiency.provenance.json", "efficiency")}
-    for name in ["ppl.csv", *(o[1] for o in others)]:
-        rule, prov, kind = summaries[name]
-        yield ExpectedJob(rule, {}, f"results/summary/{prov}",
-                          [f"results/summary/{kind}.csv", f"results/summary/{kind}_table.csv",
-                           f"results/summary/{kind}.md"], {"kind": kind})
-        if kind in ("ppl", "tasks"):
-            yield ExpectedJob("figure_vs_budget", {"kind": kind}, f"results/figures/{kind}_vs_budget.provenance.json",
-                              [f"results/figures/{kind}_vs_budget.png"], {})
-    yield ExpectedJob("figure_locality", {}, "results/figures/locality.provenance.json",
-                      ["results/figures/locality.png"], {})
-    if lc.ablation_methods(config):
-        yield ExpectedJob("k_ablation", {}, "results/figures/k_ablation.provenance.json",
-                          ["results/summary/k_ablation.csv", "results/figures/k_ablation.png"], {})
-
-
-def _check_job(job: ExpectedJob, root: Path, fingerprints: Callable[[str], dict | None]) -> list[Finding]:
+def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None]) -> list[Finding]:
     prov_path = root / job.provenance
+    outputs = list(job.outputs.values())
     if not prov_path.is_file():
-        present = [o for o in job.outputs if (root / o).exists()]
+        present = [o for o in outputs if (root / o).exists()]
         what = "outputs exist without a provenance record" if present else "not produced yet"
-        return [Finding("missing", job.outputs[0], f"{job.rule}: {what}")]
+        return [Finding("missing", outputs[0], f"{job.rule}: {what}")]
     rec = read_json(prov_path)
     findings: list[Finding] = []
-    for out in job.outputs:
+    for out in outputs:
         recorded = rec["outputs"].get(out)
         if recorded is None:
             findings.append(Finding("inconsistent", out, f"not listed in {job.provenance}"))
@@ -152,7 +60,7 @@ def _check_job(job: ExpectedJob, root: Path, fingerprints: Callable[[str], dict 
             findings += [Finding("missing" if p.endswith("missing") else "modified", out, p)
                          for p in compare(root / out, recorded)]
     if _norm(job.params) != rec.get("params"):
-        findings.append(Finding("stale", job.outputs[0],
+        findings.append(Finding("stale", outputs[0],
                                 f"{job.rule} ran with params {json.dumps(rec.get('params'), sort_keys=True)}, "
                                 f"the config now gives {json.dumps(_norm(job.params), sort_keys=True)}"))
     for path, recorded in rec.get("inputs", {}).items():
@@ -160,51 +68,65 @@ def _check_job(job: ExpectedJob, root: Path, fingerprints: Callable[[str], dict 
         if current is None:
             continue  # the upstream artifact is reported on its own (missing or temporary)
         if _norm(current) != recorded:
-            findings.append(Finding("stale", job.outputs[0], f"input {path} changed after this was made"))
+            findings.append(Finding("stale", outputs[0], f"input {path} changed after this was made"))
     return findings
 
 
-def _consistency(config: Mapping[str, Any], root: Path) -> list[Finding]:
+def _plan_consistency(job: Job, root: Path) -> list[Finding]:
+    """A plan's kept and pruned layers partition the model, and its checkpoint (when present) agrees."""
+    plan_path = job.outputs["plan"]
+    plan = read_json(root / plan_path)
+    kept, pruned = plan.get("kept", []), plan.get("pruned", [])
+    findings = []
+    if sorted(set(kept) | set(pruned)) != list(range(plan.get("n_layers", -1))) or set(kept) & set(pruned):
+        findings.append(Finding("inconsistent", plan_path, "kept and pruned do not partition the layers"))
+    ckpt = paths.fill(paths.CHECKPOINT, job.wildcards)
+    if (root / ckpt / "config.json").is_file():
+        n = read_json(root / ckpt / "config.json").get("num_hidden_layers")
+        if n != len(kept):
+            findings.append(Finding("inconsistent", ckpt, f"checkpoint has {n} layers, its plan keeps {len(kept)}"))
+        copy = root / ckpt / "plan.json"
+        copied = read_json(copy).get("pruned") if copy.is_file() else None
+        if copied != pruned:
+            findings.append(Finding("inconsistent", ckpt, f"plan.json in the checkpoint prunes {copied}, the plan {pruned}"))
+    return findings
+
+
+def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
+    """Every row of a pruned model's evaluation names its plan and checkpoint and has the plan's depth."""
+    (out,) = job.outputs.values()
+    plan_path, ckpt_path = paths.fill(paths.PLAN, job.wildcards), paths.fill(paths.CHECKPOINT, job.wildcards)
+    with (root / out).open() as fh:
+        rows = list(csv.DictReader(fh))
+    findings = []
+    for row in rows:
+        if row.get("plan") != plan_path or row.get("checkpoint") != ckpt_path:
+            findings.append(Finding("inconsistent", out,
+                                    f"names plan {row.get('plan')!r} and checkpoint {row.get('checkpoint')!r}, "
+                                    f"expected {plan_path!r} and {ckpt_path!r}"))
+            break
+    if (root / plan_path).is_file():
+        n_kept = len(read_json(root / plan_path).get("kept", []))
+        if any(int(row.get("n_layers", -1)) != n_kept for row in rows):
+            findings.append(Finding("inconsistent", out, f"evaluated a model whose layer count is not the plan's {n_kept}"))
+    return findings
+
+
+def _consistency(jobs: list[Job], root: Path) -> list[Finding]:
     findings: list[Finding] = []
-    for job in expected_jobs(config):
-        if job.rule == "plan" and (root / job.outputs[0]).is_file():
-            plan = read_json(root / job.outputs[0])
-            kept, pruned = plan.get("kept", []), plan.get("pruned", [])
-            if sorted(set(kept) | set(pruned)) != list(range(plan.get("n_layers", -1))) or set(kept) & set(pruned):
-                findings.append(Finding("inconsistent", job.outputs[0], "kept and pruned do not partition the layers"))
-            ckpt = root / job.outputs[0].replace("/plans/", "/checkpoints/").removesuffix(".json")
-            if (ckpt / "config.json").is_file():
-                n = read_json(ckpt / "config.json").get("num_hidden_layers")
-                if n != len(kept):
-                    findings.append(Finding("inconsistent", str(ckpt.relative_to(root)),
-                                            f"checkpoint has {n} layers, its plan keeps {len(kept)}"))
-                copied = read_json(ckpt / "plan.json").get("pruned") if (ckpt / "plan.json").is_file() else None
-                if copied != pruned:
-                    findings.append(Finding("inconsistent", str(ckpt.relative_to(root)),
-                                            f"plan.json in the checkpoint prunes {copied}, the plan {pruned}"))
-        if job.rule.endswith("_pruned") and (root / job.outputs[0]).is_file():
-            w = job.wildcards
-            tag = f"{w['method']}-{w['budget']}"
-            plan_path = f"results/{w['model']}/plans/{w['calib']}/{tag}.json"
-            ckpt_path = f"results/{w['model']}/checkpoints/{w['calib']}/{tag}"
-            with (root / job.outputs[0]).open() as fh:
-                rows = list(csv.DictReader(fh))
-            for row in rows:
-                if row.get("plan") != plan_path or row.get("checkpoint") != ckpt_path:
-                    findings.append(Finding("inconsistent", job.outputs[0],
-                                            f"names plan {row.get('plan')!r} and checkpoint {row.get('checkpoint')!r}, "
-                                            f"expected {plan_path!r} and {ckpt_path!r}"))
-                    break
-            if (root / plan_path).is_file():
-                n_kept = len(read_json(root / plan_path).get("kept", []))
-                if any(int(row.get("n_layers", -1)) != n_kept for row in rows):
-                    findings.append(Finding("inconsistent", job.outputs[0],
-                                            f"evaluated a model whose layer count is not the plan's {n_kept}"))
+    for job in jobs:
+        if not (root / next(iter(job.outputs.values()))).is_file():
+            continue
+        if job.rule == "plan":
+            findings += _plan_consistency(job, root)
+        elif job.rule.endswith("_pruned"):
+            findings += _evaluation_consistency(job, root)
     return findings
 
 
-def _extras(config: Mapping[str, Any], root: Path) -> list[Finding]:
-    expected = {o for job in expected_jobs(config) for o in [*job.outputs, job.provenance]}
+def _extras(jobs: list[Job], root: Path) -> list[Finding]:
+    """Plans, evaluations and checkpoints under results/ that the config does not ask for (notes, not problems)."""
+    expected = {o for job in jobs for o in [*job.outputs.values(), job.provenance]}
     results = root / "results"
     findings = []
     if not results.is_dir():
@@ -231,11 +153,12 @@ def audit(config: Mapping[str, Any], root: str | Path = ".") -> list[Finding]:
             cache[path] = fingerprint(root / path) if (root / path).exists() else None
         return cache[path]
 
+    jobs = list(paths.jobs(config))  # the jobs of the rules, with their outputs and params
     findings: list[Finding] = []
-    for job in expected_jobs(config):
+    for job in jobs:
         findings += _check_job(job, root, fingerprints)
-    findings += _consistency(config, root)
-    findings += _extras(config, root)
+    findings += _consistency(jobs, root)
+    findings += _extras(jobs, root)
     return findings
 
 
@@ -252,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = [f for f in findings if f.is_problem]
     for f in findings:
         print(f)
-    n_jobs = sum(1 for _ in expected_jobs(cfg))
+    n_jobs = sum(1 for _ in paths.jobs(cfg))
     print(f"audit: {n_jobs} jobs checked, {len(problems)} problems, "
           f"{len(findings) - len(problems)} notes", file=sys.stderr)
     return 1 if problems else 0

@@ -11,23 +11,23 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import data, zeroshot
-from .methods import METHODS, eligible_count
+from .methods import METHODS, eligible_count, get_method
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
-
-CORPUS_DEFAULTS = {"format": "auto", "field": "text", "join": data.DEFAULT_JOIN, "max_documents": None}
-CALIBRATION_DEFAULTS = {"n_samples": 128, "seqlen": 2048, "seed": 0, "sampling": "auto"}
-EFFICIENCY_DEFAULTS = {"batch_size": 1, "seqlen": 128, "decode_tokens": 32, "warmup": 2, "repeats": 5}
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names every offending key and what is allowed."""
 
 
-def _schema(path: str | Path | None = None) -> dict:
+def load_schema(path: str | Path | None = None) -> dict:
+    """The config schema, with ``methods`` built from the method registry (:data:`lorp.methods.METHODS`):
+    each method's parameters, bounds and defaults are declared there, once."""
     import yaml
 
-    return yaml.safe_load(Path(path or SCHEMA_PATH).read_text(encoding="utf-8"))
+    schema = yaml.safe_load(Path(path or SCHEMA_PATH).read_text(encoding="utf-8"))
+    schema["properties"]["methods"]["properties"] = {name: m.schema() for name, m in METHODS.items()}
+    return schema
 
 
 def _validator_with_defaults(schema: dict):
@@ -47,7 +47,7 @@ def _validator_with_defaults(schema: dict):
 
 def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict:
     """Check ``config`` against the JSON schema, filling in defaults in place; raise :class:`ConfigError`."""
-    validator = _validator_with_defaults(_schema(schema_path))
+    validator = _validator_with_defaults(load_schema(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     # A bad value inside an entry also makes its keys "unevaluated" (unevaluatedProperties): report
     # only the real error there, and "unevaluated" only for entries that have no other error.
@@ -64,42 +64,52 @@ def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict
 
 
 # ----------------------------------------------------------------------------------------- slices
+# Every function below takes a config validated by :func:`validate_schema`, which filled in the
+# schema's defaults: none of them has a default of its own (a test checks this). Keys are sorted,
+# so reordering keys in a YAML file changes no slice and reruns nothing.
+def _sorted(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: mapping[key] for key in sorted(mapping)}
+
+
+def model_params(config: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What the prepared model depends on: its source and the dtype a GGUF file is converted to."""
+    entry = config["models"][model]
+    return {"source": entry["source"], "storage_dtype": entry["storage_dtype"]}
+
+
 def calibration_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """Everything the calibration tokens of ``name`` depend on."""
-    return {**CORPUS_DEFAULTS, **CALIBRATION_DEFAULTS, **config["calibration"][name]}
+    return _sorted(config["calibration"][name])
 
 
-def evaluation_datasets(config: Mapping[str, Any], model: str | None = None) -> dict[str, dict[str, Any]]:
+def evaluation_datasets(config: Mapping[str, Any], model: str) -> dict[str, dict[str, Any]]:
     """Every evaluation dataset with its own seqlen and max_windows resolved, and whether windows of
     ``model`` start with a BOS (``models.<model>.bos_per_window``, else ``evaluation.bos_per_window``):
     what the model's ``ppl.csv`` files depend on."""
     ev = config["evaluation"]
-    bos = ev.get("bos_per_window", False)
-    if model is not None and config["models"][model].get("bos_per_window") is not None:
-        bos = config["models"][model]["bos_per_window"]
+    bos = config["models"][model]["bos_per_window"]
+    bos = ev["bos_per_window"] if bos is None else bos
     out = {}
     for name, spec in ev["datasets"].items():
-        out[name] = {**CORPUS_DEFAULTS, "seqlen": ev.get("seqlen", 2048), "max_windows": ev.get("max_windows"),
-                     **spec}
+        out[name] = _sorted({"seqlen": ev["seqlen"], "max_windows": ev["max_windows"], **spec})
         if bos:  # only when on, so that results made before the option existed stay valid
             out[name]["bos_per_window"] = True
     return out
 
 
-def activation_params(config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+def activation_params(config: Mapping[str, Any], model: str) -> dict[str, Any]:
     """What the stored activations of ``model`` depend on (batch size excluded: it does not change the
     values). ``models.<model>.activations_dtype``, where set, overrides ``activations.dtype``."""
-    act = config.get("activations", {})
-    dtype = act.get("dtype", "float16")
-    if model is not None:
-        dtype = config["models"][model].get("activations_dtype") or dtype
-    return {"dtype": dtype, "tokens_per_sequence": act.get("tokens_per_sequence"), "seed": act.get("seed", 0)}
+    act = config["activations"]
+    return {"dtype": config["models"][model]["activations_dtype"] or act["dtype"],
+            "tokens_per_sequence": act["tokens_per_sequence"], "seed": act["seed"]}
 
 
 def structure_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    lorp = config["methods"].get("lorp") or {}
-    return {"k": lorp.get("k"), "rls_thresholds": list(lorp.get("rls_thresholds", [1.0, 0.7])),
-            "random_state": lorp.get("random_state", 0)}
+    """What ``rls.json`` depends on: LoRP's parameters (the registry's defaults where LoRP is not run,
+    since the structure stage runs for every model)."""
+    lorp = config["methods"]["lorp"] if "lorp" in config["methods"] else get_method("lorp").defaults()
+    return {"k": lorp["k"], "rls_thresholds": list(lorp["rls_thresholds"]), "random_state": lorp["random_state"]}
 
 
 ABLATION_PREFIX = "lorp-k"
@@ -107,11 +117,11 @@ ABLATION_PREFIX = "lorp-k"
 
 def ablation_methods(config: Mapping[str, Any]) -> list[str]:
     """The method names of the K ablation: ``lorp-k<K>`` for every K in ``ablation.lorp_k``."""
-    return [f"{ABLATION_PREFIX}{k}" for k in config.get("ablation", {}).get("lorp_k", [])]
+    return [f"{ABLATION_PREFIX}{k}" for k in config["ablation"]["lorp_k"]]
 
 
 def ablation_budgets(config: Mapping[str, Any]) -> list[int]:
-    budgets = config.get("ablation", {}).get("budgets")
+    budgets = config["ablation"]["budgets"]
     return sorted(budgets if budgets is not None else config["budgets"])
 
 
@@ -124,34 +134,75 @@ def ablation_k(name: str) -> int | None:
     return int(name[len(ABLATION_PREFIX):]) if base_method(name) == "lorp" and name != "lorp" else None
 
 
-def fixed_k_structure_params(config: Mapping[str, Any], k: int) -> dict[str, Any]:
+def fixed_k_structure_params(config: Mapping[str, Any], k: int | str) -> dict[str, Any]:
     """What a fixed-K clustering depends on: K and the random state (not the RLS thresholds)."""
     return {"k": int(k), "random_state": structure_params(config)["random_state"]}
 
 
 def method_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
-    """A method's own parameters (LoRP's live in the structure stage, so its plans get none here)."""
-    if base_method(method) == "lorp":
+    """A method's own parameters as its plans depend on them (none for a method whose parameters
+    shape another stage, as LoRP's shape the clustering)."""
+    if not get_method(base_method(method)).plan_parameters:
         return {}
-    return dict(config["methods"][method] or {})
+    return _sorted(config["methods"][method])
 
 
 def efficiency_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The efficiency measurement settings (``enabled`` excluded: it only decides whether it runs)."""
-    eff = dict(config.get("efficiency", {}))
-    eff.pop("enabled", None)
-    return {**EFFICIENCY_DEFAULTS, **eff}
+    return _sorted({k: v for k, v in config["efficiency"].items() if k != "enabled"})
 
 
 def zeroshot_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """What ``tasks.csv`` depends on: the task list, the data directory and the limit (not the batch size)."""
-    zs = config.get("zeroshot", {})
-    return {"tasks": list(zs.get("tasks", [])), "data_dir": zs.get("data_dir"), "limit": zs.get("limit")}
+    zs = config["zeroshot"]
+    return {"tasks": list(zs["tasks"]), "data_dir": zs["data_dir"], "limit": zs["limit"]}
 
 
 def compute_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    comp = config.get("compute", {})
-    return {"device": comp.get("device", "auto"), "dtype": comp.get("dtype", "auto")}
+    """The device and compute dtype that every model-running stage's numbers depend on."""
+    return {"device": config["compute"]["device"], "dtype": config["compute"]["dtype"]}
+
+
+def figure_budget(config: Mapping[str, Any]) -> int:
+    """The budget whose pruned layers the similarity heatmaps mark (``figures.budget``, else the largest)."""
+    return config["figures"]["budget"] or max(config["budgets"])
+
+
+def figure_labels(config: Mapping[str, Any]) -> list[str]:
+    """``model/calib`` for every model and calibration, in the order of the across-model figures' inputs."""
+    return [f"{model}/{calib}" for model in config["models"] for calib in config["calibration"]]
+
+
+SUMMARY_KINDS = {"summary": "ppl", "summary_tasks": "tasks", "summary_efficiency": "efficiency"}
+
+RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]] = {
+    "prepare_model": lambda c, w: {"model": model_params(c, w["model"])},
+    "calibration_tokens": lambda c, w: {"spec": calibration_spec(c, w["calib"])},
+    "capture_activations": lambda c, w: {"activations": activation_params(c, w["model"]), "compute": compute_params(c)},
+    "similarity": lambda c, w: {},
+    "structure": lambda c, w: {"structure": structure_params(c)},
+    "structure_fixed_k": lambda c, w: {"structure": fixed_k_structure_params(c, w["k"])},
+    "plan": lambda c, w: {"method_params": method_params(c, w["method"])},
+    "prune_checkpoint": lambda c, w: {},
+    **{f"evaluate_{which}": (lambda c, w: {"datasets": evaluation_datasets(c, w["model"]), "compute": compute_params(c)})
+       for which in ("dense", "pruned")},
+    **{f"evaluate_tasks_{which}": (lambda c, w: {"zeroshot": zeroshot_params(c), "compute": compute_params(c)})
+       for which in ("dense", "pruned")},
+    **{f"efficiency_{which}": (lambda c, w: {"efficiency": efficiency_params(c), "compute": compute_params(c)})
+       for which in ("dense", "pruned")},
+    **{rule: (lambda c, w, kind=kind: {"kind": kind}) for rule, kind in SUMMARY_KINDS.items()},
+    "figure_structure": lambda c, w: {"budget": figure_budget(c), "methods": list(c["methods"])},
+    "figure_pruned_layers": lambda c, w: {"methods": list(c["methods"]), "budgets": sorted(c["budgets"])},
+    "figure_locality": lambda c, w: {"labels": figure_labels(c)},
+    "figure_vs_budget": lambda c, w: {},
+    "k_ablation": lambda c, w: {"labels": figure_labels(c)},
+}
+"""Each rule's config slice (its ``params``), a function of the validated config and the job's wildcards."""
+
+
+def rule_params(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, str]) -> dict[str, Any]:
+    """The params of one job of ``rule``: exactly the config its outputs depend on."""
+    return RULE_PARAMS[rule](config, wildcards)
 
 
 # ------------------------------------------------------------------------------------- semantics
@@ -200,7 +251,7 @@ def semantic_errors(config: Mapping[str, Any], n_layers_of: Callable[[str], int 
         k = structure_params(config)["k"] if "lorp" in config["methods"] else None
         if k is not None and k > n:
             errors.append(f"methods.lorp.k: {k} clusters is more than the {n} layers of model {model!r}")
-        too_many = [k for k in config.get("ablation", {}).get("lorp_k", []) if k > n]
+        too_many = [k for k in config["ablation"]["lorp_k"] if k > n]
         if too_many:
             errors.append(f"ablation.lorp_k: {too_many} clusters is more than the {n} layers of model {model!r}")
         limit = eligible_count("lorp", n, {})
@@ -209,7 +260,7 @@ def semantic_errors(config: Mapping[str, Any], n_layers_of: Callable[[str], int 
             errors.append(f"ablation.budgets: {bad} too large for LoRP on model {model!r} ({n} layers): "
                           f"allowed 1..{limit}")
         for method in config["methods"]:
-            limit = eligible_count(method, n, config["methods"][method] or {})
+            limit = eligible_count(method, n, config["methods"][method])
             bad = [b for b in config["budgets"] if not 1 <= b <= limit]
             if bad:
                 errors.append(f"budgets: {bad} too large for method {method!r} on model {model!r} ({n} layers): "
@@ -224,7 +275,4 @@ def check_config(config: dict, n_layers_of: Callable[[str], int | None], base_di
     errors = semantic_errors(config, n_layers_of, base_dir)
     if errors:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {e}" for e in errors))
-    unknown = set(config["methods"]) - set(METHODS)
-    if unknown:  # pragma: no cover - the schema forbids it
-        raise ConfigError(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
     return config

@@ -1,5 +1,6 @@
 """The paper's figures as PNG (matplotlib, Agg backend), each readable without the text around it.
 
+* :func:`similarity_heatmap`: the similarity matrix alone (``heatmap.png`` of the similarity stage);
 * :func:`heatmap_with_plans`: the similarity matrix with cluster boundaries, and beside it the layers
   each method prunes at one budget;
 * :func:`locality_curves`: mean similarity against normalised layer distance, one line per model with
@@ -20,9 +21,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .io import atomic_path
+from .methods import METHODS
 
-METHOD_COLORS = {"lorp": "#d62728", "shortgpt": "#1f77b4", "streamline": "#2ca02c", "angular": "#9467bd",
-                 "last": "#7f7f7f", "dense": "#000000"}
+DENSE_COLOR = "#000000"
 
 
 def _plt():
@@ -35,9 +36,11 @@ def _plt():
 
 
 def _color(method: str, index: int) -> str:
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    return f"C{index % 10}"
+    """A method's colour as declared in the registry (black for dense; a cycle colour otherwise)."""
+    if method == "dense":
+        return DENSE_COLOR
+    declared = METHODS[method].color if method in METHODS else None
+    return declared or f"C{index % 10}"
 
 
 def _save(fig: Any, path: str | Path) -> None:
@@ -57,6 +60,20 @@ def integer_ticks(ax: Any) -> None:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def similarity_heatmap(matrix: np.ndarray, path: str | Path, title: str) -> None:
+    """Similarity heatmap (layer x layer)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=120)
+    im = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(matrix.min())), vmax=1.0, origin="upper")
+    ax.set_xlabel("layer j (input of block j)")
+    ax.set_ylabel("layer i (input of block i)")
+    ax.set_title(title)
+    integer_ticks(ax)
+    fig.colorbar(im, ax=ax, label="mean cosine similarity")
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def heatmap_with_plans(cosine: np.ndarray, labels: Sequence[int], rls: float, k: int,

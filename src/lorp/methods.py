@@ -10,6 +10,7 @@ Ties are always broken towards the shallower layer (the lower index), so plans a
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -17,8 +18,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .structure import LayerStructure, check_similarity_matrix
-
-METHODS = ("lorp", "shortgpt", "streamline", "angular", "last")
 
 
 @dataclass
@@ -88,16 +87,8 @@ class Plan:
 
 def eligible_count(method: str, n_layers: int, params: Mapping[str, Any] | None = None) -> int:
     """How many blocks ``method`` may remove from an ``n_layers`` model (the largest valid budget)."""
-    params = params or {}
-    if method == "lorp":
-        return max(0, n_layers - 2)
-    if method == "shortgpt":
-        return n_layers - (1 if params.get("protect_first", True) else 0)
-    if method in ("streamline", "last"):
-        return n_layers - 1
-    if method == "angular":
-        return n_layers
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    m = get_method(method)
+    return m.max_budget(n_layers, {**m.defaults(), **(params or {})})
 
 
 def _check_budget(method: str, budget: int, n_layers: int, params: Mapping[str, Any] | None = None) -> None:
@@ -272,31 +263,162 @@ def last_plan(n_layers: int, budget: int) -> Plan:
                 "depth (deeper blocks are dropped first)")
 
 
-def make_plan(
-    method: str,
-    budget: int,
-    extended: np.ndarray,
-    last_token: np.ndarray | None = None,
-    structure: LayerStructure | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> Plan:
-    """Dispatch to one method with its parameters from the config."""
-    params = dict(params or {})
-    e, n = _check_extended(extended)
-    if method == "lorp":
-        if structure is None:
-            raise ValueError("lorp needs the layer structure (rls.json)")
-        return lorp_plan(e[:n, :n], structure, budget)
-    if method == "shortgpt":
-        return shortgpt_plan(e, budget, protect_first=bool(params.get("protect_first", True)))
-    if method == "streamline":
-        return streamline_plan(e, budget)
-    if method == "angular":
-        last_only = bool(params.get("last_token_only", True))
-        matrix = e if not last_only else last_token
-        if matrix is None or np.isnan(matrix).any():
-            raise ValueError("angular with last_token_only needs the last-token similarity matrix")
-        return angular_plan(matrix, budget, last_token_only=last_only)
-    if method == "last":
-        return last_plan(n, budget)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+# ------------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class PlanInputs:
+    """The stored stage outputs a plan may read (each method declares which in :attr:`Method.inputs`).
+
+    Attributes:
+        extended: the (N+1) x (N+1) mean cosine over all captured tokens (``cosine_extended.npy``).
+        last_token: the same over the last token of each sequence (``cosine_last_token.npy``).
+        structure: RLS, K and the clusters of the N blocks (``rls.json``).
+    """
+
+    extended: np.ndarray
+    last_token: np.ndarray | None = None
+    structure: LayerStructure | None = None
+
+    def require(self, name: str, method: str) -> Any:
+        value = getattr(self, name)
+        if value is None or (isinstance(value, np.ndarray) and np.isnan(value).any()):
+            raise ValueError(f"method {method!r} needs the {name.replace('_', '-')} input "
+                             f"({INPUT_FILES[name]}), which was not given or is incomplete")
+        return value
+
+
+INPUT_FILES = {"extended": "cosine_extended.npy", "last_token": "cosine_last_token.npy", "structure": "rls.json"}
+"""The stage output behind each :class:`PlanInputs` field (``lorp.paths`` has their full templates)."""
+
+SIMILARITY_INPUTS = ("extended", "last_token")
+"""What a plan of a similarity-based method reads: both stored similarity matrices."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One depth-pruning method, declared once; rules, config check, plans and figures consult it.
+
+    Attributes:
+        name: the key under ``methods:`` in the config and in artifact names (``{method}-{budget}``).
+        plan: ``plan(inputs, budget, params) -> Plan``, a pure function of the stored stage outputs.
+        max_budget: ``max_budget(n_layers, params)``, the most blocks the method may remove.
+        parameters: each parameter's JSON-schema fragment (``type``, ``default``, ``description``, bounds);
+            the config schema is built from these, so defaults live here and nowhere else.
+        inputs: the :class:`PlanInputs` fields the plan rule passes (file templates in ``lorp.paths``).
+        plan_parameters: whether the parameters belong to the plan's config slice; LoRP's shape the
+            clustering (the structure stage, whose output the plan reads) instead.
+        color: the method's colour in every figure.
+        summary: one line for documentation and the config schema.
+    """
+
+    name: str
+    plan: Callable[[PlanInputs, int, Mapping[str, Any]], Plan]
+    max_budget: Callable[[int, Mapping[str, Any]], int]
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    inputs: tuple[str, ...] = SIMILARITY_INPUTS
+    plan_parameters: bool = True
+    color: str | None = None
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.inputs) - set(INPUT_FILES)
+        if unknown:
+            raise ValueError(f"method {self.name!r}: unknown inputs {sorted(unknown)}; choose from {list(INPUT_FILES)}")
+        missing = [p for p, spec in self.parameters.items() if "default" not in spec]
+        if missing:
+            raise ValueError(f"method {self.name!r}: parameters {missing} need a default")
+
+    def defaults(self) -> dict[str, Any]:
+        """The parameters' defaults, as the schema fills them in."""
+        return {name: copy.deepcopy(spec["default"]) for name, spec in self.parameters.items()}
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of ``methods.<name>`` in the config."""
+        return {"type": "object", "additionalProperties": False, "description": self.summary,
+                "properties": copy.deepcopy(dict(self.parameters))}
+
+
+METHODS: dict[str, Method] = {}
+"""Every method by name, in declaration order (the order of the README's table)."""
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS` (a name may be declared once)."""
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is already registered")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The declared method ``name``, or an error listing the methods there are."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def make_plan(method: str, budget: int, inputs: PlanInputs, params: Mapping[str, Any] | None = None) -> Plan:
+    """The plan of ``method`` at ``budget`` from its stored inputs and its parameters (defaults filled in)."""
+    m = get_method(method)
+    return m.plan(inputs, int(budget), {**m.defaults(), **(params or {})})
+
+
+def _lorp(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
+    e, n = _check_extended(inputs.extended)
+    return lorp_plan(e[:n, :n], inputs.require("structure", "lorp"), budget)
+
+
+def _angular(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
+    last_only = bool(params["last_token_only"])
+    matrix = inputs.require("last_token", "angular") if last_only else inputs.extended
+    return angular_plan(matrix, budget, last_token_only=last_only)
+
+
+register(Method(
+    name="lorp",
+    plan=_lorp,
+    max_budget=lambda n, params: max(0, n - 2),
+    parameters={
+        "k": {"type": ["integer", "null"], "minimum": 2, "default": None,
+              "description": "fixed number of clusters; null chooses it from RLS"},
+        "rls_thresholds": {"type": "array", "items": {"type": "number"}, "minItems": 1, "default": [1.0, 0.7],
+                           "description": "strictly descending; K = 2 + the number of thresholds RLS falls below"},
+        "random_state": {"type": "integer", "minimum": 0, "default": 0,
+                         "description": "seed of the k-means label assignment of the spectral clustering"},
+    },
+    inputs=SIMILARITY_INPUTS + ("structure",),
+    plan_parameters=False,
+    color="#d62728",
+    summary="Locality-Aware Redundancy Pruning: clusters of layers from RLS, the most redundant member of each",
+))
+register(Method(
+    name="shortgpt",
+    plan=lambda inputs, budget, params: shortgpt_plan(inputs.extended, budget, bool(params["protect_first"])),
+    max_budget=lambda n, params: n - (1 if params["protect_first"] else 0),
+    parameters={"protect_first": {"type": "boolean", "default": True, "description": "never prune block 0"}},
+    color="#1f77b4",
+    summary="ShortGPT: the blocks of lowest Block Influence 1 - cos(input, output)",
+))
+register(Method(
+    name="streamline",
+    plan=lambda inputs, budget, params: streamline_plan(inputs.extended, budget),
+    max_budget=lambda n, params: n - 1,
+    color="#2ca02c",
+    summary="Streamline: the contiguous blocks whose input and output are most similar",
+))
+register(Method(
+    name="angular",
+    plan=_angular,
+    max_budget=lambda n, params: n,
+    parameters={"last_token_only": {"type": "boolean", "default": True,
+                                    "description": "angular distance over the last token of each sequence"}},
+    color="#9467bd",
+    summary="Gromov et al.: the contiguous blocks of least angular distance between input and output",
+))
+register(Method(
+    name="last",
+    plan=lambda inputs, budget, params: last_plan(_check_extended(inputs.extended)[1], budget),
+    max_budget=lambda n, params: n - 1,
+    color="#7f7f7f",
+    summary="the deepest blocks before the final one",
+))

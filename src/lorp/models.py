@@ -15,6 +15,7 @@ loads in under a second). Hub ids and local directories are loaded where they ar
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,3 +266,41 @@ def source_from_manifest(manifest: dict[str, Any], manifest_dir: str | Path) -> 
     if manifest["kind"] in ("embedded", "gguf"):
         return ModelSource("local", os.fspath(Path(manifest_dir) / load_from))
     return ModelSource(manifest["kind"], load_from)
+
+
+def source_of(model_dir: str | Path) -> tuple[ModelSource, dict[str, Any] | None]:
+    """Where a model directory of the workflow loads from, and its manifest: a prepared model (with
+    the ``model.json`` written by ``prepare_model``) or a pruned checkpoint (a Hugging Face directory,
+    no manifest)."""
+    model_dir = Path(model_dir)
+    manifest_path = model_dir / "model.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        return source_from_manifest(manifest, model_dir), manifest
+    return ModelSource("local", os.fspath(model_dir)), None
+
+
+def load(model_dir: str | Path, device: str = "auto", dtype: str = "auto") -> tuple[torch.nn.Module, Any,
+                                                                                     dict[str, Any] | None]:
+    """Model (in eval mode), tokenizer and manifest (None for a checkpoint) of a model directory of
+    the workflow (see :func:`source_of`), on ``device`` in ``dtype`` (``auto`` as in
+    :func:`select_device` and :func:`select_dtype`; ``stored`` keeps the dtype the weights are stored in)."""
+    src, manifest = source_of(model_dir)
+    dev = select_device(device)
+    if dtype == "stored":
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(src.path, dtype="auto").to(dev).eval()
+        get_decoder_layers(model)
+    else:
+        model = load_model(src, dev, select_dtype(dtype, dev))
+    return model, load_tokenizer(src), manifest
+
+
+def weights_dir(model_dir: str | Path) -> Path | None:
+    """The directory holding a model's weight files: a checkpoint itself, or the source of a prepared
+    model when it is local (None for a hub id)."""
+    src, manifest = source_of(model_dir)
+    if manifest is None:
+        return Path(model_dir)
+    return Path(src.path) if src.kind != "hub" and Path(src.path).is_dir() else None

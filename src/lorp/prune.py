@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -47,11 +46,6 @@ def prune_layers(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Modu
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_idx
     return model
-
-
-def pruned_copy(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Module:
-    """A pruned deep copy of ``model`` (the original is left intact)."""
-    return prune_layers(copy.deepcopy(model), pruned)
 
 
 def save_checkpoint(model: torch.nn.Module, tokenizer: Any, plan: Plan, out_dir: str | Path,

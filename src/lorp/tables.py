@@ -9,13 +9,58 @@
   and decode latency, with ratios against dense.
 
 Every function takes and returns a :class:`pandas.DataFrame`; :func:`to_markdown` renders one.
+The columns of the per-job CSV files (``ppl.csv``, ``tasks.csv``, ``efficiency.csv``) and the titles
+and notes of the summary tables are declared here too.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 import pandas as pd
 
 KEYS = ["model", "calib", "method", "budget", "n_layers"]
+
+PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "prefix_tokens", "n_windows",
+               "n_tokens", "nll", "ppl", "checkpoint", "plan")
+TASK_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "task", "metric", "value", "stderr",
+                "n_examples", "n_available", "limit", "checkpoint", "plan")
+EFFICIENCY_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "n_params", "weights_bytes", "device",
+                      "dtype", "batch_size", "seqlen", "decode_tokens", "warmup", "repeats", "prefill_ms",
+                      "prefill_ms_min", "prefill_ms_max", "prefill_tokens_per_s", "decode_ms_per_token",
+                      "decode_ms_per_token_min", "decode_ms_per_token_max", "peak_memory_mib", "memory_measure",
+                      "checkpoint", "plan")
+
+
+def rows_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text of ``rows`` with exactly ``columns`` (floats with six decimals)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def matrix_csv(matrix: np.ndarray) -> str:
+    """A layer x layer matrix as CSV text with a header row and a first column of layer indices."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["layer"] + list(range(matrix.shape[1])))
+    for i, row in enumerate(matrix):
+        writer.writerow([i] + [f"{v:.6f}" for v in row])
+    return buf.getvalue()
+
+
+def long_frame(csv_paths: Sequence[str | Path], order: Sequence[str]) -> pd.DataFrame:
+    """The rows of several per-job CSV files in one frame, sorted by ``order`` (dense rows have budget 0)."""
+    frame = pd.concat([pd.read_csv(p, keep_default_na=False) for p in csv_paths], ignore_index=True)
+    frame["budget"] = pd.to_numeric(frame["budget"], errors="coerce").fillna(0).astype(int)
+    return frame.sort_values(list(order), kind="stable").reset_index(drop=True)
 
 
 def _sort(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,3 +128,36 @@ def to_markdown(table: pd.DataFrame, title: str, note: str = "", floatfmt: str =
     if note:
         parts += [note, ""]
     return "\n".join(parts + [body, ""])
+
+
+SUMMARY_ORDER = {"ppl": ["model", "dataset", "calib", "method", "budget"],
+                 "tasks": ["model", "task", "metric", "calib", "method", "budget"],
+                 "efficiency": ["model", "calib", "method", "budget"]}
+"""The row order of each summary's long CSV."""
+
+SUMMARY_NOTES = {
+    "ppl": ("Perplexity (paper Table 2)",
+            "Perplexity per dataset (lower is better) and their mean; `change_%` is the relative change of the "
+            "mean against the same model's dense row (method `dense`, budget 0)."),
+    "tasks": ("Zero-shot accuracy (paper Table 3)",
+              "Accuracy in % per task (acc_norm where the task reports it, else acc; lm-evaluation-harness, "
+              "0-shot) and their mean; `change` is the difference of the mean against the dense row, in points."),
+    "efficiency": ("Efficiency",
+                   "Parameters, weight bytes, peak memory (MiB), prefill throughput (tokens/s) and decode latency "
+                   "(ms/token), measured on the device each job ran on; ratios and speed-ups against dense."),
+}
+"""The title and explanatory note of each summary table."""
+
+
+def summary_table(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The paper-style table of one ``kind`` (``ppl``, ``tasks``, ``efficiency``) from its long rows,
+    and the table as a Markdown section with its title and note."""
+    make = {"ppl": perplexity_table, "tasks": task_table, "efficiency": efficiency_table}[kind]
+    table = make(frame)
+    title, note = SUMMARY_NOTES[kind]
+    if kind == "ppl" and "prefix_tokens" in frame:
+        with_bos = sorted(frame.loc[frame["prefix_tokens"] > 0, "model"].unique())
+        if with_bos:
+            note += (" Every window starts with the tokenizer's BOS for " + ", ".join(with_bos)
+                     + " (`bos_per_window`); the others follow the paper protocol, without special tokens.")
+    return table, to_markdown(table, title, note, floatfmt=".3f" if kind != "efficiency" else ".4g")

@@ -16,9 +16,6 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-PAPER_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "winogrande", "boolq", "openbookqa", "rte", "copa", "race")
-"""The nine zero-shot tasks of the paper, by their lm-eval names."""
-
 OFFLINE_FILES = {
     "arc_easy": "arc_easy.jsonl",
     "arc_challenge": "arc_challenge.jsonl",
@@ -34,8 +31,6 @@ OFFLINE_FILES = {
 """The offline tasks and the file each reads from ``data_dir``."""
 
 TASK_DIR = Path(__file__).with_name("lm_eval_tasks")
-TASK_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "task", "metric", "value", "stderr",
-                "n_examples", "n_available", "limit", "checkpoint", "plan")
 
 
 def offline_task_name(task: str) -> str:

@@ -1,0 +1,8 @@
+"""Snakemake adapter for rule figure_locality (one curve per model/calib label)."""
+
+from lorp.jobs import job
+from lorp.pipeline import draw_locality
+
+with job(snakemake):
+    inp = snakemake.input
+    draw_locality(dict(zip(snakemake.params.labels, zip(inp.cosine, inp.rls), strict=True)), snakemake.output.png)

@@ -1,0 +1,9 @@
+"""Snakemake adapter for rule figure_structure."""
+
+from lorp.jobs import job
+from lorp.pipeline import draw_structure
+
+with job(snakemake):
+    w, p = snakemake.wildcards, snakemake.params
+    draw_structure(snakemake.input.cosine, snakemake.input.rls, dict(zip(p.methods, snakemake.input.plans, strict=True)),
+                   p.budget, snakemake.output.png, f"{w.model}: similarity and pruned layers ({w.calib})")

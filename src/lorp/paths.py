@@ -1,0 +1,186 @@
+"""Every artifact of the workflow as a Snakemake path template, and the jobs a config implies.
+
+One table, :data:`RULES`, names each rule's outputs and provenance record; ``rules/*.smk`` take their
+outputs from it (``output: **outputs("similarity")``) and :func:`jobs` enumerates every job a config
+asks for, with the outputs and the config slice (:data:`lorp.config.RULE_PARAMS`) the rules give it.
+The default target ``all`` requests exactly those outputs and :mod:`lorp.audit` checks exactly those
+jobs, so the workflow and its audit cannot describe two different DAGs.
+
+Templates use Snakemake's wildcards (``{model}``, ``{calib}``, ``{method}``, ``{budget}``, ``{k}``,
+``{kind}``); :func:`fill` formats one for given wildcards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from . import config as lc
+from .methods import get_method
+
+MODEL_DIR = "results/{model}/model"
+MODEL_MANIFEST = MODEL_DIR + "/model.json"
+CALIBRATION = "results/{model}/calib/{calib}"
+TOKENS = CALIBRATION + "/tokens.npy"
+ACTIVATIONS = "results/{model}/activations/{calib}"
+SIMILARITY = "results/{model}/similarity/{calib}"
+COSINE = SIMILARITY + "/cosine.npy"
+STRUCTURE = "results/{model}/structure/{calib}"
+RLS = STRUCTURE + "/rls.json"
+RLS_FIXED_K = STRUCTURE + "/rls-k{k}.json"
+PLAN = "results/{model}/plans/{calib}/{method}-{budget}.json"
+CHECKPOINT = "results/{model}/checkpoints/{calib}/{method}-{budget}"
+EVAL_DENSE = "results/{model}/eval/dense"
+EVAL_PRUNED = "results/{model}/eval/{calib}/{method}-{budget}"
+MODEL_FIGURES = "results/{model}/figures/{calib}"
+SUMMARY = "results/summary"
+FIGURES = "results/figures"
+LOGS = "results/logs"
+
+PLAN_INPUTS = {"extended": SIMILARITY + "/cosine_extended.npy", "last_token": SIMILARITY + "/cosine_last_token.npy",
+               "structure": RLS}
+"""The file behind each input a method may declare (:attr:`lorp.methods.Method.inputs`)."""
+
+
+@dataclass(frozen=True)
+class RuleFiles:
+    """A rule's outputs (name -> template; ``directories`` are directory outputs) and its provenance record."""
+
+    outputs: Mapping[str, str]
+    provenance: str
+    directories: tuple[str, ...] = ()
+
+
+def _evaluations() -> dict[str, RuleFiles]:
+    """The evaluation rules: each kind for the dense model (``_dense``) and for a plan (``_pruned``)."""
+    kinds = {"evaluate": ("ppl", "ppl.csv", "provenance.json"),
+             "evaluate_tasks": ("tasks", "tasks.csv", "tasks.provenance.json"),
+             "efficiency": ("efficiency", "efficiency.csv", "efficiency.provenance.json")}
+    return {f"{rule}_{which}": RuleFiles({name: f"{base}/{file}"}, f"{base}/{prov}")
+            for rule, (name, file, prov) in kinds.items()
+            for which, base in (("dense", EVAL_DENSE), ("pruned", EVAL_PRUNED))}
+
+
+def _summary(kind: str, provenance: str) -> RuleFiles:
+    return RuleFiles({"csv": f"{SUMMARY}/{kind}.csv", "table": f"{SUMMARY}/{kind}_table.csv",
+                      "md": f"{SUMMARY}/{kind}.md"}, f"{SUMMARY}/{provenance}")
+
+
+RULES: dict[str, RuleFiles] = {
+    "prepare_model": RuleFiles({"model": MODEL_DIR}, "results/{model}/model.provenance.json", ("model",)),
+    "calibration_tokens": RuleFiles({"tokens": TOKENS, "meta": CALIBRATION + "/meta.json"},
+                                    CALIBRATION + "/provenance.json"),
+    "capture_activations": RuleFiles({"activations": ACTIVATIONS}, ACTIVATIONS + ".provenance.json",
+                                     ("activations",)),
+    "similarity": RuleFiles({"cosine": COSINE, "csv": SIMILARITY + "/cosine.csv", "heatmap": SIMILARITY + "/heatmap.png",
+                             "extended": PLAN_INPUTS["extended"], "last_token": PLAN_INPUTS["last_token"]},
+                            SIMILARITY + "/provenance.json"),
+    "structure": RuleFiles({"rls": RLS}, STRUCTURE + "/provenance.json"),
+    "structure_fixed_k": RuleFiles({"rls": RLS_FIXED_K}, STRUCTURE + "/rls-k{k}.provenance.json"),
+    "plan": RuleFiles({"plan": PLAN}, PLAN.removesuffix(".json") + ".provenance.json"),
+    "prune_checkpoint": RuleFiles({"checkpoint": CHECKPOINT}, CHECKPOINT + ".provenance.json", ("checkpoint",)),
+    **_evaluations(),
+    "summary": _summary("ppl", "provenance.json"),
+    "summary_tasks": _summary("tasks", "tasks.provenance.json"),
+    "summary_efficiency": _summary("efficiency", "efficiency.provenance.json"),
+    "figure_structure": RuleFiles({"png": MODEL_FIGURES + "/structure.png"}, MODEL_FIGURES + "/structure.provenance.json"),
+    "figure_pruned_layers": RuleFiles({"png": MODEL_FIGURES + "/pruned_layers.png"},
+                                      MODEL_FIGURES + "/pruned_layers.provenance.json"),
+    "figure_locality": RuleFiles({"png": FIGURES + "/locality.png"}, FIGURES + "/locality.provenance.json"),
+    "figure_vs_budget": RuleFiles({"png": FIGURES + "/{kind}_vs_budget.png"},
+                                  FIGURES + "/{kind}_vs_budget.provenance.json"),
+    "k_ablation": RuleFiles({"csv": SUMMARY + "/k_ablation.csv", "png": FIGURES + "/k_ablation.png"},
+                            FIGURES + "/k_ablation.provenance.json"),
+}
+
+
+def fill(template: str, wildcards: Mapping[str, Any]) -> str:
+    """``template`` with its wildcards replaced."""
+    return template.format(**wildcards)
+
+
+def plan_inputs(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
+    """The files a plan of ``method`` reads (the method's declared inputs; ``lorp-k<K>`` reads the
+    fixed-K clustering instead of ``rls.json``)."""
+    k = lc.ablation_k(method)
+    out = {}
+    for name in get_method(lc.base_method(method)).inputs:
+        template = RLS_FIXED_K if name == "structure" and k is not None else PLAN_INPUTS[name]
+        out[name] = fill(template, {**wildcards, "k": k})
+    return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of the workflow: its rule, wildcards, outputs, provenance record and config slice."""
+
+    rule: str
+    wildcards: dict[str, str]
+    outputs: dict[str, str]
+    provenance: str
+    params: dict[str, Any]
+    temporary: tuple[str, ...] = field(default=())
+
+
+def _job(config: Mapping[str, Any], rule: str, temporary: bool = False, **wildcards: Any) -> Job:
+    w = {k: str(v) for k, v in wildcards.items()}
+    files = RULES[rule]
+    outputs = {name: fill(t, w) for name, t in files.outputs.items()}
+    return Job(rule, w, outputs, fill(files.provenance, w), lc.rule_params(config, rule, w),
+               tuple(outputs.values()) if temporary else ())
+
+
+SUMMARIES = {"evaluate": "summary", "evaluate_tasks": "summary_tasks", "efficiency": "summary_efficiency"}
+"""The summary rule of each evaluation kind (``<kind>_dense`` and ``<kind>_pruned`` feed it)."""
+
+
+def evaluation_rules(config: Mapping[str, Any]) -> list[str]:
+    """The evaluation kinds the config asks for: perplexity always, zero-shot tasks and efficiency when set."""
+    rules = ["evaluate"]
+    if config["zeroshot"]["tasks"]:
+        rules.append("evaluate_tasks")
+    if config["efficiency"]["enabled"]:
+        rules.append("efficiency")
+    return rules
+
+
+def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
+    """Every job a validated config implies, in a stable order."""
+    evaluations = evaluation_rules(config)
+    temporary = config["checkpoints"]["temporary"]
+    pairs = [(m, b) for m in config["methods"] for b in sorted(config["budgets"])]
+    pairs += [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
+    for model in config["models"]:
+        yield _job(config, "prepare_model", model=model)
+        for rule in evaluations:
+            yield _job(config, f"{rule}_dense", model=model)
+        for calib in config["calibration"]:
+            w = {"model": model, "calib": calib}
+            for rule in ("calibration_tokens", "capture_activations", "similarity", "structure"):
+                yield _job(config, rule, **w)
+            for k in config["ablation"]["lorp_k"]:
+                yield _job(config, "structure_fixed_k", **w, k=k)
+            for rule in ("figure_structure", "figure_pruned_layers"):
+                yield _job(config, rule, **w)
+            for method, budget in pairs:
+                wb = {**w, "method": method, "budget": budget}
+                yield _job(config, "plan", **wb)
+                yield _job(config, "prune_checkpoint", temporary, **wb)
+                for rule in evaluations if method in config["methods"] else ["evaluate"]:
+                    yield _job(config, f"{rule}_pruned", **wb)
+    for rule in evaluations:
+        yield _job(config, SUMMARIES[rule])
+        if rule != "efficiency":
+            yield _job(config, "figure_vs_budget", kind=lc.SUMMARY_KINDS[SUMMARIES[rule]])
+    yield _job(config, "figure_locality")
+    if config["ablation"]["lorp_k"]:
+        yield _job(config, "k_ablation")
+
+
+def targets(config: Mapping[str, Any]) -> list[str]:
+    """What the default target ``all`` requests: every output and provenance record of every job,
+    except the temporary checkpoints (Snakemake deletes those once their evaluations are done)."""
+    out = []
+    for job in jobs(config):
+        out += [p for p in job.outputs.values() if p not in job.temporary] + [job.provenance]
+    return out
