@@ -1,5 +1,5 @@
 # Shared helpers: config validation, wildcard constraints, and what every rule asks of lorp:
-# its outputs (lorp.paths.RULES), its params (lorp.config.RULE_PARAMS), the inputs of a plan
+# its outputs (lorp.workflow.paths.RULES), its params (lorp.workflow.config.RULE_PARAMS), the inputs of a plan
 # (the method registry), and the cluster resources of the stages that run a model.
 
 import sys
@@ -13,8 +13,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get(
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
-import lorp.config as lc
-import lorp.paths as paths
+import lorp.workflow.config as lc
+import lorp.workflow.paths as paths
 from lorp.io import read_json
 
 
@@ -50,7 +50,7 @@ wildcard_constraints:
 
 
 def outputs(rule, **wrap):
-    """The rule's outputs and provenance record from lorp.paths.RULES; directory outputs get
+    """The rule's outputs and provenance record from lorp.workflow.paths.RULES; directory outputs get
     directory(), and ``wrap`` maps an output name to a flag function (report, temp) applied to it."""
     files = paths.RULES[rule]
     out = {}
@@ -62,7 +62,7 @@ def outputs(rule, **wrap):
 
 
 def params(rule):
-    """The rule's params, one per key of its config slice (lorp.config.RULE_PARAMS)."""
+    """The rule's params, one per key of its config slice (lorp.workflow.config.RULE_PARAMS)."""
     keys = lc.rule_params(config, rule, _ANY_WILDCARDS)
     return {key: (lambda wildcards, key=key: lc.rule_params(config, rule, wildcards)[key]) for key in keys}
 
@@ -121,7 +121,7 @@ GPU_RESOURCES = {"gpu": 0 if lc.compute_params(config)["device"] == "cpu" else 1
 
 def zeroshot_data(wildcards):
     """The task files read offline (so that a changed file reruns the task evaluations)."""
-    import lorp.zeroshot as lz
+    import lorp.evaluation.zeroshot as lz
 
     zs = lc.zeroshot_params(config)
     if zs["data_dir"] is None:

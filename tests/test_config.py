@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lorp.config import ConfigError, activation_params, check_config, evaluation_datasets, structure_params
+from lorp.workflow.config import ConfigError, activation_params, check_config, evaluation_datasets, structure_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -125,7 +125,7 @@ NOTHING_DEFAULTED = {"similarity", "prune_checkpoint", "summary", "summary_tasks
 def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_own():
     """The schema is the one source of defaults: on a config the schema has not filled in, every slice
     function fails or gives something else than on the validated config (it substitutes nothing)."""
-    from lorp.config import RULE_PARAMS, load_schema, validate_schema
+    from lorp.workflow.config import RULE_PARAMS, load_schema, validate_schema
 
     validated = validate_schema(copy.deepcopy(MINIMAL))
     schema = load_schema()
@@ -149,7 +149,7 @@ def test_stage_code_has_no_fallback_defaults():
     import ast
 
     for name in ("config.py", "pipeline.py", "paths.py"):
-        tree = ast.parse((ROOT / "src" / "lorp" / name).read_text())
+        tree = ast.parse((ROOT / "src" / "lorp" / "workflow" / name).read_text())
         calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
                  and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) > 1]
         assert calls == [], f"{name}: .get with a default on lines {calls}"

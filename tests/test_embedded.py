@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from lorp import pipeline
+from lorp.workflow import pipeline
 from lorp.data import special_prefix
 from lorp.io import read_json
-from lorp.methods import METHODS
+from lorp.depth.methods import METHODS
 from lorp.models import UnsupportedModelError, get_decoder_layers, load, load_tokenizer, source_of
-from lorp.prune import prune_layers
+from lorp.depth.prune import prune_layers
 
 pytestmark = pytest.mark.slow
 
@@ -169,8 +169,8 @@ def test_pruned_perplexity_row(embedded_dir, tmp_path):
 def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, monkeypatch):
     """The NLL computed a few positions at a time equals the loss over full-window logits, also when
     the logits budget forces one position per chunk; the efficiency measurement runs on the model."""
-    from lorp import evaluate
-    from lorp.efficiency import EfficiencySettings, measure
+    from lorp.evaluation import perplexity
+    from lorp.evaluation.efficiency import EfficiencySettings, measure
 
     model, _, _ = load(embedded_dir)
     windows = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(0))

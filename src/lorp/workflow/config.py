@@ -10,10 +10,11 @@ import copy
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import data, zeroshot
-from .methods import METHODS, eligible_count, get_method
+from .. import data
+from ..depth.methods import METHODS, eligible_count, get_method
+from ..evaluation import zeroshot
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -21,7 +22,7 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path | None = None) -> dict:
-    """The config schema, with ``methods`` built from the method registry (:data:`lorp.methods.METHODS`):
+    """The config schema, with ``methods`` built from the method registry (:data:`lorp.depth.methods.METHODS`):
     each method's parameters, bounds and defaults are declared there, once."""
     import yaml
 

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
-from .io import write_json
+from ..io import write_json
 from .provenance import record
 
 PROVENANCE_KEY = "provenance"
