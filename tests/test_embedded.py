@@ -179,7 +179,7 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
     full = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), windows[:, 1:], reduction="none")
     expected = full.double().sum(dim=1)
     assert torch.allclose(ppl.window_nll(model, windows, logits_chunk=5), expected, rtol=1e-5)
-    monkeypatch.setattr(evaluate, "LOGITS_BUDGET", 1)  # one position at a time
+    monkeypatch.setattr(ppl, "LOGITS_BUDGET", 1)  # one position at a time
     assert torch.allclose(ppl.window_nll(model, windows), expected, rtol=1e-5)
     # behind a 3-token prefix only the tokens after it are scored
     assert torch.allclose(ppl.window_nll(model, windows, logits_chunk=4, first_target=3),
