@@ -41,6 +41,11 @@ class Finding:
         return f"{self.kind:12s} {self.path}: {self.message}"
 
 
+def _norm(value: Any) -> Any:
+    """``value`` as it reads back from a JSON record (tuples as lists, keys as strings)."""
+    return json.loads(dumps_json(value))
+
+
 def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None]) -> list[Finding]:
     prov_path = root / job.provenance
     outputs = list(job.outputs.values())
