@@ -18,20 +18,30 @@ import lorp.workflow.paths as paths
 from lorp.io import read_json
 
 
-def _n_layers_of(model):
-    """Depth of a model before any job runs: from a prepared model.json, the config, or metadata."""
+def _shape_of(model):
+    """Depth and context length of a model before any job runs: from its prepared model.json, the
+    config, or its metadata (None for a hub model that is not in the local cache)."""
     manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
-    if os.path.exists(manifest):
-        return read_json(manifest)["num_hidden_layers"]
     entry = config["models"][model]
+    if os.path.exists(manifest) and "max_position_embeddings" in read_json(manifest):
+        info = read_json(manifest)
+        return lc.ModelShape(info["num_hidden_layers"], info["max_position_embeddings"])
     if entry["num_hidden_layers"]:
-        return entry["num_hidden_layers"]
-    import lorp.models as lm  # imports torch: only when the depth is not known otherwise
+        return lc.ModelShape(entry["num_hidden_layers"], entry["max_position_embeddings"])
+    import lorp.models as lm  # imports torch: only when the shape is not known otherwise
 
-    return lm.peek_num_layers(lm.resolve_source(entry["source"]))
+    shape = lm.peek_shape(lm.resolve_source(entry["source"]))
+    return lc.ModelShape(*shape) if shape else None
 
 
-lc.check_config(config, _n_layers_of, schema_path=workflow.source_path("../schemas/config.schema.yaml"))
+# Every problem of the config, one per line, before any job runs; no traceback.
+try:
+    for warning in lc.check_config(config, _shape_of,
+                                   schema_path=workflow.source_path("../schemas/config.schema.yaml")):
+        print(f"warning: {warning}", file=sys.stderr)
+except lc.ConfigError as err:
+    print(err, file=sys.stderr)
+    sys.exit(1)
 
 
 MODELS = list(config["models"])

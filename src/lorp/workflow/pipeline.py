@@ -21,14 +21,18 @@ from ..io import atomic_path, read_json, write_json, write_npy, write_text
 from ..depth.similarity import cosine_from_directory
 
 
-def prepare_model(source: str, out_dir: str | Path, storage_dtype: str) -> dict[str, Any]:
-    """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``."""
+def prepare_model(source: str, out_dir: str | Path, storage_dtype: str, key: str = "source") -> dict[str, Any]:
+    """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``;
+    ``key`` names the config entry of ``source`` in errors (``models.<name>.source``)."""
     from .. import models
 
     src = models.resolve_source(source)
-    with atomic_path(out_dir, directory=True) as tmp:
-        info = models.prepare_model(src, tmp, storage_dtype)
-        write_json(tmp / "model.json", info)
+    try:
+        with atomic_path(out_dir, directory=True) as tmp:
+            info = models.prepare_model(src, tmp, storage_dtype)
+            write_json(tmp / "model.json", info)
+    except models.HubUnavailableError as err:
+        raise models.HubUnavailableError(f"{key}: {err}") from None
     return info
 
 
