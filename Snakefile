@@ -6,7 +6,7 @@
 # Stages (one .smk file per family, every stage a file under results/):
 #   model -> calibration tokens -> activations -> similarity -> structure -> plans
 #         -> checkpoints -> evaluation -> summary
-# Paths come from lorp.paths, params from lorp.config, methods from the registry in lorp.methods.
+# Paths come from lorp.workflow.paths, params from lorp.workflow.config, methods from the registry in lorp.depth.methods.
 
 from snakemake.utils import min_version
 
@@ -36,7 +36,7 @@ include: "rules/figures.smk"
 
 
 rule all:
-    """Every artifact the config implies (lorp.paths.jobs), so the audit checks exactly this DAG."""
+    """Every artifact the config implies (lorp.workflow.paths.jobs), so the audit checks exactly this DAG."""
     input:
         paths.targets(config),
     default_target: True

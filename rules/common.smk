@@ -1,5 +1,5 @@
 # Shared helpers: config validation, wildcard constraints, and what every rule asks of lorp:
-# its outputs (lorp.paths.RULES), its params (lorp.config.RULE_PARAMS), the inputs of a plan
+# its outputs (lorp.workflow.paths.RULES), its params (lorp.workflow.config.RULE_PARAMS), the inputs of a plan
 # (the method registry), and the cluster resources of the stages that run a model.
 
 import sys
@@ -13,25 +13,35 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_SRC, os.environ.get(
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
-import lorp.config as lc
-import lorp.paths as paths
+import lorp.workflow.config as lc
+import lorp.workflow.paths as paths
 from lorp.io import read_json
 
 
-def _n_layers_of(model):
-    """Depth of a model before any job runs: from a prepared model.json, the config, or metadata."""
+def _shape_of(model):
+    """Depth and context length of a model before any job runs: from its prepared model.json, the
+    config, or its metadata (None for a hub model that is not in the local cache)."""
     manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
-    if os.path.exists(manifest):
-        return read_json(manifest)["num_hidden_layers"]
     entry = config["models"][model]
+    if os.path.exists(manifest) and "max_position_embeddings" in read_json(manifest):
+        info = read_json(manifest)
+        return lc.ModelShape(info["num_hidden_layers"], info["max_position_embeddings"])
     if entry["num_hidden_layers"]:
-        return entry["num_hidden_layers"]
-    import lorp.models as lm  # imports torch: only when the depth is not known otherwise
+        return lc.ModelShape(entry["num_hidden_layers"], entry["max_position_embeddings"])
+    import lorp.models as lm  # imports torch: only when the shape is not known otherwise
 
-    return lm.peek_num_layers(lm.resolve_source(entry["source"]))
+    shape = lm.peek_shape(lm.resolve_source(entry["source"]))
+    return lc.ModelShape(*shape) if shape else None
 
 
-lc.check_config(config, _n_layers_of, schema_path=workflow.source_path("../schemas/config.schema.yaml"))
+# Every problem of the config, one per line, before any job runs; no traceback.
+try:
+    for warning in lc.check_config(config, _shape_of,
+                                   schema_path=workflow.source_path("../schemas/config.schema.yaml")):
+        print(f"warning: {warning}", file=sys.stderr)
+except lc.ConfigError as err:
+    print(err, file=sys.stderr)
+    sys.exit(1)
 
 
 MODELS = list(config["models"])
@@ -50,7 +60,7 @@ wildcard_constraints:
 
 
 def outputs(rule, **wrap):
-    """The rule's outputs and provenance record from lorp.paths.RULES; directory outputs get
+    """The rule's outputs and provenance record from lorp.workflow.paths.RULES; directory outputs get
     directory(), and ``wrap`` maps an output name to a flag function (report, temp) applied to it."""
     files = paths.RULES[rule]
     out = {}
@@ -62,7 +72,7 @@ def outputs(rule, **wrap):
 
 
 def params(rule):
-    """The rule's params, one per key of its config slice (lorp.config.RULE_PARAMS)."""
+    """The rule's params, one per key of its config slice (lorp.workflow.config.RULE_PARAMS)."""
     keys = lc.rule_params(config, rule, _ANY_WILDCARDS)
     return {key: (lambda wildcards, key=key: lc.rule_params(config, rule, wildcards)[key]) for key in keys}
 
@@ -121,7 +131,7 @@ GPU_RESOURCES = {"gpu": 0 if lc.compute_params(config)["device"] == "cpu" else 1
 
 def zeroshot_data(wildcards):
     """The task files read offline (so that a changed file reruns the task evaluations)."""
-    import lorp.zeroshot as lz
+    import lorp.evaluation.zeroshot as lz
 
     zs = lc.zeroshot_params(config)
     if zs["data_dir"] is None:

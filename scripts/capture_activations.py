@@ -1,7 +1,7 @@
 """Snakemake adapter for rule capture_activations (the batch size, a speed knob, is not a param)."""
 
-from lorp.jobs import job
-from lorp.pipeline import capture
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import capture
 
 with job(snakemake):
     capture(

@@ -1,7 +1,7 @@
 """Snakemake adapter for rules efficiency_dense and efficiency_pruned."""
 
-from lorp.jobs import evaluation_labels, job
-from lorp.pipeline import evaluate_efficiency
+from lorp.workflow.jobs import evaluation_labels, job
+from lorp.workflow.pipeline import evaluate_efficiency
 
 with job(snakemake):
     evaluate_efficiency(

@@ -1,7 +1,7 @@
 """Snakemake adapter for rules evaluate_dense and evaluate_pruned (the batch size is not a param)."""
 
-from lorp.jobs import evaluation_labels, job
-from lorp.pipeline import evaluate_perplexity
+from lorp.workflow.jobs import evaluation_labels, job
+from lorp.workflow.pipeline import evaluate_perplexity
 
 with job(snakemake):
     evaluate_perplexity(

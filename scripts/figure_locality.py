@@ -1,7 +1,7 @@
 """Snakemake adapter for rule figure_locality (one curve per model/calib label)."""
 
-from lorp.jobs import job
-from lorp.pipeline import draw_locality
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import draw_locality
 
 with job(snakemake):
     inp = snakemake.input

@@ -1,7 +1,7 @@
 """Snakemake adapter for rule figure_pruned_layers (plans come method-major, budgets within)."""
 
-from lorp.jobs import job
-from lorp.pipeline import draw_pruned_layers
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import draw_pruned_layers
 
 with job(snakemake):
     w, p = snakemake.wildcards, snakemake.params

@@ -1,7 +1,7 @@
 """Snakemake adapter for rule figure_structure."""
 
-from lorp.jobs import job
-from lorp.pipeline import draw_structure
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import draw_structure
 
 with job(snakemake):
     w, p = snakemake.wildcards, snakemake.params

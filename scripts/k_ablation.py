@@ -1,7 +1,7 @@
 """Snakemake adapter for rule k_ablation."""
 
-from lorp.jobs import job
-from lorp.pipeline import summarise_k_ablation
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import summarise_k_ablation
 
 with job(snakemake):
     inp, out = snakemake.input, snakemake.output

@@ -1,8 +1,8 @@
 """Snakemake adapter for rule plan (``lorp-k<K>`` of the K ablation is LoRP on a fixed-K clustering)."""
 
-from lorp.config import base_method
-from lorp.jobs import job
-from lorp.pipeline import make_plan
+from lorp.workflow.config import base_method
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import make_plan
 
 with job(snakemake):
     make_plan(

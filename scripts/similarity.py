@@ -1,7 +1,7 @@
 """Snakemake adapter for rule similarity."""
 
-from lorp.jobs import job
-from lorp.pipeline import compute_similarity
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import compute_similarity
 
 with job(snakemake):
     w = snakemake.wildcards

@@ -1,7 +1,7 @@
 """Snakemake adapter for rules summary, summary_tasks and summary_efficiency."""
 
-from lorp.jobs import job
-from lorp.pipeline import summarise
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import summarise
 
 with job(snakemake):
     summarise(

@@ -1,7 +1,7 @@
 """Snakemake adapter for rules evaluate_tasks_dense and evaluate_tasks_pruned (batch size not a param)."""
 
-from lorp.jobs import evaluation_labels, job
-from lorp.pipeline import evaluate_zeroshot
+from lorp.workflow.jobs import evaluation_labels, job
+from lorp.workflow.pipeline import evaluate_zeroshot
 
 with job(snakemake):
     evaluate_zeroshot(

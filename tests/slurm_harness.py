@@ -39,8 +39,10 @@ def start(timeout: int = 900) -> str | None:
 
 
 def stop() -> None:
-    """Stop every daemon the recipe started (cancelling queued jobs first)."""
-    subprocess.run([str(RECIPE / "stop-slurm.sh")], capture_output=True, text=True, timeout=300)
+    """Stop every daemon the recipe started (cancelling queued jobs first); nothing to do without the recipe."""
+    script = RECIPE / "stop-slurm.sh"
+    if script.is_file():
+        subprocess.run([str(script)], capture_output=True, text=True, timeout=300)
 
 
 def jobs_by_rule(log_dir: Path) -> dict[str, list[str]]:

@@ -1,6 +1,7 @@
 """Bad configs fail before any job runs, with messages that name the key and the allowed values."""
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,14 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lorp.config import ConfigError, activation_params, check_config, evaluation_datasets, structure_params
+from lorp.workflow.config import (ConfigError, ModelShape, activation_params, check_config, evaluation_datasets,
+                                  structure_params)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def check(cfg, n_layers=30):
-    return check_config(copy.deepcopy(cfg), lambda model: n_layers, base_dir=ROOT)
+def check(cfg, n_layers=30, context=8192):
+    """The validated config (schema defaults filled in), after every check against a model of that shape."""
+    cfg = copy.deepcopy(cfg)
+    check_config(cfg, lambda model: ModelShape(n_layers, context), base_dir=ROOT)
+    return cfg
 
 
 def modified(**changes):
@@ -38,7 +43,12 @@ def test_default_config_is_valid_and_gets_defaults():
 
 
 @pytest.mark.parametrize("cfg,match", [
-    (modified(methods={"lorp": {}, "random": {}}), r"methods: .*'random'"),
+    (modified(methods={"lorp": {}, "random": {}}),
+     r"methods: unknown method 'random'; allowed: lorp, shortgpt, streamline, angular, last"),
+    (modified(methods={"lorpp": {}}), r"methods: unknown method 'lorpp' \(did you mean 'lorp'\?\); allowed: lorp,"),
+    (modified(methods__shortgpt={"protect_frist": False}),
+     r"methods\.shortgpt: unknown key 'protect_frist' \(did you mean 'protect_first'\?\); allowed: protect_first"),
+    (modified(budget=[2]), r"\(top level\): unknown key 'budget' \(did you mean 'budgets'\?\); allowed: models,"),
     (modified(budgets=[0, 2]), r"budgets\.0: 0 is less than the minimum of 1"),
     (modified(budgets=[29]), r"budgets: \[29\] too large for method 'lorp' on model 'smollm2-135m' \(30 layers\): allowed 1..28"),
     (modified(methods__lorp={"k": 1}), r"methods\.lorp\.k: 1 is less than the minimum of 2"),
@@ -48,11 +58,12 @@ def test_default_config_is_valid_and_gets_defaults():
      r"evaluation\.datasets\.wiki\.source: file .*no/such/file.txt does not exist \(or use one of python-docs, c4"),
     (modified(evaluation__datasets={"wiki": {"sorce": "wikitext2"}}), r"evaluation\.datasets\.wiki: 'source' is a required"),
     (modified(evaluation__datasets={"wiki": {"source": "wikitext2", "max_window": 4}}),
-     r"evaluation\.datasets\.wiki: Unevaluated properties are not allowed \('max_window' was unexpected\)"),
+     r"evaluation\.datasets\.wiki: unknown key 'max_window' \(did you mean 'max_windows'\?\); allowed: source, "),
     (modified(calibration__python_docs={"source": "python-docs", "n_sample": 4}),
-     r"calibration\.python_docs: Unevaluated properties are not allowed \('n_sample' was unexpected\)"),
+     r"calibration\.python_docs: unknown key 'n_sample' \(did you mean 'n_samples'\?\)"),
     (modified(calibration__python_docs={"source": "python-docs", "n_samples": 0}), r"n_samples: 0 is less than"),
-    (modified(activations__dtype="int8"), r"activations\.dtype: 'int8' is not one of \['float16', 'float32'\]"),
+    (modified(activations__dtype="int8"), r"activations\.dtype: 'int8' is not one of \['float16', 'float32'\]$"),
+    (modified(activations__dtype="float61"), r"'float61' is not one of \['float16', 'float32'\] \(did you mean 'float16'\?\)"),
     (modified(compute__device="tpu"), r"compute\.device: 'tpu' does not match"),
     (modified(models={"m": {"source": "embedded", "activations_dtype": "bfloat16"}}),
      r"models\.m\.activations_dtype: 'bfloat16' is not one of \['float16', 'float32', None\]"),
@@ -86,7 +97,8 @@ def test_bos_per_window_per_model_overrides_the_evaluation_default():
 def test_shipped_configs_are_valid():
     for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
         cfg = yaml.safe_load(path.read_text())
-        check_config(cfg, lambda m: cfg["models"][m].get("num_hidden_layers") or 30, base_dir=ROOT)
+        check_config(cfg, lambda m: ModelShape(cfg["models"][m].get("num_hidden_layers") or 30, 131072),
+                     base_dir=ROOT)
 
 
 def test_a_bad_value_in_an_entry_is_reported_alone():
@@ -105,13 +117,52 @@ def test_budget_limit_depends_on_method():
 
 
 def test_snakemake_refuses_bad_config_before_any_job(tmp_path, no_slurm_controller):
-    bad = modified(budgets=[40])
+    """Every problem, one per line, and no traceback; the embedded model's depth (30) and context (8192)
+    come from its GGUF metadata."""
+    bad = modified(budgets=[40], calibration={"python-docs": {"source": "python-docs", "seqlen": 8300}})
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode != 0
-    assert "budgets: [40] too large" in out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "\n  budgets: [40] too large for method 'lorp' on model 'smollm2-135m' (30 layers)" in text
+    assert ("\n  calibration.python-docs.seqlen: 8300 positions is more than the 8192 that model 'smollm2-135m' "
+            "was trained for (max_position_embeddings); use at most 8192") in text
+    assert "Traceback" not in text and 'File "' not in text
+
+
+@pytest.mark.parametrize("change,key", [
+    ({"calibration__python-docs": {"source": "python-docs", "seqlen": 600}}, "calibration.python-docs.seqlen: 600"),
+    ({"evaluation__seqlen": 513}, "evaluation.seqlen: 513"),
+    ({"evaluation__datasets": {"d": {"source": "python-docs", "seqlen": 1000}}}, "evaluation.datasets.d.seqlen: 1000"),
+    ({"efficiency__seqlen": 500}, "efficiency.seqlen + efficiency.decode_tokens: 516"),
+])
+def test_sequence_lengths_beyond_the_model_context(change, key):
+    with pytest.raises(ConfigError, match=re.escape(key) + " positions is more than the 512 that model"):
+        check(modified(**change), context=512)
+    check(modified(**change), context=4096)
+
+
+def test_a_model_whose_shape_is_unknown_offline_is_a_warning_naming_the_fix():
+    cfg = modified(models={"llama": {"source": "meta-llama/Llama-3.1-8B"}})
+    warnings = check_config(cfg, lambda model: None, base_dir=ROOT)
+    assert len(warnings) == 1 and warnings[0].startswith("models.llama: the depth and context of")
+    assert "models.llama.num_hidden_layers" in warnings[0] and "HF_HOME" in warnings[0]
+
+
+def test_a_source_that_is_neither_a_path_nor_a_hub_id_is_rejected():
+    from lorp.models import resolve_source
+
+    with pytest.raises(FileNotFoundError, match="'my-modles' is neither an existing path .* nor a Hugging Face hub id"):
+        resolve_source("my-modles")
+    with pytest.raises(FileNotFoundError, match="model path .*does/not/exist does not exist"):
+        resolve_source("./does/not/exist")
+    assert resolve_source("meta-llama/Llama-3.1-8B").kind == "hub"
+    errors = []
+    with pytest.raises(ConfigError, match=r"models\.m\.source: 'my-modles' is neither"):
+        check_config(modified(models={"m": {"source": "my-modles"}}),
+                     lambda model: errors.append(model) or resolve_source("my-modles"), base_dir=ROOT)
 
 
 MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"source": "python-docs"}},
@@ -125,7 +176,7 @@ NOTHING_DEFAULTED = {"similarity", "prune_checkpoint", "summary", "summary_tasks
 def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_own():
     """The schema is the one source of defaults: on a config the schema has not filled in, every slice
     function fails or gives something else than on the validated config (it substitutes nothing)."""
-    from lorp.config import RULE_PARAMS, load_schema, validate_schema
+    from lorp.workflow.config import RULE_PARAMS, load_schema, validate_schema
 
     validated = validate_schema(copy.deepcopy(MINIMAL))
     schema = load_schema()
@@ -144,12 +195,17 @@ def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_ow
         assert got != expected, f"{rule}: its params equal the validated ones without the schema's defaults"
 
 
+CONFIG_NAMES = {"config", "c", "cfg", "params", "spec", "compute", "settings", "entry", "ev", "act", "eff", "zs",
+                "lorp", "w", "wildcards"}
+
+
 def test_stage_code_has_no_fallback_defaults():
-    """No ``.get(key, default)`` on config slices in the config and stage modules."""
+    """No ``.get(key, default)`` on the config or its slices in the config and stage modules."""
     import ast
 
     for name in ("config.py", "pipeline.py", "paths.py"):
-        tree = ast.parse((ROOT / "src" / "lorp" / name).read_text())
+        tree = ast.parse((ROOT / "src" / "lorp" / "workflow" / name).read_text())
         calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
-                 and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) > 1]
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) > 1
+                 and isinstance(node.func.value, ast.Name) and node.func.value.id in CONFIG_NAMES]
         assert calls == [], f"{name}: .get with a default on lines {calls}"

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from lorp import pipeline
+from lorp.workflow import pipeline
 from lorp.data import special_prefix
 from lorp.io import read_json
-from lorp.methods import METHODS
+from lorp.depth.methods import METHODS
 from lorp.models import UnsupportedModelError, get_decoder_layers, load, load_tokenizer, source_of
-from lorp.prune import prune_layers
+from lorp.depth.prune import prune_layers
 
 pytestmark = pytest.mark.slow
 
@@ -169,8 +169,8 @@ def test_pruned_perplexity_row(embedded_dir, tmp_path):
 def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, monkeypatch):
     """The NLL computed a few positions at a time equals the loss over full-window logits, also when
     the logits budget forces one position per chunk; the efficiency measurement runs on the model."""
-    from lorp import evaluate
-    from lorp.efficiency import EfficiencySettings, measure
+    from lorp.evaluation import perplexity as ppl
+    from lorp.evaluation.efficiency import EfficiencySettings, measure
 
     model, _, _ = load(embedded_dir)
     windows = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(0))
@@ -178,13 +178,13 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
         logits = model(input_ids=windows).logits.float()
     full = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), windows[:, 1:], reduction="none")
     expected = full.double().sum(dim=1)
-    assert torch.allclose(evaluate.window_nll(model, windows, logits_chunk=5), expected, rtol=1e-5)
-    monkeypatch.setattr(evaluate, "LOGITS_BUDGET", 1)  # one position at a time
-    assert torch.allclose(evaluate.window_nll(model, windows), expected, rtol=1e-5)
+    assert torch.allclose(ppl.window_nll(model, windows, logits_chunk=5), expected, rtol=1e-5)
+    monkeypatch.setattr(ppl, "LOGITS_BUDGET", 1)  # one position at a time
+    assert torch.allclose(ppl.window_nll(model, windows), expected, rtol=1e-5)
     # behind a 3-token prefix only the tokens after it are scored
-    assert torch.allclose(evaluate.window_nll(model, windows, logits_chunk=4, first_target=3),
+    assert torch.allclose(ppl.window_nll(model, windows, logits_chunk=4, first_target=3),
                           full[:, 2:].double().sum(dim=1), rtol=1e-5)
-    result = evaluate.perplexity(model, windows.numpy(), batch_size=1, prefix_tokens=3)
+    result = ppl.perplexity(model, windows.numpy(), batch_size=1, prefix_tokens=3)
     assert result.n_tokens == 2 * 21
     assert result.nll == pytest.approx(float(full[:, 2:].double().mean()), rel=1e-5)
     result = measure(model, EfficiencySettings(seqlen=8, decode_tokens=2, warmup=0, repeats=1))

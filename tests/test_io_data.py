@@ -67,7 +67,7 @@ def test_special_prefix_is_what_the_tokenizer_puts_before_a_text():
 
 
 def test_evaluation_windows_with_and_without_a_prefix():
-    from lorp.evaluate import make_windows
+    from lorp.evaluation.perplexity import make_windows
 
     stream = np.arange(10, 30)
     plain = make_windows(stream, 8)

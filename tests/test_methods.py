@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lorp.methods import (
+from lorp.depth.methods import (
     METHODS,
     Method,
     Plan,
@@ -20,7 +20,7 @@ from lorp.methods import (
     shortgpt_plan,
     streamline_plan,
 )
-from lorp.structure import LayerStructure
+from lorp.depth.structure import LayerStructure
 
 
 def symmetric(n, entries, fill=0.1):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lorp import provenance as pv
+from lorp.workflow import provenance as pv
 
 
 def test_small_file_gets_a_full_sha256(tmp_path):

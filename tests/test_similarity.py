@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lorp.similarity import cosine_from_arrays, cosine_from_directory
+from lorp.depth.similarity import cosine_from_arrays, cosine_from_directory
 
 
 def make_layers(rng, t=10, d=6):
@@ -41,7 +41,7 @@ def test_mean_over_tokens_and_chunking():
 
 def test_directory_is_memory_mapped(tmp_path, monkeypatch):
     """The layer files are read as memory maps, chunk by chunk, never loaded whole."""
-    from lorp import similarity
+    from lorp.depth import similarity
 
     layers = make_layers(np.random.default_rng(2))
     for i, a in enumerate(layers):

@@ -71,6 +71,9 @@ def ppl(path: Path) -> float:
 
 @pytest.fixture(scope="module")
 def cluster():
+    reason = sh.cannot_start()
+    if reason:  # nothing was started: skip with the reason
+        pytest.skip(f"Slurm cannot be started here: {reason}")
     reason = sh.start()
     if reason:
         sh.stop()
@@ -157,3 +160,10 @@ def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
         assert sha(slurm_run / "results" / rel) == sha(local_run / rel), rel
     dry = subprocess.run(slurm_cmd("-n"), cwd=slurm_run, capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_the_module_skips_with_a_reason_without_the_recipe(tmp_path, monkeypatch):
+    """Where ../shared/tools/slurm is absent the harness names it and stopping is a no-op (no error)."""
+    monkeypatch.setattr(sh, "RECIPE", tmp_path / "no-recipe")
+    assert "is not beside the checkout" in sh.cannot_start()
+    sh.stop()

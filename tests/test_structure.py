@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lorp.structure import (
+from lorp.depth.structure import (
     LayerStructure,
     analyse_structure,
     k_from_rls,

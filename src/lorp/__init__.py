@@ -1,7 +1,7 @@
 """LoRP: Locality-Aware Redundancy Pruning of decoder blocks, and the baselines it is compared with.
 
-The science lives in small pure modules (:mod:`lorp.similarity`, :mod:`lorp.structure`,
-:mod:`lorp.methods`, :mod:`lorp.prune`, :mod:`lorp.evaluate`); :mod:`lorp.pipeline` wires them
+The science lives in small pure modules (:mod:`lorp.depth.similarity`, :mod:`lorp.depth.structure`,
+:mod:`lorp.depth.methods`, :mod:`lorp.depth.prune`, :mod:`lorp.evaluation.perplexity`); :mod:`lorp.workflow.pipeline` wires them
 to files, one function per workflow stage.
 """
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .io import atomic_path
-from .methods import METHODS
+from .depth.methods import METHODS
 
 DENSE_COLOR = "#000000"
 

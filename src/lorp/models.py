@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ SUPPORTED_FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "ge
                       "gemma3_text")
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class HubUnavailableError(OSError):
+    """A hub model can be neither downloaded nor found in the local cache."""
 
 
 class UnsupportedModelError(ValueError):
@@ -80,11 +85,15 @@ def gemma3_gguf_path() -> Path:
     return Path(package.assemble())
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+"""A Hugging Face hub id: ``owner/name``."""
+
+
 def resolve_source(source: str, base_dir: str | Path = ".") -> ModelSource:
     """Classify a model ``source`` string from the config.
 
     Relative paths are resolved against ``base_dir``. A string that is neither ``embedded`` nor
-    an existing path is taken as a hub id (it must look like ``owner/name`` or ``name``).
+    an existing path must be a hub id, ``owner/name``; anything else is an error naming the cause.
     """
     if source in ("embedded", "embedded:smollm2-135m"):
         p = embedded_gguf_path()
@@ -108,6 +117,10 @@ def resolve_source(source: str, base_dir: str | Path = ".") -> ModelSource:
         return ModelSource("local", str(candidate.resolve()))
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise FileNotFoundError(f"model path {candidate} does not exist")
+    if not HUB_ID.fullmatch(source):
+        raise FileNotFoundError(
+            f"{source!r} is neither an existing path (no {candidate}) nor a Hugging Face hub id (owner/name); "
+            "give the path of a model directory or .gguf file, a hub id such as meta-llama/Llama-3.1-8B, or embedded")
     return ModelSource("hub", source)
 
 
@@ -140,26 +153,31 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def peek_num_layers(source: ModelSource) -> int | None:
-    """The number of decoder blocks, read from metadata only (no weights); None if not available offline."""
+def peek_shape(source: ModelSource) -> tuple[int, int | None] | None:
+    """The number of decoder blocks and the context length (``max_position_embeddings``) of a model,
+    read from metadata only (no weights); None for a hub model whose config is not in the local cache."""
     if source.gguf_file:
         import gguf
 
         reader = gguf.GGUFReader(str(Path(source.path) / source.gguf_file))
 
         def field(name: str) -> Any:
-            f = reader.fields[name]
-            return f.parts[f.data[0]]
+            f = reader.fields.get(name)
+            return None if f is None else f.parts[f.data[0]]
 
         arch = bytes(field("general.architecture")).decode()
-        return int(field(f"{arch}.block_count")[0])
+        context = field(f"{arch}.context_length")
+        return int(field(f"{arch}.block_count")[0]), (int(context[0]) if context is not None else None)
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(source.path, local_files_only=True)
     except OSError:
-        return None
-    return int(config.get_text_config().num_hidden_layers)
+        if source.kind == "hub":
+            return None
+        raise
+    text = config.get_text_config()
+    return int(text.num_hidden_layers), getattr(text, "max_position_embeddings", None)
 
 
 def get_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -245,7 +263,16 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
         from accelerate import init_empty_weights
         from transformers import AutoModelForCausalLM
 
-        config = AutoConfig.from_pretrained(source.path)
+        try:
+            config = AutoConfig.from_pretrained(source.path)
+        except OSError as err:
+            if source.kind != "hub":
+                raise
+            raise HubUnavailableError(
+                f"the Hugging Face hub could not be reached for {source.path!r} and the model is not in the local "
+                "cache; run on a machine with hub access once, point HF_HOME at a cache that holds it, or give the "
+                f"path of a local model directory instead ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            ) from None
         with init_empty_weights():  # on the meta device: counts parameters without memory or weights
             n_parameters = count_parameters(AutoModelForCausalLM.from_config(config))
         info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"),
@@ -254,6 +281,7 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
     info.update(
         model_type=config.model_type,
         num_hidden_layers=int(text_config.num_hidden_layers),
+        max_position_embeddings=getattr(text_config, "max_position_embeddings", None),
         hidden_size=int(text_config.hidden_size),
         vocab_size=int(text_config.vocab_size),
     )

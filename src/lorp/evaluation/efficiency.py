@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .models import count_parameters
+from ..models import count_parameters
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 

@@ -2,8 +2,8 @@
 
 One table, :data:`RULES`, names each rule's outputs and provenance record; ``rules/*.smk`` take their
 outputs from it (``output: **outputs("similarity")``) and :func:`jobs` enumerates every job a config
-asks for, with the outputs and the config slice (:data:`lorp.config.RULE_PARAMS`) the rules give it.
-The default target ``all`` requests exactly those outputs and :mod:`lorp.audit` checks exactly those
+asks for, with the outputs and the config slice (:data:`lorp.workflow.config.RULE_PARAMS`) the rules give it.
+The default target ``all`` requests exactly those outputs and :mod:`lorp.workflow.audit` checks exactly those
 jobs, so the workflow and its audit cannot describe two different DAGs.
 
 Templates use Snakemake's wildcards (``{model}``, ``{calib}``, ``{method}``, ``{budget}``, ``{k}``,
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from . import config as lc
-from .methods import get_method
+from ..depth.methods import get_method
 
 MODEL_DIR = "results/{model}/model"
 MODEL_MANIFEST = MODEL_DIR + "/model.json"
@@ -39,7 +39,7 @@ LOGS = "results/logs"
 
 PLAN_INPUTS = {"extended": SIMILARITY + "/cosine_extended.npy", "last_token": SIMILARITY + "/cosine_last_token.npy",
                "structure": RLS}
-"""The file behind each input a method may declare (:attr:`lorp.methods.Method.inputs`)."""
+"""The file behind each input a method may declare (:attr:`lorp.depth.methods.Method.inputs`)."""
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ class PlanInputs:
 
 
 INPUT_FILES = {"extended": "cosine_extended.npy", "last_token": "cosine_last_token.npy", "structure": "rls.json"}
-"""The stage output behind each :class:`PlanInputs` field (``lorp.paths`` has their full templates)."""
+"""The stage output behind each :class:`PlanInputs` field (``lorp.workflow.paths`` has their full templates)."""
 
 SIMILARITY_INPUTS = ("extended", "last_token")
 """What a plan of a similarity-based method reads: both stored similarity matrices."""
@@ -303,7 +303,7 @@ class Method:
         max_budget: ``max_budget(n_layers, params)``, the most blocks the method may remove.
         parameters: each parameter's JSON-schema fragment (``type``, ``default``, ``description``, bounds);
             the config schema is built from these, so defaults live here and nowhere else.
-        inputs: the :class:`PlanInputs` fields the plan rule passes (file templates in ``lorp.paths``).
+        inputs: the :class:`PlanInputs` fields the plan rule passes (file templates in ``lorp.workflow.paths``).
         plan_parameters: whether the parameters belong to the plan's config slice; LoRP's shape the
             clustering (the structure stage, whose output the plan reads) instead.
         color: the method's colour in every figure.

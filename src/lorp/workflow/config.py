@@ -7,13 +7,16 @@ Each stage's parameters are a *slice* of the config holding exactly what its out
 from __future__ import annotations
 
 import copy
+import difflib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from . import data, zeroshot
-from .methods import METHODS, eligible_count, get_method
+from .. import data
+from ..depth.methods import METHODS, eligible_count, get_method
+from ..evaluation import zeroshot
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -21,7 +24,7 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path | None = None) -> dict:
-    """The config schema, with ``methods`` built from the method registry (:data:`lorp.methods.METHODS`):
+    """The config schema, with ``methods`` built from the method registry (:data:`lorp.depth.methods.METHODS`):
     each method's parameters, bounds and defaults are declared there, once."""
     import yaml
 
@@ -55,12 +58,42 @@ def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict
     errors = [e for e in errors if e.validator != "unevaluatedProperties"
               or not any(p[:len(e.absolute_path)] == tuple(e.absolute_path) for p in real)]
     if errors:
+        schema = validator.schema
         lines = []
         for err in errors:
             key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-            lines.append(f"  {key}: {err.message}")
+            lines.append(f"  {key}: {_explain(err, schema)}")
         raise ConfigError("invalid config:\n" + "\n".join(lines))
     return config
+
+
+def did_you_mean(name: str, allowed: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the allowed name closest to a near miss, else nothing."""
+    close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _allowed_keys(node: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """The property names a schema node (with its ``allOf`` and ``$ref`` parts) declares."""
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    keys = list(node.get("properties", {}))
+    for part in node.get("allOf", []):
+        keys += [k for k in _allowed_keys(part, schema) if k not in keys]
+    return keys
+
+
+def _explain(err: Any, schema: Mapping[str, Any]) -> str:
+    """A schema error as one line: a rejected key or value with the allowed ones and the closest of them."""
+    if err.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
+        allowed = _allowed_keys(err.schema, schema)
+        unknown = [k for k in err.instance if k not in allowed]
+        what = "method" if list(err.absolute_path) == ["methods"] else "key"
+        parts = [f"unknown {what} {k!r}{did_you_mean(k, allowed)}" for k in unknown]
+        return "; ".join(parts) + f"; allowed: {', '.join(allowed) or '(none)'}"
+    if err.validator == "enum":
+        return err.message + did_you_mean(err.instance, err.validator_value)
+    return err.message
 
 
 # ----------------------------------------------------------------------------------------- slices
@@ -213,66 +246,112 @@ def _local_path(source: str, base_dir: Path) -> Path | None:
     return p if p.is_absolute() else base_dir / p
 
 
-def semantic_errors(config: Mapping[str, Any], n_layers_of: Callable[[str], int | None],
-                    base_dir: str | Path = ".") -> list[str]:
-    """Checks the schema cannot express: budgets against each model's depth, K, files that must exist.
+@dataclass(frozen=True)
+class ModelShape:
+    """What the config check needs to know of a model before any job runs."""
 
-    ``n_layers_of(model_name)`` returns the model's number of decoder blocks, or None if it cannot
-    be known before the model is prepared (then the plan stage checks the budget instead).
-    """
-    base = Path(base_dir)
-    errors: list[str] = []
-    for name, spec in config["calibration"].items():
+    num_hidden_layers: int
+    max_position_embeddings: int | None = None
+
+
+def _file_errors(config: Mapping[str, Any], base: Path) -> list[str]:
+    """Local corpus files and the zero-shot data directory must exist."""
+    errors = []
+    entries = [(f"calibration.{name}", spec) for name, spec in config["calibration"].items()]
+    entries += [(f"evaluation.datasets.{name}", spec) for name, spec in config["evaluation"]["datasets"].items()]
+    for key, spec in entries:
         p = _local_path(spec["source"], base)
         if p is not None and not p.is_file():
-            errors.append(f"calibration.{name}.source: file {p} does not exist (or use one of "
-                          f"{', '.join(data.BUILTIN_SOURCES)})")
-    for name, spec in config["evaluation"]["datasets"].items():
-        p = _local_path(spec["source"], base)
-        if p is not None and not p.is_file():
-            errors.append(f"evaluation.datasets.{name}.source: file {p} does not exist (or use one of "
-                          f"{', '.join(data.BUILTIN_SOURCES)})")
+            errors.append(f"{key}.source: file {p} does not exist (or use one of {', '.join(data.BUILTIN_SOURCES)})")
     zs = zeroshot_params(config)
     data_dir = zs["data_dir"]
     if data_dir is not None and not Path(data_dir).expanduser().is_absolute():
         data_dir = base / data_dir
-    errors += zeroshot.config_errors(zs["tasks"], data_dir)
-    thresholds = structure_params(config)["rls_thresholds"] if "lorp" in config["methods"] else []
-    if any(b >= a for a, b in zip(thresholds, thresholds[1:])):
-        errors.append(f"methods.lorp.rls_thresholds: must be strictly descending, got {thresholds}")
-    for model in config["models"]:
-        try:
-            n = n_layers_of(model)
-        except (OSError, ValueError) as err:
-            errors.append(f"models.{model}.source: {err}")
-            continue
-        if n is None:
-            continue
-        k = structure_params(config)["k"] if "lorp" in config["methods"] else None
-        if k is not None and k > n:
-            errors.append(f"methods.lorp.k: {k} clusters is more than the {n} layers of model {model!r}")
-        too_many = [k for k in config["ablation"]["lorp_k"] if k > n]
-        if too_many:
-            errors.append(f"ablation.lorp_k: {too_many} clusters is more than the {n} layers of model {model!r}")
-        limit = eligible_count("lorp", n, {})
-        bad = [b for b in ablation_budgets(config) if not 1 <= b <= limit] if ablation_methods(config) else []
+    return errors + zeroshot.config_errors(zs["tasks"], data_dir)
+
+
+def _depth_errors(config: Mapping[str, Any], model: str, n: int) -> list[str]:
+    """Cluster counts and budgets against a model's depth."""
+    errors = []
+    k = structure_params(config)["k"] if "lorp" in config["methods"] else None
+    if k is not None and k > n:
+        errors.append(f"methods.lorp.k: {k} clusters is more than the {n} layers of model {model!r}")
+    too_many = [k for k in config["ablation"]["lorp_k"] if k > n]
+    if too_many:
+        errors.append(f"ablation.lorp_k: {too_many} clusters is more than the {n} layers of model {model!r}")
+    limit = eligible_count("lorp", n, {})
+    bad = [b for b in ablation_budgets(config) if not 1 <= b <= limit] if ablation_methods(config) else []
+    if bad:
+        errors.append(f"ablation.budgets: {bad} too large for LoRP on model {model!r} ({n} layers): allowed 1..{limit}")
+    for method in config["methods"]:
+        limit = eligible_count(method, n, config["methods"][method])
+        bad = [b for b in config["budgets"] if not 1 <= b <= limit]
         if bad:
-            errors.append(f"ablation.budgets: {bad} too large for LoRP on model {model!r} ({n} layers): "
+            errors.append(f"budgets: {bad} too large for method {method!r} on model {model!r} ({n} layers): "
                           f"allowed 1..{limit}")
-        for method in config["methods"]:
-            limit = eligible_count(method, n, config["methods"][method])
-            bad = [b for b in config["budgets"] if not 1 <= b <= limit]
-            if bad:
-                errors.append(f"budgets: {bad} too large for method {method!r} on model {model!r} ({n} layers): "
-                              f"allowed 1..{limit}")
     return errors
 
 
-def check_config(config: dict, n_layers_of: Callable[[str], int | None], base_dir: str | Path = ".",
-                 schema_path: str | Path | None = None) -> dict:
-    """Schema validation (with defaults) followed by :func:`semantic_errors`; raises :class:`ConfigError`."""
+def sequence_lengths(config: Mapping[str, Any]) -> dict[str, int]:
+    """Every number of positions a job feeds a model, by the config key that sets it."""
+    lengths = {f"calibration.{name}.seqlen": spec["seqlen"] for name, spec in config["calibration"].items()}
+    datasets = config["evaluation"]["datasets"]
+    if any("seqlen" not in spec for spec in datasets.values()):
+        lengths["evaluation.seqlen"] = config["evaluation"]["seqlen"]
+    lengths.update({f"evaluation.datasets.{name}.seqlen": spec["seqlen"] for name, spec in datasets.items()
+                    if "seqlen" in spec})
+    eff = config["efficiency"]
+    if eff["enabled"]:  # the prompt, then one position per decoded token
+        lengths["efficiency.seqlen + efficiency.decode_tokens"] = eff["seqlen"] + eff["decode_tokens"]
+    return lengths
+
+
+def _position_errors(config: Mapping[str, Any], model: str, limit: int) -> list[str]:
+    return [f"{key}: {n} positions is more than the {limit} that model {model!r} was trained for "
+            f"(max_position_embeddings); use at most {limit}"
+            for key, n in sequence_lengths(config).items() if n > limit]
+
+
+def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
+                    base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
+    """Checks the schema cannot express, as (errors, warnings): files that must exist, RLS thresholds,
+    and for each model its budgets and cluster counts against its depth and every sequence length
+    against its context.
+
+    ``shape_of(model_name)`` returns the model's :class:`ModelShape`, or None where it cannot be known
+    offline before the run (a hub model not in the cache): then a warning says what is not checked.
+    It raises ``OSError`` or ``ValueError`` for a source that names no model.
+    """
+    errors = _file_errors(config, Path(base_dir))
+    warnings: list[str] = []
+    thresholds = structure_params(config)["rls_thresholds"] if "lorp" in config["methods"] else []
+    if any(b >= a for a, b in zip(thresholds, thresholds[1:])):
+        errors.append(f"methods.lorp.rls_thresholds: must be strictly descending, got {thresholds}")
+    for model, entry in config["models"].items():
+        try:
+            shape = shape_of(model)
+        except (OSError, ValueError) as err:
+            errors.append(f"models.{model}.source: {err}")
+            continue
+        if shape is None:
+            warnings.append(f"models.{model}: the depth and context of {entry['source']!r} are not known before the "
+                            "run (a hub model that is not in the Hugging Face cache), so budgets and sequence lengths "
+                            f"are checked only when its jobs run; set models.{model}.num_hidden_layers and "
+                            f"models.{model}.max_position_embeddings, or put the model in the cache (HF_HOME), "
+                            "to check them now")
+            continue
+        errors += _depth_errors(config, model, shape.num_hidden_layers)
+        if shape.max_position_embeddings:
+            errors += _position_errors(config, model, shape.max_position_embeddings)
+    return errors, warnings
+
+
+def check_config(config: dict, shape_of: Callable[[str], ModelShape | None], base_dir: str | Path = ".",
+                 schema_path: str | Path | None = None) -> list[str]:
+    """Schema validation (defaults filled in place) followed by :func:`config_problems`; raises
+    :class:`ConfigError` naming every problem, one per line, and returns the warnings."""
     validate_schema(config, schema_path)
-    errors = semantic_errors(config, n_layers_of, base_dir)
+    errors, warnings = config_problems(config, shape_of, base_dir)
     if errors:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {e}" for e in errors))
-    return config
+    return warnings

@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 import torch
 
-from .io import atomic_path, write_json
+from ..io import atomic_path, write_json
 from .methods import Plan
-from .models import get_decoder_layers
+from ..models import get_decoder_layers
 
 
 def prune_layers(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Module:

@@ -1,6 +1,6 @@
 """Helpers of the offline ``lorp_*`` lm-eval tasks: a local JSON-lines loader, HellaSwag clean-up, RACE.
 
-The data directory is not written in the YAMLs: :func:`lorp.zeroshot.task_manager` passes it as the
+The data directory is not written in the YAMLs: :func:`lorp.evaluation.zeroshot.task_manager` passes it as the
 task metadata key ``lorp_data_dir`` (lm-eval hands metadata and ``dataset_kwargs`` to
 ``custom_dataset``). With the lm-eval command line, set ``LORP_ZEROSHOT_DIR`` instead.
 """

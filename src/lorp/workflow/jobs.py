@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
-from .io import write_json
+from ..io import write_json
 from .provenance import record
 
 PROVENANCE_KEY = "provenance"
@@ -57,8 +57,11 @@ def job(smk: Any) -> Iterator[None]:
         try:
             yield
             write_provenance(smk, time.perf_counter() - start)
-        except BaseException:
+        except BaseException as err:
             traceback.print_exc()
+            if log and isinstance(err, Exception):  # the cause on the terminal too, not only in the log
+                print(f"[lorp] {smk.rule} failed: {type(err).__name__}: {err} (log: {log[0]})", file=sys.__stderr__,
+                      flush=True)
             raise
         finally:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)

@@ -2,7 +2,7 @@
 
 The Snakemake scripts in ``scripts/`` only adapt the ``snakemake`` object to these calls; the
 functions are equally usable from Python or a notebook. Every output is written atomically. The
-parameters each stage receives are the config slices of :mod:`lorp.config`, with every default
+parameters each stage receives are the config slices of :mod:`lorp.workflow.config`, with every default
 filled in by the schema: no stage has defaults of its own.
 """
 
@@ -15,26 +15,31 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import data, figures, methods, structure, tables
-from .io import atomic_path, read_json, write_json, write_npy, write_text
-from .similarity import cosine_from_directory
+from .. import data, figures, tables
+from ..depth import methods, structure
+from ..io import atomic_path, read_json, write_json, write_npy, write_text
+from ..depth.similarity import cosine_from_directory
 
 
-def prepare_model(source: str, out_dir: str | Path, storage_dtype: str) -> dict[str, Any]:
-    """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``."""
-    from . import models
+def prepare_model(source: str, out_dir: str | Path, storage_dtype: str, key: str = "source") -> dict[str, Any]:
+    """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``;
+    ``key`` names the config entry of ``source`` in errors (``models.<name>.source``)."""
+    from .. import models
 
     src = models.resolve_source(source)
-    with atomic_path(out_dir, directory=True) as tmp:
-        info = models.prepare_model(src, tmp, storage_dtype)
-        write_json(tmp / "model.json", info)
+    try:
+        with atomic_path(out_dir, directory=True) as tmp:
+            info = models.prepare_model(src, tmp, storage_dtype)
+            write_json(tmp / "model.json", info)
+    except models.HubUnavailableError as err:
+        raise models.HubUnavailableError(f"{key}: {err}") from None
     return info
 
 
 def sample_calibration(model_dir: str | Path, spec: Mapping[str, Any], tokens_path: str | Path,
                        meta_path: str | Path) -> dict[str, Any]:
     """Stage 1: calibration windows (int32 [n_samples, seqlen]) and their description."""
-    from . import models
+    from .. import models
 
     tokenizer = models.load_tokenizer(models.source_of(model_dir)[0])
     windows, meta = data.calibration_tokens(spec, tokenizer)
@@ -48,8 +53,8 @@ def capture(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
             compute: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
     """Stage 2: hidden states entering every block, one ``.npy`` per layer (``params``: the
     activation slice, dtype, tokens_per_sequence and seed)."""
-    from . import models
-    from .capture import capture_activations
+    from .. import models
+    from ..capture import capture_activations
 
     model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
     tokens = np.load(tokens_path)
@@ -104,7 +109,7 @@ _PLAN_INPUT_READERS = {
 def make_plan(method: str, budget: int, inputs: Mapping[str, str | Path], out_path: str | Path,
               params: Mapping[str, Any]) -> methods.Plan:
     """Stage 5: a pruning plan for one method and budget; ``inputs`` maps the inputs the method
-    declares (:attr:`lorp.methods.Method.inputs`) to their files."""
+    declares (:attr:`lorp.depth.methods.Method.inputs`) to their files."""
     loaded = {name: _PLAN_INPUT_READERS[name](path) for name, path in inputs.items()}
     result = methods.make_plan(method, int(budget), methods.PlanInputs(**loaded), params)
     write_json(out_path, result.to_dict())
@@ -113,8 +118,8 @@ def make_plan(method: str, budget: int, inputs: Mapping[str, str | Path], out_pa
 
 def prune_checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path) -> None:
     """Stage 6: the pruned model as a Hugging Face directory, in the dtype the weights are stored in."""
-    from . import models
-    from .prune import prune_layers, save_checkpoint
+    from .. import models
+    from ..depth.prune import prune_layers, save_checkpoint
 
     plan = methods.Plan.from_dict(read_json(plan_path))
     model, tokenizer, manifest = models.load(model_dir, dtype="stored")
@@ -131,8 +136,8 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
     ``model_dir`` is a prepared-model directory (with ``model.json``) or a pruned checkpoint.
     ``labels`` fills the identifying columns (model, calib, method, budget, checkpoint, plan).
     """
-    from . import models
-    from .evaluate import make_windows, perplexity
+    from .. import models
+    from ..evaluation.perplexity import make_windows, perplexity
 
     model, tokenizer, _ = models.load(model_dir, compute["device"], compute["dtype"])
     n_layers = len(models.get_decoder_layers(model))
@@ -154,8 +159,8 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
 def evaluate_efficiency(model_dir: str | Path, out_path: str | Path, labels: Mapping[str, Any],
                         compute: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
     """Stage 7b: size, peak memory, prefill throughput and decode latency as ``efficiency.csv``."""
-    from . import models
-    from .efficiency import EfficiencySettings, measure, weights_bytes
+    from .. import models
+    from ..evaluation.efficiency import EfficiencySettings, measure, weights_bytes
 
     cfg = EfficiencySettings(**{k: int(v) for k, v in settings.items()})
     model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
@@ -174,8 +179,8 @@ def evaluate_zeroshot(model_dir: str | Path, out_path: str | Path, labels: Mappi
                       compute: Mapping[str, Any], spec: Mapping[str, Any], batch_size: int) -> list[dict]:
     """Stage 7c: zero-shot accuracy on the configured lm-eval tasks as ``tasks.csv`` (long rows:
     task, metric, value, stderr, n_examples), the model loaded once for all tasks."""
-    from . import models
-    from .zeroshot import evaluate_tasks
+    from .. import models
+    from ..evaluation.zeroshot import evaluate_tasks
 
     model, tokenizer, _ = models.load(model_dir, compute["device"], compute["dtype"])
     n_layers = len(models.get_decoder_layers(model))

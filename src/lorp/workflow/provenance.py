@@ -3,7 +3,7 @@
 Every job writes one JSON record beside its outputs (``*.provenance.json`` or ``provenance.json``)
 holding the rule, wildcards, the config slice it depended on, fingerprints of its inputs and
 outputs, the versions of the software that matter, the project's git commit (and whether the
-tree was dirty), the device, the wall time and the peak memory. :mod:`lorp.audit` checks them.
+tree was dirty), the device, the wall time and the peak memory. :mod:`lorp.workflow.audit` checks them.
 
 Fingerprints: files up to ``FULL_HASH_LIMIT`` bytes get a full sha256; larger files (activations,
 weights) get their size, mtime and a sha256 of ``SAMPLES`` evenly spaced 1 MiB blocks, with the

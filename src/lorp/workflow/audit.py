@@ -5,7 +5,7 @@ outputs still match their recorded fingerprints, that the record's config slice 
 current one (else the artifact is stale), and that the inputs it was made from are still the
 files on disk (else an upstream stage was rerun after it). It then checks consistency across
 stages: every plan's kept-layer count against its checkpoint, every evaluation against the plan
-and checkpoint it names. Run it as ``python -m lorp.audit`` (exit status 1 on any problem).
+and checkpoint it names. Run it as ``python -m lorp.workflow.audit`` (exit status 1 on any problem).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from . import config as lc
 from . import paths
-from .io import dumps_json, read_json
+from ..io import dumps_json, read_json
 from .paths import Job
 from .provenance import compare, fingerprint
 
@@ -168,7 +168,7 @@ def audit(config: Mapping[str, Any], root: str | Path = ".") -> list[Finding]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lorp.audit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lorp.workflow.audit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", default="config.yaml", help="the config the results should match")
     parser.add_argument("--directory", default=".", help="the directory holding results/ (default: .)")
     args = parser.parse_args(argv)
