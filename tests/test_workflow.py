@@ -7,6 +7,7 @@ Tests in this module run in order on one working directory holding a copy of the
 
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -498,50 +499,62 @@ def test_audit_passes_on_a_complete_run(workdir, tiny_run):
     assert "0 problems" in out.stderr
 
 
-def test_audit_catches_a_corrupted_activation_file(workdir, tiny_run):
-    path = tiny_run / "smol/activations/docs/layer_007.npy"
-    original, stat = path.read_bytes(), path.stat()
-    try:
-        arr = np.load(path)
-        arr[0, 0] += 1
-        np.save(path, arr)
-        problems = audited(workdir)
-        assert any(f.kind == "modified" and "layer_007.npy" in f.message for f in problems)
-        out = subprocess.run([sys.executable, "-m", "lorp.workflow.audit", "--configfile", str(write_config(workdir, tiny_config()))],
-                             cwd=workdir, capture_output=True, text=True)
-        assert out.returncode == 1 and "layer_007.npy" in out.stdout
-    finally:
-        path.write_bytes(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert audited(workdir) == []
+def artifact_hashes(results: Path) -> dict[str, str]:
+    """sha256 of every artifact that a rerun reproduces bit for bit (timings and records excluded)."""
+    return {str(p.relative_to(results)): sha(p) for p in sorted(results.rglob("*"))
+            if p.is_file() and "logs" not in p.parts and "provenance" not in p.name and not p.name.startswith(".")
+            and "efficiency" not in p.name and "tasks" not in p.name and p.suffix != ".png" and "summary" not in p.parts}
 
 
-def test_audit_catches_a_deleted_checkpoint(workdir, tiny_run):
-    ckpt = tiny_run / "smol/checkpoints/docs/shortgpt-3"
-    moved = ckpt.with_name("moved-away")
-    ckpt.rename(moved)
-    try:
-        problems = audited(workdir)
-        assert any(f.kind == "missing" and f.path == "results/smol/checkpoints/docs/shortgpt-3" for f in problems)
-    finally:
-        moved.rename(ckpt)
-    assert audited(workdir) == []
+def test_audit_finds_damage_snakemake_cannot_see_and_repairs_it(workdir, tiny_run):
+    """A corrupted activation file, a deleted checkpoint file, a hand-edited plan and an edited
+    evaluation CSV: Snakemake alone sees only the edited files (the other two are inside directory
+    outputs); the audit names all four with the command that repairs them, and --repair gives back
+    exactly the clean run's artifacts."""
+    clean = artifact_hashes(tiny_run)
+    layer = tiny_run / "smol/activations/docs/layer_007.npy"
+    stat = layer.stat()
+    arr = np.load(layer)
+    arr[0, 0] += 1
+    np.save(layer, arr)
+    os.utime(layer, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as a bit flip on disk: same size and time
+    (tiny_run / "smol/checkpoints/docs/shortgpt-3/model.safetensors").unlink()
+    plan_path = tiny_run / "smol/plans/docs/streamline-3.json"
+    plan = read_json(plan_path)
+    plan["pruned"][0] -= 1  # now overlaps 'kept' and disagrees with the checkpoint
+    plan_path.write_text(json.dumps(plan))
+    ppl_path = tiny_run / "smol/eval/docs/lorp-3/ppl.csv"
+    ppl_path.write_text(ppl_path.read_text().replace(",python-docs,", ",python-docs-edited,"))
 
+    rerun_by_snakemake = planned_jobs(workdir, tiny_config())  # the edited plan and CSV only
+    assert job("prune_checkpoint", calib="docs", method="streamline", budget=3) in rerun_by_snakemake
+    assert job("capture_activations", calib="docs") not in rerun_by_snakemake
+    assert job("prune_checkpoint", calib="docs", method="shortgpt", budget=3) not in rerun_by_snakemake
 
-def test_audit_catches_a_hand_edited_plan(workdir, tiny_run):
-    path = tiny_run / "smol/plans/docs/streamline-3.json"
-    original, stat = path.read_text(), path.stat()
-    try:
-        plan = read_json(path)
-        plan["pruned"][0] -= 1  # now overlaps 'kept' and disagrees with the checkpoint
-        path.write_text(__import__("json").dumps(plan))
-        kinds = {(f.kind, f.path) for f in audited(workdir)}
-        assert ("modified", "results/smol/plans/docs/streamline-3.json") in kinds
-        assert ("inconsistent", "results/smol/plans/docs/streamline-3.json") in kinds
-        assert ("inconsistent", "results/smol/checkpoints/docs/streamline-3") in kinds
-    finally:
-        path.write_text(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    kinds = {(f.kind, f.path) for f in audited(workdir)}
+    assert ("modified", "results/smol/activations/docs") in kinds
+    assert ("missing", "results/smol/checkpoints/docs/shortgpt-3") in kinds
+    assert {("modified", "results/smol/plans/docs/streamline-3.json"),
+            ("inconsistent", "results/smol/plans/docs/streamline-3.json"),
+            ("inconsistent", "results/smol/checkpoints/docs/streamline-3")} <= kinds
+    assert ("modified", "results/smol/eval/docs/lorp-3/ppl.csv") in kinds
+
+    audit_cmd = [sys.executable, "-m", "lorp.workflow.audit", "--configfile", str(write_config(workdir, tiny_config()))]
+    out = subprocess.run(audit_cmd, cwd=workdir, capture_output=True, text=True)
+    assert out.returncode == 1 and "layer_007.npy" in out.stdout
+    (rm_line,) = [line for line in out.stdout.splitlines() if line.startswith("  rm -rf ")]
+    for damaged in ("results/smol/activations/docs", "results/smol/checkpoints/docs/shortgpt-3",
+                    "results/smol/plans/docs/streamline-3.json", "results/smol/checkpoints/docs/streamline-3",
+                    "results/smol/eval/docs/lorp-3/ppl.csv"):
+        assert f" {damaged} " in rm_line + " ", damaged
+    assert "  snakemake --cores all --configfile" in out.stdout
+
+    out = subprocess.run([*audit_cmd, "--repair", "--snakefile", str(workdir / "Snakefile"), "--cores", "2"],
+                         cwd=workdir, capture_output=True, text=True)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert "repair: 0 problems left" in out.stderr
+    assert artifact_hashes(tiny_run) == clean
+    assert planned_jobs(workdir, tiny_config()) == set()
 
 
 def test_audit_reports_stale_and_missing_after_a_config_change(workdir, tiny_run):

@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
+import shutil
+import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -27,11 +30,13 @@ from .provenance import compare, fingerprint
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem (``missing``, ``modified``, ``stale``, ``inconsistent``) or note (``extra``)."""
+    """One problem (``missing``, ``modified``, ``stale``, ``inconsistent``) or note (``extra``), and the
+    job whose outputs must be made again to repair it (None for a note)."""
 
     kind: str
     path: str
     message: str
+    job: Job | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_problem(self) -> bool:
@@ -52,48 +57,50 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
     if not prov_path.is_file():
         present = [o for o in outputs if (root / o).exists()]
         what = "outputs exist without a provenance record" if present else "not produced yet"
-        return [Finding("missing", outputs[0], f"{job.rule}: {what}")]
+        return [Finding("missing", outputs[0], f"{job.rule}: {what}", job)]
     rec = read_json(prov_path)
     findings: list[Finding] = []
     for out in outputs:
         recorded = rec["outputs"].get(out)
         if recorded is None:
-            findings.append(Finding("inconsistent", out, f"not listed in {job.provenance}"))
+            findings.append(Finding("inconsistent", out, f"not listed in {job.provenance}", job))
         elif out in job.temporary and not (root / out).exists():
             continue  # a temporary checkpoint, deleted after its evaluation as configured
         else:
-            findings += [Finding("missing" if p.endswith("missing") else "modified", out, p)
+            findings += [Finding("missing" if p.endswith("missing") else "modified", out, p, job)
                          for p in compare(root / out, recorded)]
     if _norm(job.params) != rec.get("params"):
         findings.append(Finding("stale", outputs[0],
                                 f"{job.rule} ran with params {json.dumps(rec.get('params'), sort_keys=True)}, "
-                                f"the config now gives {json.dumps(_norm(job.params), sort_keys=True)}"))
+                                f"the config now gives {json.dumps(_norm(job.params), sort_keys=True)}", job))
     for path, recorded in rec.get("inputs", {}).items():
         current = fingerprints(path)
         if current is None:
             continue  # the upstream artifact is reported on its own (missing or temporary)
         if _norm(current) != recorded:
-            findings.append(Finding("stale", outputs[0], f"input {path} changed after this was made"))
+            findings.append(Finding("stale", outputs[0], f"input {path} changed after this was made", job))
     return findings
 
 
-def _plan_consistency(job: Job, root: Path) -> list[Finding]:
+def _plan_consistency(job: Job, checkpoint_job: Job, root: Path) -> list[Finding]:
     """A plan's kept and pruned layers partition the model, and its checkpoint (when present) agrees."""
     plan_path = job.outputs["plan"]
     plan = read_json(root / plan_path)
     kept, pruned = plan.get("kept", []), plan.get("pruned", [])
     findings = []
     if sorted(set(kept) | set(pruned)) != list(range(plan.get("n_layers", -1))) or set(kept) & set(pruned):
-        findings.append(Finding("inconsistent", plan_path, "kept and pruned do not partition the layers"))
-    ckpt = paths.fill(paths.CHECKPOINT, job.wildcards)
+        findings.append(Finding("inconsistent", plan_path, "kept and pruned do not partition the layers", job))
+    ckpt = checkpoint_job.outputs["checkpoint"]
     if (root / ckpt / "config.json").is_file():
         n = read_json(root / ckpt / "config.json").get("num_hidden_layers")
         if n != len(kept):
-            findings.append(Finding("inconsistent", ckpt, f"checkpoint has {n} layers, its plan keeps {len(kept)}"))
+            findings.append(Finding("inconsistent", ckpt, f"checkpoint has {n} layers, its plan keeps {len(kept)}",
+                                    checkpoint_job))
         copy = root / ckpt / "plan.json"
         copied = read_json(copy).get("pruned") if copy.is_file() else None
         if copied != pruned:
-            findings.append(Finding("inconsistent", ckpt, f"plan.json in the checkpoint prunes {copied}, the plan {pruned}"))
+            findings.append(Finding("inconsistent", ckpt, f"plan.json in the checkpoint prunes {copied}, the plan {pruned}",
+                                    checkpoint_job))
     return findings
 
 
@@ -108,22 +115,24 @@ def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
         if row.get("plan") != plan_path or row.get("checkpoint") != ckpt_path:
             findings.append(Finding("inconsistent", out,
                                     f"names plan {row.get('plan')!r} and checkpoint {row.get('checkpoint')!r}, "
-                                    f"expected {plan_path!r} and {ckpt_path!r}"))
+                                    f"expected {plan_path!r} and {ckpt_path!r}", job))
             break
     if (root / plan_path).is_file():
         n_kept = len(read_json(root / plan_path).get("kept", []))
         if any(int(row.get("n_layers", -1)) != n_kept for row in rows):
-            findings.append(Finding("inconsistent", out, f"evaluated a model whose layer count is not the plan's {n_kept}"))
+            findings.append(Finding("inconsistent", out, f"evaluated a model whose layer count is not the plan's {n_kept}",
+                                    job))
     return findings
 
 
 def _consistency(jobs: list[Job], root: Path) -> list[Finding]:
+    checkpoints = {tuple(j.wildcards.items()): j for j in jobs if j.rule == "prune_checkpoint"}
     findings: list[Finding] = []
     for job in jobs:
         if not (root / next(iter(job.outputs.values()))).is_file():
             continue
         if job.rule == "plan":
-            findings += _plan_consistency(job, root)
+            findings += _plan_consistency(job, checkpoints[tuple(job.wildcards.items())], root)
         elif job.rule.endswith("_pruned"):
             findings += _evaluation_consistency(job, root)
     return findings
@@ -167,10 +176,33 @@ def audit(config: Mapping[str, Any], root: str | Path = ".") -> list[Finding]:
     return findings
 
 
+def repair_files(findings: list[Finding], root: str | Path = ".") -> list[str]:
+    """What to delete so that a normal run makes every damaged artifact again: the outputs and
+    provenance record of each job a problem is about (those that exist). Snakemake then reruns those
+    jobs, and everything downstream of them, since their outputs are newer than what was made from them."""
+    jobs = {f.job.provenance: f.job for f in findings if f.is_problem and f.job is not None}
+    files = {p for job in jobs.values() for p in [*job.outputs.values(), job.provenance]}
+    return sorted(p for p in files if (Path(root) / p).exists())
+
+
+def delete(files: list[str], root: str | Path = ".") -> None:
+    for rel in files:
+        path = Path(root) / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lorp.workflow.audit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", default="config.yaml", help="the config the results should match")
     parser.add_argument("--directory", default=".", help="the directory holding results/ (default: .)")
+    parser.add_argument("--repair", action="store_true",
+                        help="delete what the problems are about and run the workflow to make it again")
+    parser.add_argument("--snakefile", default=str(Path(__file__).resolve().parents[3] / "Snakefile"),
+                        help="the workflow that --repair runs (default: the one of this checkout)")
+    parser.add_argument("--cores", default="all", help="cores for the --repair run (default: all)")
     args = parser.parse_args(argv)
     import yaml
 
@@ -183,7 +215,31 @@ def main(argv: list[str] | None = None) -> int:
     n_jobs = sum(1 for _ in paths.jobs(cfg))
     print(f"audit: {n_jobs} jobs checked, {len(problems)} problems, "
           f"{len(findings) - len(problems)} notes", file=sys.stderr)
-    return 1 if problems else 0
+    if not problems:
+        return 0
+    files = repair_files(problems, args.directory)
+    run = [sys.executable, "-m", "snakemake", "--snakefile", args.snakefile, "--configfile",
+           str(Path(args.configfile).resolve()), "--directory", str(Path(args.directory).resolve()),
+           "--cores", args.cores]
+    print("\nrepair: delete what the problems are about, then run the workflow; it makes them again and "
+          "everything downstream of them:")
+    if files:
+        print("  rm -rf " + " ".join(shlex.quote(f) for f in files))
+    print(f"  snakemake --cores {args.cores} --configfile {shlex.quote(args.configfile)}")
+    print("or let the audit do both: python -m lorp.workflow.audit --repair"
+          + (f" --configfile {shlex.quote(args.configfile)}" if args.configfile != "config.yaml" else ""))
+    if not args.repair:
+        return 1
+    delete(files, args.directory)
+    print(f"repair: deleted {len(files)} artifacts; running {' '.join(run[1:])}", file=sys.stderr, flush=True)
+    if subprocess.run(run).returncode != 0:
+        print("repair: the workflow run failed (see its output above)", file=sys.stderr)
+        return 1
+    remaining = [f for f in audit(cfg, args.directory) if f.is_problem]
+    for f in remaining:
+        print(f)
+    print(f"repair: {len(remaining)} problems left", file=sys.stderr)
+    return 1 if remaining else 0
 
 
 if __name__ == "__main__":
