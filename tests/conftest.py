@@ -27,9 +27,9 @@ def embedded_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def no_slurm_controller(tmp_path_factory):
-    """Snakemake runs in this module are local: put an ``scontrol`` that fails at once first on PATH.
+@pytest.fixture(scope="session")
+def local_path(tmp_path_factory) -> str:
+    """A PATH for local Snakemake runs: an ``scontrol`` that fails at once comes first.
 
     snakemake-executor-plugin-slurm (2.8.0) runs ``scontrol show config`` when Snakemake starts,
     whatever the executor. Where Slurm's tools are installed but no controller answers (as after
@@ -39,6 +39,31 @@ def no_slurm_controller(tmp_path_factory):
     shim = tmp_path_factory.mktemp("no-slurm")
     (shim / "scontrol").write_text("#!/bin/sh\nexit 1\n")
     (shim / "scontrol").chmod(0o755)
+    return f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture(scope="module")
+def no_slurm_controller(local_path):
+    """Snakemake runs in this module are local: :func:`local_path` for every process it starts."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{shim}{os.pathsep}{os.environ.get('PATH', '')}")
-        yield shim
+        mp.setenv("PATH", local_path)
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory) -> Path:
+    """A private copy of the workflow for the tiny run (tests may edit its code and results)."""
+    from tiny import copy_workflow
+
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tiny_workdir, local_path) -> Path:
+    """The tiny workflow run once per session, locally (the Slurm tests compare with it; the workflow
+    tests read it, then change it)."""
+    from tiny import snakemake, tiny_config
+
+    out = snakemake(tiny_workdir, tiny_config(), env={**os.environ, "PATH": local_path})
+    assert out.returncode == 0, out.stderr[-4000:]
+    return tiny_workdir / "results"

@@ -1,6 +1,7 @@
 """Bad configs fail before any job runs, with messages that name the key and the allowed values."""
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -209,3 +210,16 @@ def test_stage_code_has_no_fallback_defaults():
                  and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) > 1
                  and isinstance(node.func.value, ast.Name) and node.func.value.id in CONFIG_NAMES]
         assert calls == [], f"{name}: .get with a default on lines {calls}"
+
+
+def test_an_unreachable_hub_model_stops_prepare_model_with_one_message_naming_the_key(tmp_path):
+    """No hub and nothing cached: prepare_model names models.<name>.source, the cause and the fix."""
+    code = ("from lorp.workflow.pipeline import prepare_model\n"
+            f"prepare_model('someone/some-model', {str(tmp_path / 'model')!r}, 'bfloat16', key='models.llama.source')")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("lorp.models.HubUnavailableError: models.llama.source: the Hugging Face hub could not be "
+                           "reached for 'someone/some-model' and the model is not in the local cache;"), last
+    assert "HF_HOME" in last and not (tmp_path / "model").exists()

@@ -16,40 +16,21 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 import slurm_harness as sh
+from tiny import copy_workflow, tiny_config, write_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RULES = {"capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned"}
 CPU_RULES = {"prepare_model", "calibration_tokens", "similarity"}
-CONFIG = {
-    "models": {"smol": {"source": "embedded"}},
-    "calibration": {"docs": {"source": "python-docs", "n_samples": 6, "seqlen": 64}},
-    "activations": {"batch_size": 1},
-    "methods": {"lorp": {}, "last": {}},
-    "budgets": [3],
-    "evaluation": {"seqlen": 64, "max_windows": 2, "batch_size": 2,
-                   "datasets": {"python-docs": {"source": "python-docs"}}},
-    "efficiency": {"enabled": False},
-}
+# The session's tiny run (the local run compared with) with two of its methods and no zero-shot or
+# efficiency jobs: the same calibration, activations and evaluation, so the same artifacts.
+CONFIG = tiny_config(methods={"lorp": {}, "streamline": {}}, zeroshot={"tasks": []}, efficiency={"enabled": False})
 # what is compared between the Slurm run and the local run
-COMPARED = ["smol/calib/docs/tokens.npy", "smol/plans/docs/lorp-3.json", "smol/plans/docs/last-3.json",
-            "smol/structure/docs/rls.json"]
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir()
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    (dest / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    return dest
+COMPARED = ["smol/calib/docs/tokens.npy", "smol/activations/docs/layer_015.npy", "smol/plans/docs/lorp-3.json",
+            "smol/plans/docs/streamline-3.json", "smol/structure/docs/rls.json"]
 
 
 def slurm_cmd(*extra: str) -> list[str]:
@@ -85,17 +66,14 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    d = copy_workflow(tmp_path_factory.mktemp("local") / "wf")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config.yaml"], cwd=d,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-4000:]
-    return d / "results"
+def local_run(tiny_results):
+    return tiny_results
 
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
     d = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
+    write_config(d, CONFIG)
     out = subprocess.run(slurm_cmd(), cwd=d, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
     return d
@@ -117,7 +95,7 @@ def test_outputs_equal_a_local_run(slurm_run, local_run):
     results = slurm_run / "results"
     for rel in COMPARED:
         assert sha(results / rel) == sha(local_run / rel), rel
-    for rel in ("smol/eval/dense/ppl.csv", "smol/eval/docs/lorp-3/ppl.csv", "smol/eval/docs/last-3/ppl.csv"):
+    for rel in ("smol/eval/dense/ppl.csv", "smol/eval/docs/lorp-3/ppl.csv", "smol/eval/docs/streamline-3/ppl.csv"):
         assert ppl(results / rel) == pytest.approx(ppl(local_run / rel), rel=1e-6), rel
 
 
@@ -130,10 +108,12 @@ def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
     keeps waiting for the job (seen here, also after SIGINT). `scancel --full --signal=TERM` ends the
     job as FAILED, which the plugin reports.
     """
-    # the capture must run again: its output and the similarity (a target of `all`) are gone
-    for stage in ("activations", "similarity"):
+    # the capture must run again: its output and what is made from it up to the structure are gone
+    # (the rerun goes that far, so that it stays short)
+    for stage in ("activations", "similarity", "structure"):
         shutil.rmtree(slurm_run / f"results/smol/{stage}/docs")
-    proc = subprocess.Popen(slurm_cmd("--retries", "0"), cwd=slurm_run,
+    target = "results/smol/structure/docs/rls.json"
+    proc = subprocess.Popen(slurm_cmd("--retries", "0", target), cwd=slurm_run,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, job_id = time.time() + 600, None
@@ -152,13 +132,13 @@ def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
     assert state == "FAILED", f"job {job_id} is {state!r} after scancel"
     assert proc.returncode != 0, log[-3000:]
 
-    out = subprocess.run(slurm_cmd(), cwd=slurm_run, capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(slurm_cmd(target), cwd=slurm_run, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
     assert "rule capture_activations" in out.stdout + out.stderr  # the cancelled job was run again
     assert (slurm_run / "results/smol/activations/docs/manifest.json").is_file()
     for rel in COMPARED:
         assert sha(slurm_run / "results" / rel) == sha(local_run / rel), rel
-    dry = subprocess.run(slurm_cmd("-n"), cwd=slurm_run, capture_output=True, text=True)
+    dry = subprocess.run(slurm_cmd("-n", target), cwd=slurm_run, capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,54 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from lorp.workflow import paths, pipeline
+from tiny import METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
 from lorp.workflow.audit import audit
 from lorp.workflow.config import validate_schema
 from lorp.io import read_json
 from lorp.depth.methods import METHODS as METHODS_REGISTRY
 
-ROOT = Path(__file__).resolve().parents[1]
-ZEROSHOT_DIR = ROOT.parent / "shared" / "data" / "zeroshot"
-TASKS = ["arc_easy", "copa"]
-METHODS = ["lorp", "shortgpt", "streamline", "angular"]
 ALL_METHODS = METHODS + ["last"]
 
 pytestmark = pytest.mark.slow  # (every test uses workdir, which puts no_slurm_controller in place first)
-
-
-def tiny_config(**overrides):
-    cfg = {
-        "models": {"smol": {"source": "embedded"}},
-        "calibration": {"docs": {"source": "python-docs", "n_samples": 4, "seqlen": 64}},
-        "activations": {"batch_size": 4},
-        "methods": {m: {} for m in METHODS},
-        "budgets": [3],
-        "evaluation": {"seqlen": 64, "max_windows": 2, "batch_size": 2,
-                       "datasets": {"python-docs": {"source": "python-docs"}}},
-        "efficiency": {"batch_size": 1, "seqlen": 16, "decode_tokens": 4, "warmup": 1, "repeats": 2},
-    }
-    if ZEROSHOT_DIR.is_dir():  # the task files live beside the checkout (also in CI)
-        cfg["zeroshot"] = {"tasks": TASKS, "data_dir": str(ZEROSHOT_DIR), "limit": 4, "batch_size": 4}
-    cfg.update(overrides)
-    return cfg
-
-
-def write_config(workdir: Path, config: dict) -> Path:
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def snakemake_cmd(workdir: Path, config: dict, *args: str) -> list[str]:
-    path = write_config(workdir, config)
-    return [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--configfile", str(path),
-            "--cores", "2", *args]
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_cmd(workdir, config, *args), cwd=workdir, capture_output=True, text=True)
 
 
 def dry_run(workdir: Path, config: dict, *args: str) -> dict[tuple[str, str], set[str]]:
@@ -167,29 +129,15 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def copy_workflow(dest: Path) -> Path:
-    """A private copy of the workflow's code in ``dest`` (tests may edit it)."""
-    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
+@pytest.fixture(scope="module")
+def workdir(tiny_workdir, no_slurm_controller):
+    """The session's private copy of the workflow (tests here may edit its scripts and results)."""
+    return tiny_workdir
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, no_slurm_controller):
-    """A private copy of the workflow, so tests may edit its scripts."""
-    return copy_workflow(tmp_path_factory.mktemp("workflow"))
-
-
-@pytest.fixture(scope="module")
-def tiny_run(workdir):
-    out = snakemake(workdir, tiny_config())
-    assert out.returncode == 0, out.stderr[-4000:]
-    return workdir / "results"
+def tiny_run(tiny_results, workdir):
+    return tiny_results
 
 
 # ----------------------------------------------------------------------------------- outputs

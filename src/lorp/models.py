@@ -268,11 +268,14 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
         except OSError as err:
             if source.kind != "hub":
                 raise
+            first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            unreachable = any(w in str(err).lower() for w in ("connect", "offline", "resolve", "network", "timed out"))
+            cause = ("the Hugging Face hub could not be reached" if unreachable
+                     else "the Hugging Face hub has no such model (or it is gated and no token is set)")
             raise HubUnavailableError(
-                f"the Hugging Face hub could not be reached for {source.path!r} and the model is not in the local "
-                "cache; run on a machine with hub access once, point HF_HOME at a cache that holds it, or give the "
-                f"path of a local model directory instead ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
-            ) from None
+                f"{cause} for {source.path!r} and the model is not in the local cache; run once on a machine with "
+                "hub access, point HF_HOME at a cache that holds it, or give the path of a local model directory "
+                f"instead ({first})") from None
         with init_empty_weights():  # on the meta device: counts parameters without memory or weights
             n_parameters = count_parameters(AutoModelForCausalLM.from_config(config))
         info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"),

@@ -1,0 +1,64 @@
+"""The tiny workflow config on the embedded model and the helpers that run Snakemake on a copy of the
+workflow; shared by the workflow and Slurm tests (the session fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ZEROSHOT_DIR = ROOT.parent / "shared" / "data" / "zeroshot"
+TASKS = ["arc_easy", "copa"]
+METHODS = ["lorp", "shortgpt", "streamline", "angular"]
+CORES = "2"
+
+
+def tiny_config(**overrides) -> dict:
+    """A few seconds of every stage: 4 x 64 calibration tokens, four methods at budget 3, two windows
+    of perplexity, two zero-shot tasks on 4 examples (where the task files are beside the checkout)."""
+    cfg = {
+        "models": {"smol": {"source": "embedded"}},
+        "calibration": {"docs": {"source": "python-docs", "n_samples": 4, "seqlen": 64}},
+        "activations": {"batch_size": 4},
+        "methods": {m: {} for m in METHODS},
+        "budgets": [3],
+        "evaluation": {"seqlen": 64, "max_windows": 2, "batch_size": 2,
+                       "datasets": {"python-docs": {"source": "python-docs"}}},
+        "efficiency": {"batch_size": 1, "seqlen": 16, "decode_tokens": 4, "warmup": 1, "repeats": 2},
+    }
+    if ZEROSHOT_DIR.is_dir():  # the task files live beside the checkout (also in CI)
+        cfg["zeroshot"] = {"tasks": TASKS, "data_dir": str(ZEROSHOT_DIR), "limit": 4, "batch_size": 4}
+    cfg.update(overrides)
+    return cfg
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A private copy of the workflow's code in ``dest`` (tests may edit it)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "rules", "scripts", "schemas", "src", "envs", "report", "slurm", "profiles"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake_cmd(workdir: Path, config: dict, *args: str) -> list[str]:
+    path = write_config(workdir, config)
+    return [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--configfile", str(path),
+            "--cores", CORES, *args]
+
+
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(workdir, config, *args), cwd=workdir, capture_output=True, text=True, env=env)
