@@ -1,0 +1,49 @@
+"""Pruning metrics and the outlier ratio of a block.
+
+* Wanda: ``S_ij = |W_ij| * ||X_j||_2``, the weight magnitude times the L2 norm of its input feature over
+  the calibration tokens; magnitude: ``S_ij = |W_ij|``. Both are compared within each output row.
+* The outlier ratio of a block (OWL, and MRP's redundancy measure): the share of its scores above
+  ``m`` times the block's mean score; the non-outlier ratio is one minus that.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+METRICS = ("wanda", "magnitude")
+
+
+def scores(weight: torch.Tensor, metric: str, input_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """The pruning score of every weight of a linear layer (``weight`` is [out, in], as nn.Linear's).
+
+    ``input_norm`` ([in]) is the L2 norm of each input feature over the calibration tokens, needed by Wanda.
+    """
+    w = weight.detach().abs().float()
+    if metric == "magnitude":
+        return w
+    if metric == "wanda":
+        if input_norm is None:
+            raise ValueError("the wanda metric needs the input norms of the layer")
+        norm = input_norm.detach().float().to(w.device)
+        if norm.shape != (w.shape[1],):
+            raise ValueError(f"input norms of shape {tuple(norm.shape)} do not match a weight of shape {tuple(w.shape)}")
+        return w * norm.unsqueeze(0)
+    raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+
+
+def outlier_ratio(block_scores: Sequence[torch.Tensor], m: float, count_zeros: bool = False) -> float:
+    """Share of a block's scores above ``m`` times their mean, over all its linear layers together.
+
+    With ``count_zeros`` false (the default), pruned weights (score 0) are left out of both the mean
+    and the count, so the ratio describes the weights the block still has.
+    """
+    if m <= 1:
+        raise ValueError(f"the outlier threshold M must be greater than 1, got {m}")
+    flat = torch.cat([s.reshape(-1).float() for s in block_scores])
+    if not count_zeros:
+        flat = flat[flat != 0]
+    if flat.numel() == 0:
+        raise ValueError("the block has no weight left to measure")
+    return float((flat > m * flat.mean()).double().mean())
