@@ -1,0 +1,121 @@
+"""Input norms of the linear layers of every decoder block: Wanda's ``||X_j||_2``, the L2 norm of each
+input feature over every calibration token.
+
+* :func:`dense_input_norms`: one forward pass of the dense model (``norms: dense``), as MRP's and
+  OWL's allocations use them.
+* :func:`prune_sequentially`: Wanda's own protocol (``norms: sequential``): block by block, the norms of
+  block b are measured on the outputs of blocks 0..b-1 as already pruned, then block b is pruned before
+  its outputs feed block b+1. One dense pass records each block's keyword arguments (attention masks,
+  position embeddings, which differ between layer types in Gemma), then every block runs twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..models import get_decoder_layers
+
+
+def block_linears(block: torch.nn.Module) -> dict[str, torch.nn.Linear]:
+    """The linear layers of a decoder block by their name inside it (``self_attn.q_proj``, ``mlp.down_proj``, ...)."""
+    return {name: m for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+class _SumOfSquares:
+    """Forward pre-hooks that add each linear input's squared features, per block and layer, in float64."""
+
+    def __init__(self, blocks: list[torch.nn.Module]):
+        self.sums: list[dict[str, torch.Tensor]] = [{} for _ in blocks]
+        self.handles = [lin.register_forward_pre_hook(self._hook(b, name))
+                        for b, block in enumerate(blocks) for name, lin in block_linears(block).items()]
+
+    def _hook(self, b: int, name: str) -> Callable:
+        def hook(module: torch.nn.Linear, args: tuple) -> None:
+            x = args[0].detach().reshape(-1, module.in_features).double()
+            total = x.pow(2).sum(dim=0)
+            self.sums[b][name] = self.sums[b][name] + total if name in self.sums[b] else total
+        return hook
+
+    def norms(self, b: int) -> dict[str, np.ndarray]:
+        return {name: s.sqrt().cpu().numpy() for name, s in self.sums[b].items()}
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _batches(tokens: np.ndarray, batch_size: int, device: torch.device):
+    for start in range(0, len(tokens), batch_size):
+        yield torch.from_numpy(np.asarray(tokens[start:start + batch_size], dtype=np.int64)).to(device)
+
+
+@torch.inference_mode()
+def dense_input_norms(model: torch.nn.Module, tokens: np.ndarray, batch_size: int = 8,
+                      progress: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """For every block, each linear layer's input norms ([in_features], float64) over ``tokens`` [n, seqlen]."""
+    blocks = list(get_decoder_layers(model))
+    device = next(model.parameters()).device
+    acc = _SumOfSquares(blocks)
+    try:
+        for ids in _batches(tokens, batch_size, device):
+            model.model(input_ids=ids, use_cache=False)
+            if progress is not None:
+                progress(len(ids))
+    finally:
+        acc.remove()
+    return [acc.norms(b) for b in range(len(blocks))]
+
+
+def _output_hidden(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@torch.inference_mode()
+def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
+                       prune_block: Callable[[int, dict[str, np.ndarray]], None], batch_size: int = 8,
+                       progress: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """Wanda's sequential protocol; ``prune_block(b, norms)`` prunes block b in place from its norms.
+
+    Returns the norms each block was pruned with. With a ``prune_block`` that prunes nothing they equal
+    :func:`dense_input_norms` (up to float rounding).
+    """
+    blocks = list(get_decoder_layers(model))
+    device = next(model.parameters()).device
+    hidden: list[torch.Tensor] = []
+    calls: list[list[tuple[tuple, dict]]] = [[] for _ in blocks]  # per block, per batch: (args, kwargs)
+
+    def recorder(b: int) -> Callable:
+        def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+            if b == 0:
+                hidden.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
+            rest = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+            calls[b].append((tuple(args[1:]), rest))
+        return hook
+
+    handles = [block.register_forward_pre_hook(recorder(b), with_kwargs=True) for b, block in enumerate(blocks)]
+    try:
+        for ids in _batches(tokens, batch_size, device):
+            model.model(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+
+    used = []
+    for b, block in enumerate(blocks):
+        acc = _SumOfSquares([block])
+        try:
+            for i, h in enumerate(hidden):
+                args, kwargs = calls[b][i]
+                block(h, *args, **kwargs)
+        finally:
+            acc.remove()
+        norms = acc.norms(0)
+        prune_block(b, norms)
+        used.append(norms)
+        hidden = [_output_hidden(block(h, *calls[b][i][0], **calls[b][i][1])) for i, h in enumerate(hidden)]
+        if progress is not None:
+            progress(1)
+    return used
