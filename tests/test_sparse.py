@@ -79,3 +79,17 @@ def test_mrp_meets_the_target_exactly_with_blocks_of_different_sizes():
 def test_mrp_settings_that_cannot_work_are_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         allocations.mrp([1, 1], lambda b, s: 0.5, **kwargs)
+
+
+def test_block_outlier_ratio_at_a_sparsity_equals_the_ratio_of_the_pruned_scores():
+    from lorp.sparse.redundancy import BlockScores
+
+    gen = torch.Generator().manual_seed(0)
+    raw = {"a": torch.rand(6, 10, generator=gen) ** 4, "b": torch.rand(4, 8, generator=gen) ** 4}
+    block = BlockScores(raw)
+    assert block.n_params == 92
+    for sparsity in (0.0, 0.3, 0.5, 0.7):
+        pruned = [s * row_mask(s, sparsity) for s in raw.values()]
+        for count_zeros in (False, True):
+            assert block.outlier_ratio(sparsity, 3, count_zeros) == pytest.approx(
+                outlier_ratio(pruned, 3, count_zeros)), (sparsity, count_zeros)

@@ -55,3 +55,18 @@ def test_pruned_rows_have_the_planned_sparsity_within_one_weight(model):
     for name, linear in block_linears(block).items():  # at most 2 of every 4 inputs survive
         groups = (linear.weight != 0).reshape(linear.out_features, -1, 4).sum(dim=2)
         assert groups.max() <= 2 and measured[name] >= 0.5, name
+
+
+def test_owl_and_mrp_on_the_real_blocks(model):
+    from lorp.sparse.redundancy import BlockScores, mrp_sparsities, owl_sparsities
+    from lorp.sparse.allocations import weighted_mean
+
+    norms = dense_input_norms(model, TOKENS)
+    blocks = [BlockScores.of_block(b, "wanda", norms[i]) for i, b in enumerate(get_decoder_layers(model))]
+    owl, ratios = owl_sparsities(blocks, 0.5, m=5, lam=0.08)
+    assert np.mean(owl) == pytest.approx(0.5) and np.argmin(owl) == np.argmax(ratios)
+    result = mrp_sparsities(blocks, 0.5, m=5, s0=0.45, step=0.01)
+    assert weighted_mean(result.sparsities, [b.n_params for b in blocks]) == pytest.approx(0.5, abs=1e-9)
+    first = result.trajectory[0]["block"]
+    assert result.initial_ratios[first] == max(result.initial_ratios)  # the most redundant block goes first
+    assert min(result.sparsities) >= 0.45
