@@ -19,19 +19,21 @@ from lorp.io import read_json
 
 
 def _shape_of(model):
-    """Depth and context length of a model before any job runs: from its prepared model.json, the
-    config, or its metadata (None for a hub model that is not in the local cache)."""
+    """Depth and context length of a model before any job runs: from its prepared model.json, else its
+    metadata (GGUF, a local or cached config), else what the config gives (a hub model not in the cache);
+    None where nothing is known."""
     manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
     entry = config["models"][model]
-    if os.path.exists(manifest) and "max_position_embeddings" in read_json(manifest):
-        info = read_json(manifest)
+    info = read_json(manifest) if os.path.exists(manifest) else {}
+    if info.get("max_position_embeddings"):  # model.json files made before it was recorded lack it
         return lc.ModelShape(info["num_hidden_layers"], info["max_position_embeddings"])
-    if entry["num_hidden_layers"]:
-        return lc.ModelShape(entry["num_hidden_layers"], entry["max_position_embeddings"])
-    import lorp.models as lm  # imports torch: only when the shape is not known otherwise
+    import lorp.models as lm  # imports torch: only until the model is prepared
 
     shape = lm.peek_shape(lm.resolve_source(entry["source"]))
-    return lc.ModelShape(*shape) if shape else None
+    if shape:
+        return lc.ModelShape(*shape)
+    depth = info.get("num_hidden_layers") or entry["num_hidden_layers"]
+    return lc.ModelShape(depth, entry["max_position_embeddings"]) if depth else None
 
 
 # Every problem of the config, one per line, before any job runs; no traceback.

@@ -223,3 +223,22 @@ def test_an_unreachable_hub_model_stops_prepare_model_with_one_message_naming_th
     assert last.startswith("lorp.models.HubUnavailableError: models.llama.source: the Hugging Face hub could not be "
                            "reached for 'someone/some-model' and the model is not in the local cache;"), last
     assert "HF_HOME" in last and not (tmp_path / "model").exists()
+
+
+def test_a_misspelt_key_beside_a_bad_value_is_reported_too():
+    with pytest.raises(ConfigError) as err:
+        check(modified(calibration={"python-docs": {"source": "python-docs", "n_samples": 0, "seqln": 4}}))
+    assert "n_samples: 0 is less than the minimum of 1" in str(err.value)
+    assert "calibration.python-docs: unknown key 'seqln' (did you mean 'seqlen'?)" in str(err.value)
+
+
+def test_the_figure_budget_must_be_a_configured_budget():
+    with pytest.raises(ConfigError, match=r"figures\.budget: 3 is not one of budgets \[2, 4, 6, 8\]"):
+        check(modified(figures={"budget": 3}))
+    check(modified(figures={"budget": 4}))
+
+
+def test_an_unknown_context_length_is_a_warning():
+    cfg = modified(models={"llama": {"source": "meta-llama/Llama-3.1-8B", "num_hidden_layers": 32}})
+    warnings = check_config(cfg, lambda model: ModelShape(32, None), base_dir=ROOT)
+    assert warnings and "models.llama.max_position_embeddings" in warnings[0]

@@ -93,3 +93,11 @@ def test_block_outlier_ratio_at_a_sparsity_equals_the_ratio_of_the_pruned_scores
         for count_zeros in (False, True):
             assert block.outlier_ratio(sparsity, 3, count_zeros) == pytest.approx(
                 outlier_ratio(pruned, 3, count_zeros)), (sparsity, count_zeros)
+
+
+def test_mrp_starting_at_the_target_is_uniform_and_owl_refuses_a_lambda_that_leaves_zero_one():
+    result = allocations.mrp([10, 10], lambda b, s: 0.5, target=0.5, s0=0.5, step=0.01)
+    assert result.sparsities == [0.5, 0.5] and result.trajectory == []
+    with pytest.raises(ValueError, match="lambda must be in"):
+        allocations.owl([1.0] + [0.0] * 9, target=0.5, lam=0.3)
+    assert min(allocations.owl([1.0] + [0.0] * 9, target=0.5, lam=0.2)) >= 0

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from lorp.workflow import paths, pipeline
-from tiny import METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
+from tiny import ROOT, METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
 from lorp.workflow.audit import audit
 from lorp.workflow.config import validate_schema
 from lorp.io import read_json
@@ -490,12 +490,12 @@ def test_audit_finds_damage_snakemake_cannot_see_and_repairs_it(workdir, tiny_ru
     audit_cmd = [sys.executable, "-m", "lorp.workflow.audit", "--configfile", str(write_config(workdir, tiny_config()))]
     out = subprocess.run(audit_cmd, cwd=workdir, capture_output=True, text=True)
     assert out.returncode == 1 and "layer_007.npy" in out.stdout
-    (rm_line,) = [line for line in out.stdout.splitlines() if line.startswith("  rm -rf ")]
+    (rm_line,) = [line for line in out.stdout.splitlines() if line.startswith("  cd ") and " && rm -rf " in line]
     for damaged in ("results/smol/activations/docs", "results/smol/checkpoints/docs/shortgpt-3",
                     "results/smol/plans/docs/streamline-3.json", "results/smol/checkpoints/docs/streamline-3",
                     "results/smol/eval/docs/lorp-3/ppl.csv"):
         assert f" {damaged} " in rm_line + " ", damaged
-    assert "  snakemake --cores all --configfile" in out.stdout
+    assert f"  snakemake --snakefile {ROOT / 'Snakefile'} --configfile {workdir / 'config.yaml'} --directory" in out.stdout
 
     out = subprocess.run([*audit_cmd, "--repair", "--snakefile", str(workdir / "Snakefile"), "--cores", "2"],
                          cwd=workdir, capture_output=True, text=True)

@@ -274,7 +274,7 @@ class PlanInputs:
         structure: RLS, K and the clusters of the N blocks (``rls.json``).
     """
 
-    extended: np.ndarray
+    extended: np.ndarray | None = None
     last_token: np.ndarray | None = None
     structure: LayerStructure | None = None
 
@@ -364,13 +364,13 @@ def make_plan(method: str, budget: int, inputs: PlanInputs, params: Mapping[str,
 
 
 def _lorp(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
-    e, n = _check_extended(inputs.extended)
+    e, n = _check_extended(inputs.require("extended", "lorp"))
     return lorp_plan(e[:n, :n], inputs.require("structure", "lorp"), budget)
 
 
 def _angular(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
     last_only = bool(params["last_token_only"])
-    matrix = inputs.require("last_token", "angular") if last_only else inputs.extended
+    matrix = inputs.require("last_token", "angular") if last_only else inputs.require("extended", "angular")
     return angular_plan(matrix, budget, last_token_only=last_only)
 
 
@@ -393,7 +393,8 @@ register(Method(
 ))
 register(Method(
     name="shortgpt",
-    plan=lambda inputs, budget, params: shortgpt_plan(inputs.extended, budget, bool(params["protect_first"])),
+    plan=lambda inputs, budget, params: shortgpt_plan(inputs.require("extended", "shortgpt"), budget,
+                                                      bool(params["protect_first"])),
     max_budget=lambda n, params: n - (1 if params["protect_first"] else 0),
     parameters={"protect_first": {"type": "boolean", "default": True, "description": "never prune block 0"}},
     color="#1f77b4",
@@ -401,7 +402,7 @@ register(Method(
 ))
 register(Method(
     name="streamline",
-    plan=lambda inputs, budget, params: streamline_plan(inputs.extended, budget),
+    plan=lambda inputs, budget, params: streamline_plan(inputs.require("extended", "streamline"), budget),
     max_budget=lambda n, params: n - 1,
     color="#2ca02c",
     summary="Streamline: the contiguous blocks whose input and output are most similar",
@@ -417,7 +418,7 @@ register(Method(
 ))
 register(Method(
     name="last",
-    plan=lambda inputs, budget, params: last_plan(_check_extended(inputs.extended)[1], budget),
+    plan=lambda inputs, budget, params: last_plan(_check_extended(inputs.require("extended", "last"))[1], budget),
     max_budget=lambda n, params: n - 1,
     color="#7f7f7f",
     summary="the deepest blocks before the final one",

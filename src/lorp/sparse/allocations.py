@@ -3,7 +3,7 @@
 * :func:`uniform`: every block the target.
 * :func:`owl` (Outlier-Weighted Layerwise sparsity): blocks with more outliers keep more weights.
   Densities ``r = minmax(outlier ratio) * 2 * lambda``, shifted so that they average ``1 - target``;
-  sparsity ``1 - r``.
+  sparsity ``1 - r`` (so the sparsities span at most ``2 * lambda`` around their mean, the target).
 * :func:`mrp` (Maximum Redundancy Pruning): every block starts at ``s0``; each iteration raises the
   sparsity of the most redundant block (the highest non-outlier ratio, measured on the model as pruned
   so far) by ``step`` and measures it again, until the parameter-weighted mean sparsity reaches the
@@ -42,10 +42,12 @@ def uniform(n_blocks: int, target: float) -> list[float]:
 
 def owl(outlier_ratios: Sequence[float], target: float, lam: float = 0.08) -> list[float]:
     """OWL's sparsities from each block's outlier ratio on the dense model; they average to ``target``
-    (unweighted, as OWL's blocks are the same size) and stay within ``target +- lam``."""
+    (unweighted, as OWL's blocks are the same size), and the highest minus the lowest is ``2 * lam``
+    (0 when every ratio is the same)."""
     _check_target(target)
-    if not 0 <= lam < min(target, 1 - target):
-        raise ValueError(f"lambda must be in [0, {min(target, 1 - target)}) for target {target}, got {lam}")
+    if not 0 <= 2 * lam < min(target, 1 - target):
+        raise ValueError(f"lambda must be in [0, {min(target, 1 - target) / 2:g}) for target {target} (the sparsities "
+                         f"span 2 x lambda around it and must stay in [0, 1]), got {lam}")
     d = np.asarray(outlier_ratios, dtype=np.float64)
     span = d.max() - d.min()
     r = (d - d.min()) / span * 2 * lam if span > 0 else np.zeros_like(d)
@@ -65,12 +67,12 @@ class MRPResult:
 
 
 def check_mrp_settings(target: float, s0: float, step: float, upper: float) -> None:
-    """Errors for settings that cannot reach the target exactly in whole steps."""
+    """Errors for settings that cannot reach the target in whole steps (s0 = target means no step: uniform)."""
     _check_target(target)
     if not 0 <= s0 <= target:
         raise ValueError(f"the starting sparsity s0 = {s0} must be in [0, target = {target}]")
-    if not 0 < step <= target - s0 + _EPS or target - s0 <= 0:
-        raise ValueError(f"step {step} must be in (0, target - s0 = {target - s0:g}]")
+    if step <= 0:
+        raise ValueError(f"step must be positive, got {step}")
     n = (target - s0) / step
     if abs(n - round(n)) > 1e-6:
         raise ValueError(f"step {step} does not divide the range target - s0 = {target - s0:g} "
@@ -80,7 +82,7 @@ def check_mrp_settings(target: float, s0: float, step: float, upper: float) -> N
 
 
 def mrp(n_params: Sequence[int], non_outlier_ratio: Callable[[int, float], float], target: float, s0: float,
-        step: float, upper: float = 1.0) -> MRPResult:
+        step: float, upper: float = 0.95) -> MRPResult:
     """Maximum Redundancy Pruning's allocation loop.
 
     Args:

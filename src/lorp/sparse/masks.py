@@ -6,14 +6,15 @@ import torch
 
 
 def pruned_per_row(n_inputs: int, sparsity: float) -> int:
-    """How many of a row's ``n_inputs`` weights are pruned at ``sparsity`` (rounded to the nearest)."""
+    """How many of a row's ``n_inputs`` weights are pruned at ``sparsity``: ``int(sparsity * n_inputs)``,
+    rounded down as the Wanda reference does (so a row keeps at most one weight more than the fraction)."""
     if not 0 <= sparsity <= 1:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    return int(round(sparsity * n_inputs))
+    return int(sparsity * n_inputs)
 
 
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Boolean mask ([out, in], True = keep): in every row the ``round(sparsity * in)`` lowest scores are
+    """Boolean mask ([out, in], True = keep): in every row the ``int(sparsity * in)`` lowest scores are
     pruned (ties to the lower input index), so every row has the same sparsity within one weight."""
     k = pruned_per_row(scores.shape[1], sparsity)
     keep = torch.ones_like(scores, dtype=torch.bool)

@@ -42,7 +42,7 @@ class BlockScores:
             mean = kept.double().sum() / self.n_params
             return float((nonzero > m * mean).double().sum() / self.n_params)
         if nonzero.numel() == 0:
-            raise ValueError("the block has no weight left to measure")
+            return 0.0  # nothing left: no outlier (MRP never raises a block past its upper bound below 1)
         return float((nonzero > m * nonzero.double().mean()).double().mean())
 
 
@@ -53,7 +53,7 @@ def owl_sparsities(blocks: Sequence[BlockScores], target: float, m: float, lam: 
 
 
 def mrp_sparsities(blocks: Sequence[BlockScores], target: float, m: float, s0: float, step: float,
-                   upper: float = 1.0, count_zeros: bool = False) -> allocations.MRPResult:
+                   upper: float = 0.95, count_zeros: bool = False) -> allocations.MRPResult:
     """MRP's loop on real blocks: the redundancy of a block is its non-outlier ratio at its current sparsity."""
     return allocations.mrp([b.n_params for b in blocks],
                            lambda b, s: 1.0 - blocks[b].outlier_ratio(s, m, count_zeros), target, s0, step, upper)

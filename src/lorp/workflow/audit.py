@@ -224,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nrepair: delete what the problems are about, then run the workflow; it makes them again and "
           "everything downstream of them:")
     if files:
-        print("  rm -rf " + " ".join(shlex.quote(f) for f in files))
-    print(f"  snakemake --cores {args.cores} --configfile {shlex.quote(args.configfile)}")
+        print(f"  cd {shlex.quote(str(Path(args.directory).resolve()))} && rm -rf "
+              + " ".join(shlex.quote(f) for f in files))
+    print("  " + shlex.join(["snakemake", *run[3:]]))
     print("or let the audit do both: python -m lorp.workflow.audit --repair"
           + (f" --configfile {shlex.quote(args.configfile)}" if args.configfile != "config.yaml" else ""))
     if not args.repair:

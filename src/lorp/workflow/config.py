@@ -52,11 +52,10 @@ def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict
     """Check ``config`` against the JSON schema, filling in defaults in place; raise :class:`ConfigError`."""
     validator = _validator_with_defaults(load_schema(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    # A bad value inside an entry also makes its keys "unevaluated" (unevaluatedProperties): report
-    # only the real error there, and "unevaluated" only for entries that have no other error.
-    real = [tuple(e.absolute_path) for e in errors if e.validator != "unevaluatedProperties"]
-    errors = [e for e in errors if e.validator != "unevaluatedProperties"
-              or not any(p[:len(e.absolute_path)] == tuple(e.absolute_path) for p in real)]
+    # A bad value inside an entry also makes its known keys "unevaluated" (unevaluatedProperties): report
+    # an unevaluated-properties error only for keys the entry does not declare at all.
+    errors = [e for e in errors if e.validator != "unevaluatedProperties" or not isinstance(e.instance, dict)
+              or any(k not in _allowed_keys(e.schema, validator.schema) for k in e.instance)]
     if errors:
         schema = validator.schema
         lines = []
@@ -324,6 +323,9 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     """
     errors = _file_errors(config, Path(base_dir))
     warnings: list[str] = []
+    if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
+        errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "
+                      "(the heatmaps mark the plans of a budget that runs)")
     thresholds = structure_params(config)["rls_thresholds"] if "lorp" in config["methods"] else []
     if any(b >= a for a, b in zip(thresholds, thresholds[1:])):
         errors.append(f"methods.lorp.rls_thresholds: must be strictly descending, got {thresholds}")
@@ -343,6 +345,10 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
         errors += _depth_errors(config, model, shape.num_hidden_layers)
         if shape.max_position_embeddings:
             errors += _position_errors(config, model, shape.max_position_embeddings)
+        else:
+            warnings.append(f"models.{model}: the context length of {entry['source']!r} is not known before the run, "
+                            f"so sequence lengths are not checked against it; set models.{model}."
+                            "max_position_embeddings, or put the model in the cache (HF_HOME), to check them")
     return errors, warnings
 
 

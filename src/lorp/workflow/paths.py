@@ -119,7 +119,7 @@ class Job:
     outputs: dict[str, str]
     provenance: str
     params: dict[str, Any]
-    temporary: tuple[str, ...] = field(default=())
+    temporary: tuple[str, ...] = field(default=())  # outputs Snakemake deletes once used (checkpoints.temporary)
 
 
 def _job(config: Mapping[str, Any], rule: str, temporary: bool = False, **wildcards: Any) -> Job:
@@ -178,9 +178,13 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
 
 
 def targets(config: Mapping[str, Any]) -> list[str]:
-    """What the default target ``all`` requests: every output and provenance record of every job,
-    except the temporary checkpoints (Snakemake deletes those once their evaluations are done)."""
+    """What the default target ``all`` requests: every output and provenance record of every job, except
+    the checkpoint directories, of which only the provenance record is asked for. The evaluations need
+    the checkpoints anyway, and so ``checkpoints.temporary`` (Snakemake then deletes each checkpoint once
+    its evaluations are done) can be switched either way without rebuilding any checkpoint."""
     out = []
     for job in jobs(config):
-        out += [p for p in job.outputs.values() if p not in job.temporary] + [job.provenance]
+        if job.rule != "prune_checkpoint":
+            out += list(job.outputs.values())
+        out.append(job.provenance)
     return out
