@@ -1,4 +1,4 @@
-# Shared helpers: config validation, wildcard constraints, and what every rule asks of lorp:
+# Shared helpers: config validation, wildcard constraints, and what each of the rules takes from lorp
 # its outputs (lorp.workflow.paths.RULES), its params (lorp.workflow.config.RULE_PARAMS), the inputs of a plan
 # (the method registry), and the cluster resources of the stages that run a model.
 
@@ -139,6 +139,12 @@ def zeroshot_data(wildcards):
     if zs["data_dir"] is None:
         return []
     return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]]
+
+
+def model_figure(figure):
+    """Flag a per-model figure for the report, in its model's category and calibration's subcategory."""
+    return in_report(figure, category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
+                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map"}[figure])
 
 
 def pruned_outputs(rule, methods=METHODS, budgets=BUDGETS):

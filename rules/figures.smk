@@ -2,11 +2,6 @@
 # script; names shown in a figure come as params, never from parsing paths.
 
 
-def _model_figure(figure):
-    return in_report(figure, category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
-                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map"}[figure])
-
-
 rule figure_structure:
     """Similarity heatmap with cluster boundaries and each method's pruned layers at one budget."""
     input:
@@ -14,7 +9,7 @@ rule figure_structure:
         rls=paths.RLS,
         plans=expand(paths.PLAN, method=METHODS, budget=lc.figure_budget(config), allow_missing=True),
     output:
-        **outputs("figure_structure", png=_model_figure("structure")),
+        **outputs("figure_structure", png=model_figure("structure")),
     params:
         **params("figure_structure"),
     conda:
@@ -32,7 +27,7 @@ rule figure_pruned_layers:
     input:
         plans=expand(paths.PLAN, method=METHODS, budget=BUDGETS, allow_missing=True),
     output:
-        **outputs("figure_pruned_layers", png=_model_figure("pruned_layers")),
+        **outputs("figure_pruned_layers", png=model_figure("pruned_layers")),
     params:
         **params("figure_pruned_layers"),
     conda:
@@ -67,7 +62,7 @@ rule figure_locality:
 rule figure_vs_budget:
     """Mean perplexity (kind=ppl) or mean zero-shot accuracy (kind=tasks) against the budget."""
     input:
-        table=paths.SUMMARY + "/{kind}_table.csv",
+        table=paths.SUMMARY_TABLE,
     output:
         **outputs("figure_vs_budget", png=in_report("vs_budget", figure="{kind} vs budget")),
     conda:

@@ -34,6 +34,7 @@ EVAL_DENSE = "results/{model}/eval/dense"
 EVAL_PRUNED = "results/{model}/eval/{calib}/{method}-{budget}"
 MODEL_FIGURES = "results/{model}/figures/{calib}"
 SUMMARY = "results/summary"
+SUMMARY_TABLE = SUMMARY + "/{kind}_table.csv"
 FIGURES = "results/figures"
 LOGS = "results/logs"
 
@@ -62,7 +63,7 @@ def _evaluations() -> dict[str, RuleFiles]:
 
 
 def _summary(kind: str, provenance: str) -> RuleFiles:
-    return RuleFiles({"csv": f"{SUMMARY}/{kind}.csv", "table": f"{SUMMARY}/{kind}_table.csv",
+    return RuleFiles({"csv": f"{SUMMARY}/{kind}.csv", "table": SUMMARY_TABLE.format(kind=kind),
                       "md": f"{SUMMARY}/{kind}.md"}, f"{SUMMARY}/{provenance}")
 
 
