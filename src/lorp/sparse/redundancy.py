@@ -1,6 +1,6 @@
 """The outlier ratios of real blocks at any sparsity, cheaply, for OWL's and MRP's allocations.
 
-A block's scores are sorted once per row; pruning at sparsity s removes the first ``round(s * in)``
+A block's scores are sorted once per row; pruning at sparsity s removes the first ``int(s * in)``
 entries of every row, so the ratio at any s is a slice, not a new sort. With input norms from the
 dense model (``norms: dense``), pruning one block leaves every other block's scores as they were, so
 MRP's loop only ever measures the block it has just raised.
@@ -16,7 +16,7 @@ import torch
 from . import allocations
 from .masks import pruned_per_row
 from .norms import block_linears
-from .scores import scores
+from .scores import outlier_share, scores
 
 
 class BlockScores:
@@ -34,16 +34,8 @@ class BlockScores:
     def outlier_ratio(self, sparsity: float, m: float, count_zeros: bool = False) -> float:
         """The block's outlier ratio once pruned per row at ``sparsity`` (as :func:`lorp.sparse.scores.outlier_ratio`
         on the pruned scores)."""
-        if m <= 1:
-            raise ValueError(f"the outlier threshold M must be greater than 1, got {m}")
         kept = torch.cat([v[:, pruned_per_row(v.shape[1], sparsity):].reshape(-1) for v in self.sorted.values()])
-        nonzero = kept[kept != 0]
-        if count_zeros:
-            mean = kept.double().sum() / self.n_params
-            return float((nonzero > m * mean).double().sum() / self.n_params)
-        if nonzero.numel() == 0:
-            return 0.0  # nothing left: no outlier (MRP never raises a block past its upper bound below 1)
-        return float((nonzero > m * nonzero.double().mean()).double().mean())
+        return outlier_share(kept, m, count_zeros, n_total=self.n_params)
 
 
 def owl_sparsities(blocks: Sequence[BlockScores], target: float, m: float, lam: float) -> tuple[list[float], list[float]]:

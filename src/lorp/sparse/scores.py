@@ -39,11 +39,19 @@ def outlier_ratio(block_scores: Sequence[torch.Tensor], m: float, count_zeros: b
     With ``count_zeros`` false (the default), pruned weights (score 0) are left out of both the mean
     and the count, so the ratio describes the weights the block still has.
     """
+    return outlier_share(torch.cat([s.reshape(-1) for s in block_scores]), m, count_zeros)
+
+
+def outlier_share(kept: torch.Tensor, m: float, count_zeros: bool = False, n_total: int | None = None) -> float:
+    """:func:`outlier_ratio` of a block given the scores it keeps, flat (pruned ones as zeros or left out),
+    and with ``count_zeros`` its total weight count ``n_total`` (default: ``kept.numel()``). A block with
+    no weight left has no outlier (0)."""
     if m <= 1:
         raise ValueError(f"the outlier threshold M must be greater than 1, got {m}")
-    flat = torch.cat([s.reshape(-1).float() for s in block_scores])
-    if not count_zeros:
-        flat = flat[flat != 0]
-    if flat.numel() == 0:
-        raise ValueError("the block has no weight left to measure")
-    return float((flat > m * flat.mean()).double().mean())
+    nonzero = kept[kept != 0].double()
+    if count_zeros:
+        n = n_total or kept.numel()
+        return float((nonzero > m * nonzero.sum() / n).sum() / n)
+    if nonzero.numel() == 0:
+        return 0.0
+    return float((nonzero > m * nonzero.mean()).double().mean())
