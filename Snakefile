@@ -6,6 +6,7 @@
 # Stages (one .smk file per family, every stage a file under results/):
 #   model -> calibration tokens -> activations -> similarity -> structure -> plans
 #         -> checkpoints -> evaluation -> summary
+#   calibration tokens -> input norms -> outlier ratios -> sparsity plans -> sparse checkpoints -> evaluation
 # Paths come from lorp.workflow.paths, params from lorp.workflow.config, methods from the registry in lorp.depth.methods.
 
 from snakemake.utils import min_version
@@ -33,6 +34,7 @@ include: "rules/pruning.smk"
 include: "rules/evaluation.smk"
 include: "rules/summary.smk"
 include: "rules/figures.smk"
+include: "rules/sparsity.smk"
 
 
 rule all:

@@ -50,15 +50,21 @@ MODELS = list(config["models"])
 METHODS = list(config["methods"])
 BUDGETS = sorted(config["budgets"])
 ABLATION = lc.ablation_methods(config)  # lorp-k<K>: LoRP on a fixed-K clustering
+SPARSE = config["sparsity"]
+SPARSE_METHODS = lc.sparse_methods(config)  # <metric>-<allocation>, evaluated at budget = target (%)
+SPARSE_TARGETS = lc.sparse_targets(config)
 
 
 wildcard_constraints:
     model="|".join(re.escape(m) for m in MODELS),
     calib="|".join(re.escape(c) for c in config["calibration"]),
-    method="|".join(re.escape(m) for m in METHODS + ABLATION),
+    method="|".join(re.escape(m) for m in METHODS + ABLATION + SPARSE_METHODS),
     k=r"\d+",
     budget=r"\d+",
     kind="ppl|tasks",
+    metric="wanda|magnitude",
+    allocation="uniform|owl|mrp",
+    target=r"\d+",
 
 
 def outputs(rule, **wrap):
@@ -81,7 +87,7 @@ def params(rule):
 
 # wildcards under which every slice function can be called to learn its keys
 _ANY_WILDCARDS = {"model": MODELS[0], "calib": next(iter(config["calibration"])), "method": METHODS[0],
-                  "budget": str(BUDGETS[0]), "k": "2"}
+                  "budget": str(BUDGETS[0]), "k": "2", "metric": "wanda", "allocation": "mrp", "target": "50"}
 
 
 def in_report(caption, category="Across models", subcategory=None, **labels):
@@ -144,13 +150,44 @@ def zeroshot_data(wildcards):
 def model_figure(figure):
     """Flag a per-model figure for the report, in its model's category and calibration's subcategory."""
     return in_report(figure, category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
-                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map"}[figure])
+                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map",
+                             "sparsity": "per-block sparsity and redundancy"}[figure])
 
 
 def pruned_outputs(rule, methods=METHODS, budgets=BUDGETS):
     """The output of ``rule`` (an evaluation of a plan) for every model, calibration, method and budget."""
     (template,) = paths.RULES[rule].outputs.values()
     return expand(template, model=MODELS, calib=list(config["calibration"]), method=methods, budget=budgets)
+
+
+def all_pruned_outputs(rule):
+    """The output of ``rule`` for every depth method at every budget and sparse method at every target."""
+    return pruned_outputs(rule) + pruned_outputs(rule, SPARSE_METHODS, SPARSE_TARGETS)
+
+
+def evaluated_model(wildcards):
+    """The checkpoint and plan an evaluation reads: the depth family's or the sparse family's."""
+    return paths.evaluated_model(wildcards.method, dict(wildcards.items()))
+
+
+def sparse_scores(wildcards):
+    """What a metric's scores need: the prepared model, and for Wanda the dense input norms."""
+    return {"model": paths.MODEL_DIR, **({"norms": paths.NORMS} if wildcards.metric == "wanda" else {})}
+
+
+def sparse_plan_inputs(wildcards):
+    """uniform: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
+    if wildcards.allocation == "owl":
+        return {"outliers": paths.OUTLIERS}
+    return sparse_scores(wildcards) if wildcards.allocation == "mrp" else {"model": paths.MODEL_DIR}
+
+
+def sparse_checkpoint_inputs(wildcards):
+    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
+    out = {"model": paths.MODEL_DIR, "plan": paths.SPARSE_PLAN}
+    if wildcards.metric == "wanda":
+        out.update({"norms": paths.NORMS} if SPARSE["norms"] == "dense" else {"tokens": paths.TOKENS})
+    return out
 
 
 def dense_outputs(rule):

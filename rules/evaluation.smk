@@ -1,5 +1,6 @@
 # Each evaluation once for the dense model (<rule>_dense) and once per plan (<rule>_pruned): the
-# pruned rule reuses the dense rule's body with the checkpoint and its plan as inputs.
+# pruned rule reuses the dense rule's body with the checkpoint and its plan as inputs, a depth plan's
+# or a sparse plan's (method <metric>-<allocation>, budget = target in %).
 
 
 rule evaluate_dense:
@@ -23,8 +24,7 @@ rule evaluate_dense:
 
 use rule evaluate_dense as evaluate_pruned with:
     input:
-        model=paths.CHECKPOINT,
-        plan=paths.PLAN,
+        unpack(evaluated_model),
     output:
         **outputs("evaluate_pruned"),
     log:
@@ -52,8 +52,7 @@ rule efficiency_dense:
 
 use rule efficiency_dense as efficiency_pruned with:
     input:
-        model=paths.CHECKPOINT,
-        plan=paths.PLAN,
+        unpack(evaluated_model),
     output:
         **outputs("efficiency_pruned"),
     log:
@@ -82,8 +81,7 @@ rule evaluate_tasks_dense:
 
 use rule evaluate_tasks_dense as evaluate_tasks_pruned with:
     input:
-        model=paths.CHECKPOINT,
-        plan=paths.PLAN,
+        unpack(evaluated_model),
         data=zeroshot_data,
     output:
         **outputs("evaluate_tasks_pruned"),

@@ -5,7 +5,7 @@ rule summary:
     """All perplexities (long CSV) and paper Table 2: mean perplexity with the change against dense."""
     input:
         dense=dense_outputs("evaluate_dense"),
-        pruned=pruned_outputs("evaluate_pruned"),
+        pruned=all_pruned_outputs("evaluate_pruned"),
     output:
         **outputs("summary", md=in_report("ppl", category="Tables", table="perplexity (Table 2)")),
     params:
@@ -23,7 +23,7 @@ rule summary:
 use rule summary as summary_tasks with:
     input:
         dense=dense_outputs("evaluate_tasks_dense"),
-        pruned=pruned_outputs("evaluate_tasks_pruned"),
+        pruned=all_pruned_outputs("evaluate_tasks_pruned"),
     output:
         **outputs("summary_tasks", md=in_report("tasks", category="Tables", table="zero-shot accuracy (Table 3)")),
     params:
@@ -35,7 +35,7 @@ use rule summary as summary_tasks with:
 use rule summary as summary_efficiency with:
     input:
         dense=dense_outputs("efficiency_dense"),
-        pruned=pruned_outputs("efficiency_pruned"),
+        pruned=all_pruned_outputs("efficiency_pruned"),
     output:
         **outputs("summary_efficiency", md=in_report("efficiency", category="Tables", table="efficiency")),
     params:

@@ -336,3 +336,30 @@ def weights_dir(model_dir: str | Path) -> Path | None:
     if manifest is None:
         return Path(model_dir)
     return Path(src.path) if src.kind != "hub" and Path(src.path).is_dir() else None
+
+
+def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, records: dict[str, Any]) -> None:
+    """Write ``model`` as a Hugging Face directory (safetensors weights, tokenizer, config) with the JSON
+    ``records`` beside them (file name -> content, e.g. the plan), atomically: the directory appears only
+    once complete."""
+    from .io import atomic_path, write_json
+
+    with atomic_path(out_dir, directory=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name, content in records.items():
+            write_json(tmp / name, content)
+
+
+def meta_model(model_dir: str | Path) -> torch.nn.Module:
+    """The model of a workflow model directory on the meta device: its modules and shapes, no weights
+    read (a second, not the minutes a large model takes to load)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    src, _ = source_of(model_dir)
+    config = AutoConfig.from_pretrained(src.path, gguf_file=src.gguf_file) if src.gguf_file else \
+        AutoConfig.from_pretrained(src.path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    get_decoder_layers(model)
+    return model

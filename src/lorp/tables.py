@@ -7,6 +7,12 @@
   in accuracy points.
 * Efficiency (:func:`efficiency_table`): parameters, weight bytes, peak memory, prefill throughput
   and decode latency, with ratios against dense.
+* Sparsity (:func:`sparsity_long` and :func:`sparsity_table`): mean perplexity of every metric x
+  allocation (rows) at every target sparsity (columns), as Wanda's and OWL's papers report it, with the
+  measured sparsity and the spread of the blocks' non-outlier ratios after pruning.
+
+Table 2 holds the depth methods; the sparse methods (``<metric>-<allocation>``, budget = target in %)
+have the sparsity table. Tables 3 and efficiency hold both, each sparse row's budget being its target.
 
 Every function takes and returns a :class:`pandas.DataFrame`; :func:`to_markdown` renders one.
 The columns of the per-job CSV files (``ppl.csv``, ``tasks.csv``, ``efficiency.csv``) and the titles
@@ -77,8 +83,17 @@ def _dense_value(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame["model"].map(dense)
 
 
+def is_sparse(methods: pd.Series) -> pd.Series:
+    """Which rows are of sparse methods (``wanda-mrp``), not depth methods or dense."""
+    from .sparse.plan import parse_method
+
+    return methods.map(lambda m: parse_method(m) is not None).astype(bool)
+
+
 def perplexity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 from long perplexity rows (one per model, calib, method, budget, dataset)."""
+    """Table 2 from long perplexity rows (one per model, calib, method, budget, dataset); the depth
+    methods and dense only (the sparse ones are in :func:`sparsity_table`)."""
+    rows = rows[~is_sparse(rows["method"])]
     table = rows.pivot_table(index=KEYS, columns="dataset", values="ppl", aggfunc="first")
     datasets = list(table.columns)
     table["mean_ppl"] = table[datasets].mean(axis=1)
@@ -130,7 +145,51 @@ def to_markdown(table: pd.DataFrame, title: str, note: str = "", floatfmt: str =
     return "\n".join(parts + [body, ""])
 
 
+def sparsity_long(ppl_rows: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, calib, sparse method and target: metric, allocation, mean perplexity over the
+    datasets, its change against dense (%), and from ``measured`` (model, calib, method, budget,
+    measured_sparsity, non_outlier_std) what the checkpoint holds; the dense rows first (target 0)."""
+    from .sparse.plan import parse_method
+
+    mean = ppl_rows.groupby(["model", "calib", "method", "budget"], sort=False, as_index=False)["ppl"].mean()
+    mean = mean.rename(columns={"ppl": "mean_ppl"})
+    dense = mean[mean["method"] == "dense"].drop(columns=["calib"])
+    sparse = mean[is_sparse(mean["method"])].merge(measured, on=["model", "calib", "method", "budget"], how="left")
+    sparse["metric"] = [parse_method(m)[0] for m in sparse["method"]]
+    sparse["allocation"] = [parse_method(m)[1] for m in sparse["method"]]
+    dense_ppl = dense.set_index("model")["mean_ppl"]
+    sparse["change_%"] = 100.0 * (sparse["mean_ppl"] / sparse["model"].map(dense_ppl) - 1.0)
+    dense = dense.assign(calib="-", metric="-", allocation="dense", change_=0.0).rename(columns={"change_": "change_%"})
+    cols = ["model", "calib", "method", "metric", "allocation", "budget", "mean_ppl", "change_%", "measured_sparsity",
+            "non_outlier_std"]
+    frame = pd.concat([dense, sparse], ignore_index=True).reindex(columns=cols)
+    frame["_dense"] = frame["method"] != "dense"
+    return frame.sort_values(["model", "_dense", "calib", "metric", "allocation", "budget"],
+                             kind="stable").drop(columns="_dense").rename(columns={"budget": "target"}).reset_index(drop=True)
+
+
+def sparsity_table(long: pd.DataFrame) -> pd.DataFrame:
+    """The sparsity table: per model, calib, metric and allocation (rows; dense first), the mean
+    perplexity at every target (``ppl_<t>``) and the spread of the non-outlier ratios (``std_<t>``)."""
+    sparse = long[long["method"] != "dense"]
+    targets = sorted(int(t) for t in sparse["target"].unique())
+    keys = ["model", "calib", "metric", "allocation"]
+    ppl = sparse.pivot_table(index=keys, columns="target", values="mean_ppl", aggfunc="first", sort=False)
+    std = sparse.pivot_table(index=keys, columns="target", values="non_outlier_std", aggfunc="first", sort=False)
+    table = pd.concat([ppl.rename(columns=lambda t: f"ppl_{t}"), std.rename(columns=lambda t: f"std_{t}")], axis=1)
+    table = table.reset_index()
+    table.columns.name = None
+    dense = long[long["method"] == "dense"]
+    rows = [{"model": r.model, "calib": "-", "metric": "-", "allocation": "dense", **{f"ppl_{t}": r.mean_ppl for t in targets}}
+            for r in dense.itertuples()]
+    table = pd.concat([pd.DataFrame(rows), table], ignore_index=True)
+    table["_dense"] = table["allocation"] != "dense"
+    table = table.sort_values(["model", "_dense"], kind="stable").drop(columns="_dense")
+    return table.reindex(columns=keys + [f"ppl_{t}" for t in targets] + [f"std_{t}" for t in targets]).reset_index(drop=True)
+
+
 SUMMARY_ORDER = {"ppl": ["model", "dataset", "calib", "method", "budget"],
+                 "sparsity": ["model", "dataset", "calib", "method", "budget"],
                  "tasks": ["model", "task", "metric", "calib", "method", "budget"],
                  "efficiency": ["model", "calib", "method", "budget"]}
 """The row order of each summary's long CSV."""
@@ -141,10 +200,18 @@ SUMMARY_NOTES = {
             "mean against the same model's dense row (method `dense`, budget 0)."),
     "tasks": ("Zero-shot accuracy (paper Table 3)",
               "Accuracy in % per task (acc_norm where the task reports it, else acc; lm-evaluation-harness, "
-              "0-shot) and their mean; `change` is the difference of the mean against the dense row, in points."),
+              "0-shot) and their mean; `change` is the difference of the mean against the dense row, in points. "
+              "A sparse method's budget is its target sparsity (%)."),
     "efficiency": ("Efficiency",
                    "Parameters, weight bytes, peak memory (MiB), prefill throughput (tokens/s) and decode latency "
-                   "(ms/token), measured on the device each job ran on; ratios and speed-ups against dense."),
+                   "(ms/token), measured on the device each job ran on; ratios and speed-ups against dense. "
+                   "A sparse method's budget is its target sparsity (%): its zeros are stored and multiplied "
+                   "like any weight, so it is no faster or smaller on dense kernels."),
+    "sparsity": ("Unstructured sparsity (Wanda / OWL / MRP)",
+                 "Mean perplexity over the evaluation datasets of every pruning metric and layer-wise allocation "
+                 "(`ppl_<t>`: at a target sparsity of t% of the weights of the blocks' linear layers; the dense row "
+                 "repeats the unpruned model's) and the standard deviation of the blocks' non-outlier ratios after "
+                 "pruning (`std_<t>`: MRP's principle is to make it small)."),
 }
 """The title and explanatory note of each summary table."""
 

@@ -7,9 +7,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ..io import atomic_path, write_json
 from .methods import Plan
-from ..models import get_decoder_layers
+from ..models import get_decoder_layers, save_checkpoint as save_model
 
 
 def prune_layers(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Module:
@@ -58,7 +57,4 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, plan: Plan, out_dir:
     n_kept = len(get_decoder_layers(model))
     if n_kept != len(plan.kept):
         raise ValueError(f"model has {n_kept} blocks but the plan keeps {len(plan.kept)}")
-    with atomic_path(out_dir, directory=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / "plan.json", {**plan.to_dict(), **(extra or {})})
+    save_model(model, tokenizer, out_dir, {"plan.json": {**plan.to_dict(), **(extra or {})}})

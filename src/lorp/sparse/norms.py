@@ -11,6 +11,7 @@ input feature over every calibration token.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -22,6 +23,12 @@ from ..models import get_decoder_layers
 def block_linears(block: torch.nn.Module) -> dict[str, torch.nn.Linear]:
     """The linear layers of a decoder block by their name inside it (``self_attn.q_proj``, ``mlp.down_proj``, ...)."""
     return {name: m for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def block_shapes(model: torch.nn.Module) -> list[dict[str, list[int]]]:
+    """Every block's linear layers as name -> [out_features, in_features] (works on the meta device)."""
+    return [{name: [lin.out_features, lin.in_features] for name, lin in block_linears(block).items()}
+            for block in get_decoder_layers(model)]
 
 
 class _SumOfSquares:
@@ -125,3 +132,18 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
         if progress is not None:
             progress(1)
     return used
+
+
+def norm_file(block: int, name: str) -> str:
+    """The file of one layer's input norms in a norms directory: ``block03.mlp.down_proj.npy``."""
+    return f"block{block:02d}.{name}.npy"
+
+
+def read_norms(directory: str | Path) -> list[dict[str, np.ndarray]]:
+    """The input norms written by the norms stage: per block, each linear layer's ``[in_features]`` norms."""
+    from ..io import read_json
+
+    directory = Path(directory)
+    manifest = read_json(directory / "manifest.json")
+    return [{name: np.load(directory / norm_file(b, name)) for name in manifest["layers"]}
+            for b in range(manifest["n_blocks"])]

@@ -1,9 +1,11 @@
 """The outlier ratios of real blocks at any sparsity, cheaply, for OWL's and MRP's allocations.
 
-A block's scores are sorted once per row; pruning at sparsity s removes the first ``int(s * in)``
-entries of every row, so the ratio at any s is a slice, not a new sort. With input norms from the
-dense model (``norms: dense``), pruning one block leaves every other block's scores as they were, so
-MRP's loop only ever measures the block it has just raised.
+A unit's scores (a block's linear layers, or one linear layer) are sorted once per row, with running
+sums. Pruning at sparsity s removes the first ``int(s * in)`` entries of every row, so the mean of
+what is kept is a difference of sums and the number of scores above ``M`` times that mean is one
+``searchsorted`` per row: the ratio at any s costs no new sort and no pass over the scores. With input
+norms from the dense model (``norms: dense``), pruning one unit leaves every other unit's scores as
+they were, so MRP's loop only ever measures the unit it has just raised.
 """
 
 from __future__ import annotations
@@ -16,36 +18,79 @@ import torch
 from . import allocations
 from .masks import pruned_per_row
 from .norms import block_linears
-from .scores import outlier_share, scores
+from .scores import scores
+
+
+class _SortedRows:
+    """One layer's scores, each row sorted ascending, with per-row running sums and zero counts."""
+
+    def __init__(self, s: torch.Tensor):
+        self.sorted = torch.sort(s.detach().float(), dim=1).values
+        self.rows, self.cols = self.sorted.shape
+        cums = torch.cumsum(self.sorted.double(), dim=1)
+        self.prefix = torch.cat([torch.zeros(self.rows, 1, dtype=torch.float64), cums], dim=1)  # [rows, cols + 1]
+        self.zeros = (self.sorted == 0).sum(dim=1)  # scores are >= 0: the zeros come first
+
+    def kept(self, sparsity: float) -> tuple[torch.Tensor, float, int]:
+        """Where each row's kept nonzero scores start, their sum and their count at ``sparsity``."""
+        start = torch.clamp(self.zeros, min=pruned_per_row(self.cols, sparsity))
+        total = float((self.prefix[:, -1] - self.prefix.gather(1, start.unsqueeze(1)).squeeze(1)).sum())
+        return start, total, int((self.cols - start).sum())
+
+    def above(self, threshold: float, start: torch.Tensor) -> int:
+        """How many kept scores exceed ``threshold``."""
+        t = torch.full((self.rows, 1), threshold, dtype=self.sorted.dtype)
+        first_above = torch.searchsorted(self.sorted, t, right=True).squeeze(1)
+        return int((self.cols - torch.maximum(first_above, start)).sum())
 
 
 class BlockScores:
-    """The pruning scores of one block's linear layers, each row sorted once."""
+    """The pruning scores of a unit's linear layers (a decoder block, or one layer), each row sorted once."""
 
-    def __init__(self, block_scores: Mapping[str, torch.Tensor]):
-        self.sorted = {name: torch.sort(s.float(), dim=1).values for name, s in block_scores.items()}
-        self.n_params = sum(s.numel() for s in self.sorted.values())
+    def __init__(self, unit_scores: Mapping[str, torch.Tensor]):
+        self.layers = {name: _SortedRows(s) for name, s in unit_scores.items()}
+        self.n_params = sum(r.rows * r.cols for r in self.layers.values())
 
     @classmethod
     def of_block(cls, block: torch.nn.Module, metric: str, norms: Mapping[str, np.ndarray] | None) -> "BlockScores":
         return cls({name: scores(lin.weight, metric, torch.from_numpy(np.asarray(norms[name])) if norms else None)
                     for name, lin in block_linears(block).items()})
 
-    def outlier_ratio(self, sparsity: float, m: float, count_zeros: bool = False) -> float:
-        """The block's outlier ratio once pruned per row at ``sparsity`` (as :func:`lorp.sparse.scores.outlier_ratio`
-        on the pruned scores)."""
-        kept = torch.cat([v[:, pruned_per_row(v.shape[1], sparsity):].reshape(-1) for v in self.sorted.values()])
-        return outlier_share(kept, m, count_zeros, n_total=self.n_params)
+    def split(self) -> dict[str, "BlockScores"]:
+        """One unit per linear layer (MRP at ``granularity: linear``), sharing the sorted scores."""
+        out = {}
+        for name, rows in self.layers.items():
+            unit = BlockScores({})
+            unit.layers, unit.n_params = {name: rows}, rows.rows * rows.cols
+            out[name] = unit
+        return out
+
+    def outlier_ratio(self, sparsity: float | Mapping[str, float], m: float, count_zeros: bool = False) -> float:
+        """The unit's outlier ratio once pruned per row at ``sparsity`` (one value, or one per layer name): the share of its kept nonzero scores
+        above ``m`` times their mean, or with ``count_zeros`` of all its weights above ``m`` times the mean
+        over all of them (pruned ones as zeros), as :func:`lorp.sparse.scores.outlier_ratio` on the pruned scores."""
+        if m <= 1:
+            raise ValueError(f"the outlier threshold M must be greater than 1, got {m}")
+        kept = {name: rows.kept(sparsity if isinstance(sparsity, (int, float)) else sparsity[name])
+                for name, rows in self.layers.items()}
+        total = sum(k[1] for k in kept.values())
+        count = sum(k[2] for k in kept.values())
+        if count == 0:
+            return 0.0
+        n = self.n_params if count_zeros else count
+        threshold = m * total / n
+        return sum(rows.above(threshold, kept[name][0]) for name, rows in self.layers.items()) / n
 
 
-def owl_sparsities(blocks: Sequence[BlockScores], target: float, m: float, lam: float) -> tuple[list[float], list[float]]:
+def owl_sparsities(blocks: Sequence[BlockScores], target: float, m: float, lam: float,
+                   count_zeros: bool = False) -> tuple[list[float], list[float]]:
     """OWL's per-block sparsities and the dense outlier ratios they come from."""
-    ratios = [b.outlier_ratio(0.0, m) for b in blocks]
+    ratios = [b.outlier_ratio(0.0, m, count_zeros) for b in blocks]
     return allocations.owl(ratios, target, lam), ratios
 
 
-def mrp_sparsities(blocks: Sequence[BlockScores], target: float, m: float, s0: float, step: float,
+def mrp_sparsities(units: Sequence[BlockScores], target: float, m: float, s0: float, step: float,
                    upper: float = 0.95, count_zeros: bool = False) -> allocations.MRPResult:
-    """MRP's loop on real blocks: the redundancy of a block is its non-outlier ratio at its current sparsity."""
-    return allocations.mrp([b.n_params for b in blocks],
-                           lambda b, s: 1.0 - blocks[b].outlier_ratio(s, m, count_zeros), target, s0, step, upper)
+    """MRP's loop on real units: the redundancy of a unit is its non-outlier ratio at its current sparsity."""
+    return allocations.mrp([u.n_params for u in units],
+                           lambda b, s: 1.0 - units[b].outlier_ratio(s, m, count_zeros), target, s0, step, upper)

@@ -205,6 +205,56 @@ def figure_labels(config: Mapping[str, Any]) -> list[str]:
     return [f"{model}/{calib}" for model in config["models"] for calib in config["calibration"]]
 
 
+def sparse_targets(config: Mapping[str, Any]) -> list[int]:
+    """The target sparsities in percent (none: the sparse family does not run)."""
+    return sorted(config["sparsity"]["targets"])
+
+
+def sparse_methods(config: Mapping[str, Any]) -> list[str]:
+    """Every sparse method, ``<metric>-<allocation>``, in config order (none without targets)."""
+    from ..sparse.plan import method_name
+
+    sp = config["sparsity"]
+    return [method_name(m, a) for m in sp["metrics"] for a in sp["allocations"]] if sp["targets"] else []
+
+
+def outlier_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What an outlier ratio depends on: M and whether pruned weights count."""
+    return {"count_zeros": config["sparsity"]["count_zeros"], "outlier_m": config["sparsity"]["outlier_m"]}
+
+
+def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, Any]:
+    """What a sparse plan depends on besides its inputs: nothing for uniform, lambda for OWL (M reaches
+    it through outliers.json), M, count_zeros and the loop's settings for MRP."""
+    sp = config["sparsity"]
+    if allocation == "owl":
+        return {"owl_lambda": sp["owl_lambda"]}
+    if allocation == "mrp":
+        return {**outlier_params(config), "mrp": _sorted(sp["mrp"])}
+    return {}
+
+
+def sparse_checkpoint_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """What a sparse checkpoint depends on besides its plan: which input norms it prunes with (``none``
+    for magnitude), and with sequential norms (a forward pass) the device and dtype."""
+    if metric != "wanda":
+        return {"norms": "none"}
+    norms = config["sparsity"]["norms"]
+    return {"norms": norms, **({"compute": compute_params(config)} if norms == "sequential" else {})}
+
+
+def sweep_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the MRP sweep depends on: the targets, M, count_zeros, the loop's settings and the sweep."""
+    sp = config["sparsity"]
+    return {"targets": sparse_targets(config), "params": sparse_plan_params(config, "mrp"),
+            "sweep": {"outlier_m": sorted(sp["sweep"]["outlier_m"]), "step": sorted(sp["sweep"]["step"])}}
+
+
+def sweep_enabled(config: Mapping[str, Any]) -> bool:
+    sweep = config["sparsity"]["sweep"]
+    return bool(sparse_targets(config)) and bool(sweep["outlier_m"] or sweep["step"])
+
+
 SUMMARY_KINDS = {"summary": "ppl", "summary_tasks": "tasks", "summary_efficiency": "efficiency"}
 
 RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]] = {
@@ -228,6 +278,15 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "figure_locality": lambda c, w: {"labels": figure_labels(c)},
     "figure_vs_budget": lambda c, w: {},
     "k_ablation": lambda c, w: {"labels": figure_labels(c)},
+    "input_norms": lambda c, w: {"compute": compute_params(c)},
+    "outliers": lambda c, w: {"outliers": outlier_params(c)},
+    "sparse_plan": lambda c, w: {"plan": sparse_plan_params(c, w["allocation"])},
+    "sparse_checkpoint": lambda c, w: {"pruning": sparse_checkpoint_params(c, w["metric"])},
+    "redundancy": lambda c, w: {"outliers": outlier_params(c)},
+    "mrp_sweep": lambda c, w: {"sweep": sweep_params(c)},
+    "summary_sparsity": lambda c, w: {},
+    "figure_sparsity": lambda c, w: {},
+    "figure_vs_sparsity": lambda c, w: {},
 }
 """Each rule's config slice (its ``params``), a function of the validated config and the job's wildcards."""
 
@@ -311,6 +370,39 @@ def _position_errors(config: Mapping[str, Any], model: str, limit: int) -> list[
             for key, n in sequence_lengths(config).items() if n > limit]
 
 
+def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
+    """Sparse settings that cannot work at some target: OWL's lambda leaving [0, 1], MRP starting below
+    0, steps that do not divide MRP's range, an upper bound not above a target."""
+    sp = config["sparsity"]
+    targets = sparse_targets(config)
+    if not targets:
+        return []
+    errors = []
+    if "owl" in sp["allocations"]:
+        worst = min(min(t, 100 - t) for t in targets) / 100
+        if not 2 * sp["owl_lambda"] < worst:
+            errors.append(f"sparsity.owl_lambda: {sp['owl_lambda']} makes OWL's sparsities (which span 2 x lambda "
+                          f"around the target) leave [0, 1] at target {min(targets, key=lambda t: min(t, 100 - t))}%; "
+                          f"use less than {worst / 2:g}")
+    if "mrp" in sp["allocations"] or sweep_enabled(config):
+        mrp = sp["mrp"]
+        low = [t for t in targets if t < mrp["start_below"]]
+        if low:
+            errors.append(f"sparsity.mrp.start_below: {mrp['start_below']} points below targets {low} is below 0 "
+                          f"sparsity; use at most {min(targets)}")
+        for key, steps in (("sparsity.mrp.step", [mrp["step"]]), ("sparsity.sweep.step", sp["sweep"]["step"])):
+            for step in steps:
+                n = mrp["start_below"] / step
+                if abs(n - round(n)) > 1e-6:
+                    errors.append(f"{key}: {step:g} does not divide the range MRP covers, sparsity.mrp.start_below "
+                                  f"= {mrp['start_below']:g} points ({n:.3f} steps); choose a step that does, "
+                                  f"e.g. {mrp['start_below'] / max(1, round(n)):g}")
+        high = [t for t in targets if t >= mrp["upper"]]
+        if high:
+            errors.append(f"sparsity.mrp.upper: {mrp['upper']}% is not above targets {high}")
+    return errors
+
+
 def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
                     base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
     """Checks the schema cannot express, as (errors, warnings): files that must exist, RLS thresholds,
@@ -321,7 +413,7 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     offline before the run (a hub model not in the cache): then a warning says what is not checked.
     It raises ``OSError`` or ``ValueError`` for a source that names no model.
     """
-    errors = _file_errors(config, Path(base_dir))
+    errors = _file_errors(config, Path(base_dir)) + sparsity_errors(config)
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
         errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "

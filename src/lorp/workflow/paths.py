@@ -7,7 +7,9 @@ The default target ``all`` requests exactly those outputs and :mod:`lorp.workflo
 jobs, so the workflow and its audit cannot describe two different DAGs.
 
 Templates use Snakemake's wildcards (``{model}``, ``{calib}``, ``{method}``, ``{budget}``, ``{k}``,
-``{kind}``); :func:`fill` formats one for given wildcards.
+``{kind}``, and for the sparse family ``{metric}``, ``{allocation}``, ``{target}``); :func:`fill` formats
+one for given wildcards. A sparse method is evaluated as ``{method} = {metric}-{allocation}`` at
+``{budget} = {target}``, so the evaluation rules serve both families (:func:`evaluated_model`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ SUMMARY = "results/summary"
 SUMMARY_TABLE = SUMMARY + "/{kind}_table.csv"
 FIGURES = "results/figures"
 LOGS = "results/logs"
+
+SPARSITY = "results/{model}/sparsity/{calib}"
+NORMS = SPARSITY + "/norms"
+OUTLIERS = SPARSITY + "/{metric}/outliers.json"
+REDUNDANCY = SPARSITY + "/{metric}/redundancy.json"
+SWEEP = SPARSITY + "/{metric}/mrp_sweep"
+SPARSE_NAME = "{metric}-{allocation}-{target}"
+SPARSE_PLAN = SPARSITY + "/plans/" + SPARSE_NAME + ".json"
+SPARSE_CHECKPOINT = SPARSITY + "/checkpoints/" + SPARSE_NAME
+MEASURED = SPARSITY + "/measured/" + SPARSE_NAME + ".json"
 
 PLAN_INPUTS = {"extended": SIMILARITY + "/cosine_extended.npy", "last_token": SIMILARITY + "/cosine_last_token.npy",
                "structure": RLS}
@@ -92,7 +104,21 @@ RULES: dict[str, RuleFiles] = {
                                   FIGURES + "/{kind}_vs_budget.provenance.json"),
     "k_ablation": RuleFiles({"csv": SUMMARY + "/k_ablation.csv", "png": FIGURES + "/k_ablation.png"},
                             FIGURES + "/k_ablation.provenance.json"),
+    "input_norms": RuleFiles({"norms": NORMS}, NORMS + ".provenance.json", ("norms",)),
+    "outliers": RuleFiles({"outliers": OUTLIERS}, OUTLIERS.removesuffix(".json") + ".provenance.json"),
+    "sparse_plan": RuleFiles({"plan": SPARSE_PLAN}, SPARSE_PLAN.removesuffix(".json") + ".provenance.json"),
+    "sparse_checkpoint": RuleFiles({"checkpoint": SPARSE_CHECKPOINT, "measured": MEASURED},
+                                   SPARSE_CHECKPOINT + ".provenance.json", ("checkpoint",)),
+    "redundancy": RuleFiles({"redundancy": REDUNDANCY}, REDUNDANCY.removesuffix(".json") + ".provenance.json"),
+    "mrp_sweep": RuleFiles({"json": SWEEP + ".json", "png": SWEEP + ".png"}, SWEEP + ".provenance.json"),
+    "summary_sparsity": _summary("sparsity", "sparsity.provenance.json"),
+    "figure_sparsity": RuleFiles({"png": MODEL_FIGURES + "/sparsity.png"}, MODEL_FIGURES + "/sparsity.provenance.json"),
+    "figure_vs_sparsity": RuleFiles({"png": FIGURES + "/ppl_vs_sparsity.png"},
+                                    FIGURES + "/ppl_vs_sparsity.provenance.json"),
 }
+
+CHECKPOINT_RULES = ("prune_checkpoint", "sparse_checkpoint")
+"""The rules whose ``checkpoint`` directory ``all`` reaches only through its provenance record."""
 
 
 def fill(template: str, wildcards: Mapping[str, Any]) -> str:
@@ -109,6 +135,18 @@ def plan_inputs(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
         template = RLS_FIXED_K if name == "structure" and k is not None else PLAN_INPUTS[name]
         out[name] = fill(template, {**wildcards, "k": k})
     return out
+
+
+def evaluated_model(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
+    """The checkpoint and plan an evaluation of ``{method}-{budget}`` reads: a depth plan's, or for a
+    sparse method (``wanda-mrp``, budget = target in %) the sparse family's."""
+    from ..sparse.plan import parse_method
+
+    sparse = parse_method(method)
+    if sparse is None:
+        return {"model": fill(CHECKPOINT, wildcards), "plan": fill(PLAN, wildcards)}
+    w = {**wildcards, "metric": sparse[0], "allocation": sparse[1], "target": wildcards["budget"]}
+    return {"model": fill(SPARSE_CHECKPOINT, w), "plan": fill(SPARSE_PLAN, w)}
 
 
 @dataclass(frozen=True)
@@ -128,7 +166,7 @@ def _job(config: Mapping[str, Any], rule: str, temporary: bool = False, **wildca
     files = RULES[rule]
     outputs = {name: fill(t, w) for name, t in files.outputs.items()}
     return Job(rule, w, outputs, fill(files.provenance, w), lc.rule_params(config, rule, w),
-               tuple(outputs.values()) if temporary else ())
+               (outputs["checkpoint"],) if temporary else ())
 
 
 SUMMARIES = {"evaluate": "summary", "evaluate_tasks": "summary_tasks", "efficiency": "summary_efficiency"}
@@ -176,6 +214,34 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
     yield _job(config, "figure_locality")
     if config["ablation"]["lorp_k"]:
         yield _job(config, "k_ablation")
+    yield from _sparse_jobs(config, evaluations, temporary)
+
+
+def _sparse_jobs(config: Mapping[str, Any], evaluations: list[str], temporary: bool) -> Iterator[Job]:
+    """The sparse family's jobs (none without ``sparsity.targets``)."""
+    targets = lc.sparse_targets(config)
+    if not targets:
+        return
+    sp = config["sparsity"]
+    for model in config["models"]:
+        for calib in config["calibration"]:
+            w = {"model": model, "calib": calib}
+            yield _job(config, "input_norms", **w)
+            for metric in sp["metrics"]:
+                yield _job(config, "outliers", **w, metric=metric)
+                for allocation in sp["allocations"]:
+                    for target in targets:
+                        ws = {**w, "metric": metric, "allocation": allocation, "target": target}
+                        yield _job(config, "sparse_plan", **ws)
+                        yield _job(config, "sparse_checkpoint", temporary, **ws)
+                        for rule in evaluations:
+                            yield _job(config, f"{rule}_pruned", **w, method=f"{metric}-{allocation}", budget=target)
+                yield _job(config, "redundancy", **w, metric=metric)
+                if lc.sweep_enabled(config):
+                    yield _job(config, "mrp_sweep", **w, metric=metric)
+            yield _job(config, "figure_sparsity", **w)
+    yield _job(config, "summary_sparsity")
+    yield _job(config, "figure_vs_sparsity")
 
 
 def targets(config: Mapping[str, Any]) -> list[str]:
@@ -185,7 +251,6 @@ def targets(config: Mapping[str, Any]) -> list[str]:
     its evaluations are done) can be switched either way without rebuilding any checkpoint."""
     out = []
     for job in jobs(config):
-        if job.rule != "prune_checkpoint":
-            out += list(job.outputs.values())
+        out += [path for name, path in job.outputs.items() if not (job.rule in CHECKPOINT_RULES and name == "checkpoint")]
         out.append(job.provenance)
     return out

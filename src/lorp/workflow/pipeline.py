@@ -236,6 +236,7 @@ def draw_metric_vs_budget(table_csv: str | Path, kind: str, out_path: str | Path
     import pandas as pd
 
     table = pd.read_csv(table_csv, keep_default_na=False)
+    table = table[~tables.is_sparse(table["method"])]  # the depth methods: budget in blocks
     if kind == "ppl":
         figures.metric_vs_budget(table, "mean_ppl", out_path, "mean perplexity (log scale)", "perplexity vs budget",
                                  log=True)
@@ -258,3 +259,217 @@ def summarise_k_ablation(ppl_paths: Sequence[str | Path], rls_paths: Mapping[str
     write_text(out_csv, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     auto = {label: int(read_json(p)["k"]) for label, p in rls_paths.items()}
     figures.k_ablation(table.assign(model=table["model"] + "/" + table["calib"]), out_png, auto)
+
+
+# ------------------------------------------------------------------------------- sparse family (MRP)
+def capture_norms(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path, compute: Mapping[str, Any],
+                  batch_size: int) -> dict[str, Any]:
+    """Sparse stage 1: the input norms ``||X_j||_2`` of every linear layer of every block over the
+    calibration tokens, from one forward pass of the dense model; one ``.npy`` per layer and a manifest."""
+    from .. import models
+    from ..sparse.norms import dense_input_norms, norm_file
+
+    model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    tokens = np.load(tokens_path)
+    with tqdm(total=len(tokens), desc="input norms", unit="seq") as bar:
+        norms = dense_input_norms(model, tokens, batch_size=int(batch_size), progress=bar.update)
+    manifest = {"n_blocks": len(norms), "layers": {name: len(v) for name, v in norms[0].items()},
+                "n_tokens": int(tokens.size), "dtype": "float64", "file_pattern": norm_file(0, "<layer>")}
+    with atomic_path(out_dir, directory=True) as tmp:
+        for b, block in enumerate(norms):
+            for name, values in block.items():
+                write_npy(tmp / norm_file(b, name), values)
+        write_json(tmp / "manifest.json", manifest)
+    return manifest
+
+
+def _block_scores(model_dir: str | Path, metric: str, norms_dir: str | Path | None) -> list:
+    """The sorted scores of every block of the dense model (weights as stored; norms for Wanda)."""
+    from .. import models
+    from ..sparse.norms import read_norms
+    from ..sparse.redundancy import BlockScores
+
+    model, _, _ = models.load(model_dir, "cpu", "stored")
+    norms = read_norms(norms_dir) if norms_dir else None
+    return [BlockScores.of_block(block, metric, norms[b] if norms else None)
+            for b, block in enumerate(models.get_decoder_layers(model))]
+
+
+def measure_outliers(model_dir: str | Path, norms_dir: str | Path | None, metric: str, params: Mapping[str, Any],
+                     out_path: str | Path) -> dict[str, Any]:
+    """Sparse stage 2: every block's outlier and non-outlier ratio on the dense model for one metric
+    (``params``: ``outlier_m``, ``count_zeros``), with its parameter count, as ``outliers.json``."""
+    from ..sparse.plan import dense_outliers
+
+    blocks = dense_outliers(_block_scores(model_dir, metric, norms_dir), params["outlier_m"], params["count_zeros"])
+    result = {"metric": metric, **params, "n_params": sum(b["n_params"] for b in blocks), "blocks": blocks}
+    write_json(out_path, result)
+    return result
+
+
+def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_dir: str | Path, out_path: str | Path,
+                     params: Mapping[str, Any], outliers_path: str | Path | None = None,
+                     norms_dir: str | Path | None = None) -> Any:
+    """Sparse stage 3: per-block and per-linear sparsity of one metric, allocation and target (percent).
+    ``uniform`` needs only the layers' shapes (the model on the meta device), ``owl`` the dense outlier
+    ratios (``outliers_path``, with ``params['owl_lambda']``), and ``mrp`` runs its loop on the blocks'
+    scores (``model_dir``, and ``norms_dir`` for Wanda) with ``params``: outlier_m, count_zeros and mrp."""
+    from .. import models
+    from ..sparse import plan as sp
+    from ..sparse.norms import block_shapes
+
+    target = int(target_percent) / 100
+    if allocation == "uniform":
+        result = sp.uniform_plan(metric, target, block_shapes(models.meta_model(model_dir)))
+    elif allocation == "owl":
+        result = sp.owl_plan(metric, target, read_json(outliers_path)["blocks"], params["owl_lambda"])
+    else:
+        mrp = params["mrp"]
+        settings = sp.MRPSettings(mrp["start_below"] / 100, mrp["step"] / 100, mrp["upper"] / 100, mrp["granularity"])
+        result = sp.mrp_plan(metric, target, _block_scores(model_dir, metric, norms_dir), params["outlier_m"],
+                             params["count_zeros"], settings)
+    print(f"{result.method} at {target:.0%}: block sparsities {min(result.blocks):.3f}..{max(result.blocks):.3f}, "
+          f"model {result.model_sparsity:.6f}" + (f", {len(result.trajectory)} MRP steps" if result.trajectory else ""))
+    write_json(out_path, result.to_dict())
+    return result
+
+
+def prune_sparse_checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path,
+                            measured_path: str | Path, pruning: Mapping[str, Any],
+                            labels: Mapping[str, Any], norms_dir: str | Path | None = None,
+                            tokens_path: str | Path | None = None, batch_size: int = 8) -> dict[str, Any]:
+    """Sparse stage 4: the model with each linear layer's lowest-scoring weights of every row set to zero,
+    as a Hugging Face directory in the stored dtype, with ``plan.json`` and ``sparsity.json`` (the
+    measured sparsity of every layer, also written to ``measured_path``). ``pruning['norms']`` is
+    ``dense`` (the norms stage's, from ``norms_dir``), ``sequential`` (Wanda's protocol on ``tokens_path``,
+    run on ``pruning['compute']``) or ``none`` (magnitude); ``labels`` (model, calib) name the model
+    in ``measured_path``."""
+    from .. import models
+    from ..sparse.norms import read_norms
+    from ..sparse.plan import SparsePlan
+    from ..sparse.prune import measure_pruned, prune_to_plan
+
+    plan = SparsePlan.from_dict(read_json(plan_path))
+    sequential = pruning["norms"] == "sequential"
+    compute = pruning["compute"] if sequential else {"device": "cpu"}
+    model, tokenizer, manifest = models.load(model_dir, compute["device"], "stored")
+    stored = next(model.parameters()).dtype
+    if sequential:  # the forward passes in the compute dtype; zeros and the kept weights survive the round trip
+        model.to(models.select_dtype(compute["dtype"], next(model.parameters()).device))
+    dense_norms = read_norms(norms_dir) if pruning["norms"] == "dense" else None
+    with tqdm(total=len(plan.blocks), desc=f"prune {plan.method} {plan.percent}%", unit="block") as bar:
+        prune_to_plan(model, plan, norms=dense_norms, tokens=np.load(tokens_path) if sequential else None,
+                      batch_size=int(batch_size), progress=bar.update)
+    model.to(stored)
+    measured = {**labels, **measure_pruned(model, plan), "norms": pruning["norms"]}
+    short = [(x["block"], name) for x in measured["blocks"] for name, v in x["linears"].items() if v["row_shortfall"]]
+    if short:
+        raise RuntimeError(f"rows of {short[:3]} have fewer zeros than planned: the masks did not apply")
+    print(f"measured sparsity {measured['model_sparsity']:.6f} (planned {measured['planned_sparsity']:.6f})")
+    records = {"plan.json": {**plan.to_dict(), "source_model": manifest["source"]},
+               "sparsity.json": measured}
+    models.save_checkpoint(model, tokenizer, out_dir, records)
+    write_json(measured_path, measured)
+    return measured
+
+
+def assess_redundancy(model_dir: str | Path, norms_dir: str | Path | None, metric: str,
+                      plan_paths: Sequence[str | Path], params: Mapping[str, Any], out_path: str | Path,
+                      labels: Mapping[str, Any]) -> list[dict]:
+    """Sparse stage 5: every plan's per-block non-outlier ratio after pruning, with the dense norms, and
+    its standard deviation (``params``: outlier_m, count_zeros), as ``redundancy.json`` (``labels``:
+    model and calib)."""
+    from ..sparse.plan import SparsePlan, redundancy_after
+
+    blocks = _block_scores(model_dir, metric, norms_dir)
+    rows = [redundancy_after(SparsePlan.from_dict(read_json(p)), blocks, params["outlier_m"], params["count_zeros"])
+            for p in plan_paths]
+    for row in rows:
+        print(f"{row['method']} {row['budget']}%: non-outlier ratio std {row['non_outlier_std']:.4f}")
+    write_json(out_path, {**labels, "metric": metric, **params, "plans": rows})
+    return rows
+
+
+def sweep_mrp(model_dir: str | Path, norms_dir: str | Path | None, metric: str, targets: Sequence[int],
+              params: Mapping[str, Any], sweep: Mapping[str, Sequence[float]], out_json: str | Path,
+              out_png: str | Path, title: str) -> list[dict]:
+    """Sparse stage 6: MRP's allocation for every M and step of ``sweep`` (the configured value where a
+    list is empty) at every target: per-block sparsities, steps taken and the spread of the non-outlier
+    ratios, with uniform's spread at the same M for reference; ``sweep.json`` and its figure."""
+    from ..sparse import plan as sp
+
+    blocks = _block_scores(model_dir, metric, norms_dir)
+    mrp = params["mrp"]
+    ms = list(sweep["outlier_m"]) or [params["outlier_m"]]
+    steps = list(sweep["step"]) or [mrp["step"]]
+    rows = []
+    with tqdm(total=len(targets) * len(ms) * len(steps), desc="MRP sweep", unit="plan") as bar:
+        for target in sorted(int(t) for t in targets):
+            for m in ms:
+                uniform = sp.uniform_plan(metric, target / 100, [{n: [r.rows, r.cols] for n, r in blk.layers.items()}
+                                                                 for blk in blocks])
+                uniform_std = sp.redundancy_after(uniform, blocks, m, params["count_zeros"])["non_outlier_std"]
+                for step in steps:
+                    settings = sp.MRPSettings(mrp["start_below"] / 100, step / 100, mrp["upper"] / 100,
+                                              mrp["granularity"])
+                    plan = sp.mrp_plan(metric, target / 100, blocks, m, params["count_zeros"], settings)
+                    after = sp.redundancy_after(plan, blocks, m, params["count_zeros"])
+                    rows.append({"target": target, "outlier_m": m, "step": step, "iterations": len(plan.trajectory),
+                                 "sparsities": plan.blocks, "non_outlier_std": after["non_outlier_std"],
+                                 "uniform_non_outlier_std": uniform_std})
+                    bar.update(1)
+    write_json(out_json, {"metric": metric, "configured": {"outlier_m": params["outlier_m"], "step": mrp["step"]},
+                          "runs": rows})
+    figures.mrp_sweep(rows, params["outlier_m"], mrp["step"], out_png, title)
+    return rows
+
+
+def summarise_sparsity(ppl_paths: Sequence[str | Path], measured_paths: Sequence[str | Path],
+                       redundancy_paths: Sequence[str | Path], out_csv: str | Path, out_table: str | Path,
+                       out_md: str | Path) -> None:
+    """Sparse stage 7: the sparsity table (metric x allocation by target) from the dense and sparse
+    ``ppl.csv`` files, the measured sparsity of every checkpoint and the spread of its non-outlier ratios."""
+    import pandas as pd
+
+    rows = []
+    for path in measured_paths:
+        m = read_json(path)
+        rows.append({"model": m["model"], "calib": m["calib"], "method": m["method"], "budget": int(m["budget"]),
+                     "measured_sparsity": m["model_sparsity"]})
+    stds = {}
+    for path in redundancy_paths:
+        r = read_json(path)
+        stds.update({(r["model"], r["calib"], p["method"], int(p["budget"])): p["non_outlier_std"] for p in r["plans"]})
+    measured = pd.DataFrame(rows, columns=["model", "calib", "method", "budget", "measured_sparsity"])
+    measured["non_outlier_std"] = [stds.get(k) for k in zip(measured["model"], measured["calib"], measured["method"],
+                                                             measured["budget"])]
+    long = tables.sparsity_long(tables.long_frame(ppl_paths, tables.SUMMARY_ORDER["sparsity"]), measured)
+    table = tables.sparsity_table(long)
+    title, note = tables.SUMMARY_NOTES["sparsity"]
+    write_text(out_csv, long.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    write_text(out_table, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    write_text(out_md, tables.to_markdown(table, title, note))
+
+
+def draw_sparsity(plan_paths: Sequence[str | Path], redundancy_paths: Sequence[str | Path], out_path: str | Path,
+                  title: str) -> None:
+    """Sparse figure per model: every plan's per-block sparsity and non-outlier ratio after pruning."""
+    profiles: dict[str, dict[int, list[float]]] = {}
+    for path in plan_paths:
+        plan = read_json(path)
+        profiles.setdefault(plan["method"], {})[int(plan["budget"])] = plan["blocks"]
+    after: dict[str, dict[int, tuple[list[float], float]]] = {}
+    for path in redundancy_paths:
+        for p in read_json(path)["plans"]:
+            after.setdefault(p["method"], {})[int(p["budget"])] = (p["non_outlier_ratio"], p["non_outlier_std"])
+    figures.sparsity_profiles(profiles, after, out_path, title)
+
+
+def draw_metric_vs_sparsity(long_csv: str | Path, out_path: str | Path) -> None:
+    """Sparse figure across models: mean perplexity against the target sparsity, one line per metric and
+    allocation, dense dashed."""
+    import pandas as pd
+
+    frame = pd.read_csv(long_csv, keep_default_na=False).rename(columns={"target": "budget"})
+    figures.metric_vs_budget(frame, "mean_ppl", out_path, "mean perplexity (log scale)", "perplexity vs sparsity",
+                             log=True, xlabel="target sparsity (%)")

@@ -1,0 +1,174 @@
+# The sparse family (MRP): input norms -> outlier ratios -> sparsity plans (uniform, OWL, MRP) -> sparse
+# checkpoints, evaluated by the rules of evaluation.smk as method <metric>-<allocation> at budget <target>.
+# Redundancy after pruning, the MRP sweep, the sparsity table and its figures close the family.
+
+
+rule input_norms:
+    """Input norms of every linear layer of every block (Wanda's ||X_j||_2), one forward pass."""
+    input:
+        model=paths.MODEL_DIR,
+        tokens=paths.TOKENS,
+    output:
+        **outputs("input_norms"),
+    params:
+        **params("input_norms"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/norms.log",
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+    script:
+        "../scripts/input_norms.py"
+
+
+rule outliers:
+    """Each block's outlier ratio on the dense model, for one metric (OWL's input)."""
+    input:
+        unpack(sparse_scores),
+    output:
+        **outputs("outliers"),
+    params:
+        **params("outliers"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/{metric}-outliers.log",
+    threads: 1
+    resources:
+        **MODEL_RESOURCES,
+    script:
+        "../scripts/outliers.py"
+
+
+rule sparse_plan:
+    """Per-block and per-linear sparsity of one metric, allocation and target (MRP's trajectory too)."""
+    input:
+        unpack(sparse_plan_inputs),
+    output:
+        **outputs("sparse_plan"),
+    params:
+        **params("sparse_plan"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/plans/{metric}-{allocation}-{target}.log",
+    threads: 1
+    resources:
+        **MODEL_RESOURCES,
+    script:
+        "../scripts/sparse_plan.py"
+
+
+rule sparse_checkpoint:
+    """The model with its lowest-scoring weights at zero, as a Hugging Face directory, and what it measures."""
+    input:
+        unpack(sparse_checkpoint_inputs),
+    output:
+        **outputs("sparse_checkpoint", checkpoint=temp if config["checkpoints"]["temporary"] else lambda p: p),
+    params:
+        **params("sparse_checkpoint"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/checkpoints/{metric}-{allocation}-{target}.log",
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+    script:
+        "../scripts/sparse_checkpoint.py"
+
+
+rule redundancy:
+    """Every plan's per-block non-outlier ratio after pruning and its spread, for one metric."""
+    input:
+        unpack(sparse_scores),
+        plans=expand(paths.SPARSE_PLAN, allocation=SPARSE["allocations"], target=SPARSE_TARGETS, allow_missing=True),
+    output:
+        **outputs("redundancy"),
+    params:
+        **params("redundancy"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/{metric}-redundancy.log",
+    threads: 1
+    resources:
+        **MODEL_RESOURCES,
+    script:
+        "../scripts/redundancy.py"
+
+
+rule mrp_sweep:
+    """MRP's allocation for other values of M and the step (sparsity.sweep), and its figure."""
+    input:
+        unpack(sparse_scores),
+    output:
+        **outputs("mrp_sweep", png=in_report("mrp_sweep", category="{model}", subcategory="{calib}", model="{model}",
+                                               calibration="{calib}", figure="MRP sweep ({metric})")),
+    params:
+        **params("mrp_sweep"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/{metric}-mrp_sweep.log",
+    threads: 1
+    resources:
+        **MODEL_RESOURCES,
+    script:
+        "../scripts/mrp_sweep.py"
+
+
+rule figure_sparsity:
+    """Per-block sparsity of every allocation and the blocks' non-outlier ratio after pruning."""
+    input:
+        plans=expand(paths.SPARSE_PLAN, metric=SPARSE["metrics"], allocation=SPARSE["allocations"],
+                     target=SPARSE_TARGETS, allow_missing=True),
+        redundancy=expand(paths.REDUNDANCY, metric=SPARSE["metrics"], allow_missing=True),
+    output:
+        **outputs("figure_sparsity", png=model_figure("sparsity")),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/{model}/figures/{calib}-sparsity.log",
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_sparsity.py"
+
+
+rule summary_sparsity:
+    """The sparsity table: mean perplexity of every metric x allocation at every target, with its spread."""
+    input:
+        dense=dense_outputs("evaluate_dense"),
+        pruned=pruned_outputs("evaluate_pruned", methods=SPARSE_METHODS, budgets=SPARSE_TARGETS),
+        measured=expand(paths.MEASURED, model=MODELS, calib=list(config["calibration"]), metric=SPARSE["metrics"],
+                        allocation=SPARSE["allocations"], target=SPARSE_TARGETS),
+        redundancy=expand(paths.REDUNDANCY, model=MODELS, calib=list(config["calibration"]), metric=SPARSE["metrics"]),
+    output:
+        **outputs("summary_sparsity", md=in_report("sparsity_table", category="Tables", table="sparsity")),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/summary-sparsity.log",
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/summary_sparsity.py"
+
+
+rule figure_vs_sparsity:
+    """Mean perplexity against the target sparsity, one line per metric and allocation."""
+    input:
+        table=paths.RULES["summary_sparsity"].outputs["csv"],
+    output:
+        **outputs("figure_vs_sparsity", png=in_report("vs_sparsity", figure="perplexity vs sparsity")),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/figures/ppl_vs_sparsity.log",
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_vs_sparsity.py"

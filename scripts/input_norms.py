@@ -1,0 +1,13 @@
+"""Snakemake adapter for rule input_norms (the batch size is not a param: it does not change the norms)."""
+
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import capture_norms
+
+with job(snakemake):
+    capture_norms(
+        snakemake.input.model,
+        snakemake.input.tokens,
+        snakemake.output.norms,
+        snakemake.params.compute,
+        batch_size=snakemake.config["activations"]["batch_size"],
+    )

@@ -1,0 +1,19 @@
+"""Snakemake adapter for rule mrp_sweep."""
+
+from lorp.workflow.jobs import job
+from lorp.workflow.pipeline import sweep_mrp
+
+with job(snakemake):
+    w = snakemake.wildcards
+    sweep = snakemake.params.sweep
+    sweep_mrp(
+        snakemake.input.model,
+        snakemake.input.get("norms"),
+        w.metric,
+        sweep["targets"],
+        sweep["params"],
+        sweep["sweep"],
+        snakemake.output.json,
+        snakemake.output.png,
+        title=f"{w.model} ({w.calib}): MRP with {w.metric} scores",
+    )
