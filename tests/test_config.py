@@ -68,6 +68,20 @@ def test_default_config_is_valid_and_gets_defaults():
     (modified(compute__device="tpu"), r"compute\.device: 'tpu' does not match"),
     (modified(models={"m": {"source": "embedded", "activations_dtype": "bfloat16"}}),
      r"models\.m\.activations_dtype: 'bfloat16' is not one of \['float16', 'float32', None\]"),
+    (modified(sparsity={"targets": [0, 50]}), r"sparsity\.targets\.0: 0 is less than or equal to the minimum of 0"),
+    (modified(sparsity={"targets": [100]}), r"sparsity\.targets\.0: 100 is greater than or equal to the maximum of 100"),
+    (modified(sparsity={"target": [50]}), r"sparsity: unknown key 'target' \(did you mean 'targets'\?\)"),
+    (modified(sparsity={"targets": [50], "metrics": ["wand"]}),
+     r"sparsity\.metrics\.0: 'wand' is not one of \['wanda', 'magnitude'\] \(did you mean 'wanda'\?\)"),
+    (modified(sparsity={"targets": [50], "allocations": ["mpr"]}),
+     r"sparsity\.allocations\.0: 'mpr' is not one of \['uniform', 'owl', 'mrp'\] \(did you mean 'mrp'\?\)"),
+    (modified(sparsity={"targets": [50], "outlier_m": 1}), r"sparsity\.outlier_m: 1 is less than or equal to the minimum of 1"),
+    (modified(sparsity={"targets": [50], "mrp": {"step": 3}}),
+     r"sparsity\.mrp\.step: 3 does not divide the range MRP covers, sparsity\.mrp\.start_below = 20 points"),
+    (modified(sparsity={"targets": [50], "sweep": {"step": [1, 7]}}), r"sparsity\.sweep\.step: 7 does not divide"),
+    (modified(sparsity={"targets": [10, 50]}), r"sparsity\.mrp\.start_below: 20 points below targets \[10\] is below 0"),
+    (modified(sparsity={"targets": [50], "owl_lambda": 0.3}), r"sparsity\.owl_lambda: 0\.3 makes OWL's sparsities"),
+    (modified(sparsity={"targets": [96]}), r"sparsity\.mrp\.upper: 95% is not above targets \[96\]"),
 ])
 def test_invalid_configs(cfg, match):
     with pytest.raises(ConfigError, match=match):
@@ -171,7 +185,8 @@ MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"sourc
            "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
 # rules whose params hold no key the schema fills in (none at all, or only required keys)
 NOTHING_DEFAULTED = {"similarity", "prune_checkpoint", "summary", "summary_tasks", "summary_efficiency",
-                     "figure_vs_budget", "figure_pruned_layers", "figure_locality", "k_ablation"}
+                     "figure_vs_budget", "figure_pruned_layers", "figure_locality", "k_ablation", "summary_sparsity",
+                     "figure_sparsity", "figure_vs_sparsity"}
 
 
 def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_own():
@@ -183,7 +198,8 @@ def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_ow
     schema = load_schema()
     assert validated["evaluation"]["seqlen"] == schema["properties"]["evaluation"]["properties"]["seqlen"]["default"]
     assert validated["methods"]["shortgpt"] == {"protect_first": True}  # the registry's default, via the schema
-    wildcards = {"model": "m", "calib": "c", "method": "shortgpt", "budget": "2", "k": "3", "kind": "ppl"}
+    wildcards = {"model": "m", "calib": "c", "method": "shortgpt", "budget": "2", "k": "3", "kind": "ppl",
+                 "metric": "wanda", "allocation": "mrp", "target": "50"}
     for rule, slice_of in RULE_PARAMS.items():
         expected = slice_of(validated, wildcards)
         if rule in NOTHING_DEFAULTED:

@@ -103,3 +103,109 @@ def test_mrp_starting_at_the_target_is_uniform_and_owl_refuses_a_lambda_that_lea
     with pytest.raises(ValueError, match="lambda must be in"):
         allocations.owl([1.0] + [0.0] * 9, target=0.5, lam=0.3)
     assert min(allocations.owl([1.0] + [0.0] * 9, target=0.5, lam=0.2)) >= 0
+
+
+# ------------------------------------------------------------------------------------- plans
+def _blocks():
+    """Two blocks of two layers: block 0 has a few huge scores (outliers), block 1 is flat (redundant)."""
+    from lorp.sparse.redundancy import BlockScores
+
+    gen = torch.Generator().manual_seed(1)
+    spiky = torch.rand(8, 16, generator=gen)
+    spiky[:, 0] = 50.0
+    flat = 1 + 0.1 * torch.rand(8, 16, generator=gen)
+    return [BlockScores({"a": spiky, "b": spiky.clone()}), BlockScores({"a": flat, "b": flat[:4].clone()})]
+
+
+def test_method_names_round_trip_and_leave_depth_methods_alone():
+    from lorp.sparse.plan import method_name, parse_method
+
+    assert method_name("wanda", "mrp") == "wanda-mrp" and parse_method("wanda-mrp") == ("wanda", "mrp")
+    assert parse_method("magnitude-uniform") == ("magnitude", "uniform")
+    for depth in ("lorp", "shortgpt", "lorp-k4", "wanda", "wanda-greedy"):
+        assert parse_method(depth) is None
+
+
+def test_plans_meet_the_target_and_record_what_they_chose():
+    from lorp.sparse import plan as sp
+
+    blocks = _blocks()
+    shapes = [{name: [r.rows, r.cols] for name, r in b.layers.items()} for b in blocks]
+    uniform = sp.uniform_plan("wanda", 0.5, shapes)
+    assert uniform.blocks == [0.5, 0.5] and uniform.linears == [{"a": 0.5, "b": 0.5}] * 2
+    assert uniform.n_params == [256, 192] and uniform.model_sparsity == pytest.approx(0.5)
+
+    outliers = sp.dense_outliers(blocks, m=5, count_zeros=True)
+    assert outliers[0]["outlier_ratio"] == pytest.approx(1 / 16) and outliers[1]["outlier_ratio"] == 0
+    owl = sp.owl_plan("wanda", 0.5, outliers, lam=0.05)
+    assert owl.blocks == pytest.approx([0.45, 0.55])  # the block with outliers keeps more weights
+
+    mrp = sp.mrp_plan("wanda", 0.5, blocks, m=5, count_zeros=True, settings=sp.MRPSettings(0.2, 0.05, 0.95))
+    assert mrp.trajectory[0]["block"] == 1  # the flat block is the most redundant: raised first
+    assert mrp.model_sparsity == pytest.approx(0.5, abs=1e-12) and min(mrp.blocks) >= 0.3
+    assert mrp.settings["s0"] == pytest.approx(0.3) and mrp.settings["granularity"] == "block"
+    restored = sp.SparsePlan.from_dict(mrp.to_dict())
+    assert restored.to_dict() == mrp.to_dict() and mrp.to_dict()["method"] == "wanda-mrp"
+    assert mrp.to_dict()["budget"] == 50
+
+    per_layer = sp.mrp_plan("wanda", 0.5, blocks, m=5, count_zeros=True,
+                            settings=sp.MRPSettings(0.2, 0.05, 0.95, granularity="linear"))
+    assert per_layer.model_sparsity == pytest.approx(0.5, abs=1e-12)
+    assert all("linear" in step for step in per_layer.trajectory)
+    for b, block in enumerate(blocks):  # a block's sparsity is its layers' parameter-weighted mean
+        n = {name: r.rows * r.cols for name, r in block.layers.items()}
+        assert per_layer.blocks[b] == pytest.approx(sum(per_layer.linears[b][k] * n[k] for k in n) / sum(n.values()))
+
+
+def test_counting_pruned_weights_makes_mrp_even_the_blocks_out():
+    """Log-normal scores, block 1 the flattest (the most redundant). With pruned weights left out, pruning
+    a block raises its non-outlier ratio (its smallest scores leave the mean), so the loop keeps raising
+    block 1 and the spread grows; counted as zeros, pruning lowers it and the loop evens the blocks out."""
+    from lorp.sparse import plan as sp
+    from lorp.sparse.redundancy import BlockScores
+
+    gen = torch.Generator().manual_seed(1)
+    blocks = [BlockScores({"a": torch.exp(sigma * torch.randn(64, 64, generator=gen))}) for sigma in (1.2, 0.8, 1.0)]
+    uniform = sp.uniform_plan("wanda", 0.5, [{"a": [64, 64]}] * 3)
+    settings = sp.MRPSettings(0.2, 0.05, 0.95)
+    runaway = sp.mrp_plan("wanda", 0.5, blocks, m=3, count_zeros=False, settings=settings)
+    assert [t["block"] for t in runaway.trajectory] == [1] * 12 and runaway.blocks == pytest.approx([0.3, 0.9, 0.3])
+    evened = sp.mrp_plan("wanda", 0.5, blocks, m=3, count_zeros=True, settings=settings)
+    assert evened.trajectory[0]["block"] == 1 and evened.blocks == pytest.approx([0.4, 0.6, 0.5])
+    spread = {name: sp.redundancy_after(plan, blocks, 3, True)["non_outlier_std"]
+              for name, plan in (("uniform", uniform), ("mrp", evened))}
+    assert spread["mrp"] < spread["uniform"]
+    assert (sp.redundancy_after(runaway, blocks, 3, False)["non_outlier_std"]
+            > sp.redundancy_after(uniform, blocks, 3, False)["non_outlier_std"])
+
+
+def _tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_model_pruned_to_a_plan_has_the_planned_zeros_in_every_row(sequential):
+    from lorp.sparse import plan as sp
+    from lorp.sparse.norms import block_shapes, dense_input_norms
+    from lorp.sparse.prune import measure_pruned, prune_to_plan
+
+    model = _tiny_llama()
+    tokens = np.random.default_rng(0).integers(0, 64, size=(4, 16))
+    plan = sp.owl_plan("wanda", 0.6, [{"outlier_ratio": r, "n_params": 1, "linears": shapes}
+                                      for r, shapes in zip([0.1, 0.3, 0.2], block_shapes(model))], lam=0.05)
+    norms = None if sequential else dense_input_norms(model, tokens)
+    used = prune_to_plan(model, plan, norms=norms, tokens=tokens if sequential else None, batch_size=3)
+    assert len(used) == 3 and set(used[0]) == set(plan.linears[0])
+    measured = measure_pruned(model, plan)
+    for block in measured["blocks"]:
+        for name, layer in block["linears"].items():
+            assert layer["row_shortfall"] == 0, name
+            assert abs(layer["measured"] - layer["planned"]) <= 1 / layer["in_features"], name
+    assert measured["model_sparsity"] == pytest.approx(plan.model_sparsity, abs=1 / 32)
+    with pytest.raises(ValueError, match="needs the dense input norms or the calibration tokens"):
+        prune_to_plan(_tiny_llama(), plan)

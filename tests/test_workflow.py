@@ -354,11 +354,128 @@ def test_k_ablation_added(workdir, tiny_run):
     assert planned_jobs(workdir, tiny_config()) == set()  # the ablation's files do not disturb the main run
 
 
+# ------------------------------------------------------------------------------- sparse family
+SPARSE = {"targets": [50], "metrics": ["wanda", "magnitude"], "sweep": {"outlier_m": [3, 5]}}
+ALLOCATIONS = ("uniform", "owl", "mrp")
+SPARSE_METHODS = [f"{metric}-{allocation}" for metric in ("wanda", "magnitude") for allocation in ALLOCATIONS]
+
+
+def sparse_config(**sparsity):
+    """The tiny config with the sparse family at 50% (perplexity and efficiency; no zero-shot tasks)."""
+    return tiny_config(sparsity={**SPARSE, **sparsity}, zeroshot={"tasks": []})
+
+
+def sjob(rule, **wildcards):
+    return (rule, ", ".join(f"{k}={v}" for k, v in {"model": "smol", "calib": "docs", **wildcards}.items()))
+
+
+def sparse_jobs(metrics=("wanda", "magnitude"), allocations=ALLOCATIONS, targets=(50,), checkpoints=True,
+                aggregates=True, sweep=True):
+    """The sparse jobs of the given plans (plan, checkpoint, perplexity and efficiency), and with
+    ``aggregates`` what gathers them (redundancy, figures, summaries; the MRP sweep with ``sweep``)."""
+    out = set()
+    for metric in metrics:
+        for allocation in allocations:
+            for t in targets:
+                out.add(sjob("sparse_plan", metric=metric, allocation=allocation, target=t))
+                if checkpoints:
+                    out.add(sjob("sparse_checkpoint", metric=metric, allocation=allocation, target=t))
+                    out |= {job(f"{r}_pruned", "smol", "docs", f"{metric}-{allocation}", t)
+                            for r in ("evaluate", "efficiency")}
+    if aggregates:
+        out |= {sjob(rule, metric=metric) for rule in ("redundancy", "mrp_sweep")[:2 if sweep else 1]
+                for metric in metrics}
+        out |= {sjob("figure_sparsity"), ("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+        if checkpoints:
+            out |= summaries("ppl", "efficiency") | figures("vs_ppl")
+    return out
+
+
+def test_sparse_family_added(workdir, tiny_run):
+    """sparsity.targets set: norms, outlier ratios, plans, checkpoints and their evaluations, and the
+    sparse tables and figures; nothing of the depth family. Then run it."""
+    cfg = sparse_config()
+    expected = {sjob("input_norms")} | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")} | sparse_jobs()
+    assert planned_jobs(workdir, cfg) == expected
+    out = snakemake(workdir, cfg)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert planned_jobs(workdir, cfg) == set()
+    assert audited(workdir, cfg) == []
+
+
+def test_sparse_models_beside_dense_and_depth_in_the_summaries(workdir, tiny_run):
+    rows = read_rows(workdir / "results/summary/sparsity.csv")
+    assert [(r["method"], r["target"]) for r in rows] == [("dense", "0")] + sorted(
+        (m, "50") for m in SPARSE_METHODS)
+    dense = float(rows[0]["mean_ppl"])
+    for r in rows[1:]:
+        assert dense < float(r["mean_ppl"]) < 1e5, r  # finite, and worse than the dense model
+        assert float(r["measured_sparsity"]) == pytest.approx(0.5, abs=0.002)
+        assert 0 <= float(r["non_outlier_std"]) < 0.5
+    table = read_rows(workdir / "results/summary/sparsity_table.csv")
+    assert [(r["metric"], r["allocation"]) for r in table][0] == ("-", "dense")
+    assert {(r["metric"], r["allocation"]) for r in table[1:]} == {tuple(m.split("-")) for m in SPARSE_METHODS}
+    assert set(table[0]) >= {"ppl_50", "std_50"}
+    ppl = read_rows(workdir / "results/summary/ppl.csv")
+    assert {r["method"] for r in ppl} == {"dense", *METHODS, *SPARSE_METHODS}
+    assert not {r["method"] for r in read_rows(workdir / "results/summary/ppl_table.csv")} & set(SPARSE_METHODS)
+    eff = {r["method"]: r for r in read_rows(workdir / "results/summary/efficiency_table.csv")}
+    assert float(eff["wanda-uniform"]["params_ratio"]) == 1.0  # the zeros are stored
+    assert 0.5 < float(eff["wanda-uniform"]["nonzero_ratio"]) < 0.7  # half of the blocks' weights, not the embeddings
+    for name in ("figures/ppl_vs_sparsity.png", "smol/figures/docs/sparsity.png", "smol/sparsity/docs/wanda/mrp_sweep.png"):
+        assert (workdir / "results" / name).read_bytes()[:4] == b"\x89PNG", name
+
+
+def test_sparse_checkpoints_hold_their_plan_and_measured_sparsity(workdir, tiny_run):
+    base = workdir / "results/smol/sparsity/docs"
+    mrp = read_json(base / "plans/wanda-mrp-50.json")
+    assert mrp["model_sparsity"] == pytest.approx(0.5, abs=1e-9) and mrp["trajectory"]
+    assert mrp["settings"]["s0"] == pytest.approx(0.3) and min(mrp["blocks"]) >= 0.3 - 1e-9
+    owl = read_json(base / "plans/wanda-owl-50.json")
+    assert max(owl["blocks"]) - min(owl["blocks"]) == pytest.approx(0.16)
+    for name in SPARSE_METHODS:
+        checkpoint = base / f"checkpoints/{name}-50"
+        assert read_json(checkpoint / "plan.json")["method"] == name
+        measured = read_json(checkpoint / "sparsity.json")
+        assert measured == read_json(base / f"measured/{name}-50.json")
+        assert measured["norms"] == ("sequential" if name.startswith("wanda") else "none")
+        for block in measured["blocks"]:
+            for layer, m in block["linears"].items():
+                assert m["row_shortfall"] == 0, (name, block["block"], layer)
+                # within one weight per row of the plan; above it only by weights the GGUF had at zero
+                assert m["planned"] - 1 / m["in_features"] <= m["measured"] <= m["planned"] + 0.01, (name, layer)
+    assert read_json(base / "wanda/redundancy.json")["count_zeros"] is True
+
+
+def test_sparse_settings_changed(workdir, tiny_run):
+    """M reruns the outlier ratios and what reads them (OWL and MRP), not the norms or uniform plans; the
+    step reruns MRP; a target adds its own plans; dense final norms rerun Wanda's checkpoints only."""
+    owl_mrp = sparse_jobs(allocations=("owl", "mrp")) | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")}
+    assert planned_jobs(workdir, sparse_config(outlier_m=4)) == owl_mrp
+    assert planned_jobs(workdir, sparse_config(count_zeros=False)) == owl_mrp
+    assert planned_jobs(workdir, sparse_config(mrp={"step": 2})) == sparse_jobs(allocations=("mrp",))
+    assert planned_jobs(workdir, sparse_config(mrp={"granularity": "linear"})) == sparse_jobs(allocations=("mrp",))
+    assert planned_jobs(workdir, sparse_config(owl_lambda=0.05)) == sparse_jobs(allocations=("owl",), sweep=False)
+    assert planned_jobs(workdir, sparse_config(targets=[50, 60])) == sparse_jobs(targets=(60,))
+    wanda_checkpoints = (sparse_jobs(metrics=("wanda",), aggregates=False)
+                         - sparse_jobs(metrics=("wanda",), checkpoints=False, aggregates=False))
+    assert planned_jobs(workdir, sparse_config(norms="dense")) == (
+        wanda_checkpoints | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl", "efficiency")
+        | figures("vs_ppl"))
+    assert planned_jobs(workdir, sparse_config(sweep={"outlier_m": [3, 5, 7]})) == {
+        sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}
+    # back to the depth-only config: only the summaries that gathered the sparse rows change
+    assert planned_jobs(workdir, tiny_config()) == summaries("ppl", "efficiency") | figures("vs_ppl")
+    out = snakemake(workdir, tiny_config())
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert planned_jobs(workdir, tiny_config()) == set()
+
+
 def test_audit_knows_every_job_of_the_workflow(tmp_path):
     """The jobs the audit checks (lorp.workflow.paths.jobs) are Snakemake's DAG for a fresh directory, with the
     same outputs and provenance records."""
     d = copy_workflow(tmp_path / "fresh")
-    cfg = tiny_config(ablation={"lorp_k": [2], "budgets": [3]})
+    cfg = tiny_config(ablation={"lorp_k": [2], "budgets": [3]}, sparsity=SPARSE)
     dag = dry_run(d, cfg)
     audit_jobs = {(j.rule, ", ".join(f"{k}={v}" for k, v in j.wildcards.items())): {*j.outputs.values(), j.provenance}
                   for j in paths.jobs(validate_schema(cfg))}

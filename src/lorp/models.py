@@ -231,14 +231,18 @@ def make_serialisable(model: torch.nn.Module) -> None:
         del model.config.quantization_config
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    """Distinct parameters of ``model``. A tied LM head counts once, also on the meta device, where
-    ``from_config`` leaves the head and the embeddings as separate tensors until weights load."""
-    n = sum(p.numel() for p in model.parameters())
+def count_parameters(model: torch.nn.Module, nonzero: bool = False) -> int:
+    """Distinct parameters of ``model`` (with ``nonzero``, those not exactly zero, as a sparse model's
+    size). A tied LM head counts once, also on the meta device, where ``from_config`` leaves the head
+    and the embeddings as separate tensors until weights load."""
+    def count(p: torch.Tensor) -> int:
+        return int(torch.count_nonzero(p)) if nonzero else p.numel()
+
+    n = sum(count(p) for p in model.parameters())
     head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
     tied = getattr(model.config.get_text_config(), "tie_word_embeddings", False)
     if tied and head is not None and embeddings is not None and head.weight is not embeddings.weight:
-        n -= head.weight.numel()
+        n -= count(head.weight)
     return n
 
 

@@ -35,7 +35,7 @@ PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seq
                "n_tokens", "nll", "ppl", "checkpoint", "plan")
 TASK_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "task", "metric", "value", "stderr",
                 "n_examples", "n_available", "limit", "checkpoint", "plan")
-EFFICIENCY_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "n_params", "weights_bytes", "device",
+EFFICIENCY_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "n_params", "n_nonzero", "weights_bytes", "device",
                       "dtype", "batch_size", "seqlen", "decode_tokens", "warmup", "repeats", "prefill_ms",
                       "prefill_ms_min", "prefill_ms_max", "prefill_tokens_per_s", "decode_ms_per_token",
                       "decode_ms_per_token_min", "decode_ms_per_token_max", "peak_memory_mib", "memory_measure",
@@ -127,10 +127,12 @@ def task_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def efficiency_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Efficiency table: sizes, memory and speed, with ratios against the dense model."""
-    cols = KEYS + ["n_params", "weights_bytes", "peak_memory_mib", "prefill_tokens_per_s", "decode_ms_per_token",
-                   "device", "dtype"]
-    table = _sort(rows[cols])
+    cols = KEYS + ["n_params", "n_nonzero", "weights_bytes", "peak_memory_mib", "prefill_tokens_per_s",
+                   "decode_ms_per_token", "device", "dtype"]
+    table = _sort(rows.reindex(columns=cols))  # rows measured before n_nonzero was recorded have none
     table["params_ratio"] = table["n_params"] / _dense_value(table, "n_params")
+    table["nonzero_ratio"] = pd.to_numeric(table["n_nonzero"], errors="coerce") / pd.to_numeric(
+        _dense_value(table, "n_nonzero"), errors="coerce")
     table["prefill_speedup"] = table["prefill_tokens_per_s"] / _dense_value(table, "prefill_tokens_per_s")
     table["decode_speedup"] = _dense_value(table, "decode_ms_per_token") / table["decode_ms_per_token"]
     return table
@@ -203,8 +205,9 @@ SUMMARY_NOTES = {
               "0-shot) and their mean; `change` is the difference of the mean against the dense row, in points. "
               "A sparse method's budget is its target sparsity (%)."),
     "efficiency": ("Efficiency",
-                   "Parameters, weight bytes, peak memory (MiB), prefill throughput (tokens/s) and decode latency "
-                   "(ms/token), measured on the device each job ran on; ratios and speed-ups against dense. "
+                   "Parameters (and those not zero), weight bytes, peak memory (MiB), prefill throughput (tokens/s) "
+                   "and decode latency (ms/token), measured on the device each job ran on; ratios and speed-ups "
+                   "against dense (`nonzero_ratio`: nonzero weights against the dense model's). "
                    "A sparse method's budget is its target sparsity (%): its zeros are stored and multiplied "
                    "like any weight, so it is no faster or smaller on dense kernels."),
     "sparsity": ("Unstructured sparsity (Wanda / OWL / MRP)",

@@ -47,6 +47,7 @@ class EfficiencySettings:
 @dataclass(frozen=True)
 class EfficiencyResult:
     n_params: int
+    n_nonzero: int
     prefill_ms: float
     prefill_ms_min: float
     prefill_ms_max: float
@@ -139,6 +140,7 @@ def measure(model: torch.nn.Module, settings: EfficiencySettings,
     pre_ms = statistics.median(pre) * 1e3
     return EfficiencyResult(
         n_params=count_parameters(model),
+        n_nonzero=count_parameters(model, nonzero=True),
         prefill_ms=pre_ms,
         prefill_ms_min=min(pre) * 1e3,
         prefill_ms_max=max(pre) * 1e3,

@@ -104,10 +104,32 @@ def _plan_consistency(job: Job, checkpoint_job: Job, root: Path) -> list[Finding
     return findings
 
 
+def _sparse_consistency(job: Job, root: Path) -> list[Finding]:
+    """A sparse checkpoint carries its plan's sparsities and the measurement written beside it, and no
+    row has fewer zeros than its plan."""
+    ckpt, measured_path = job.outputs["checkpoint"], job.outputs["measured"]
+    plan_path = paths.fill(paths.SPARSE_PLAN, job.wildcards)
+    findings = []
+    if not (root / ckpt / "config.json").is_file() or not (root / plan_path).is_file():
+        return findings
+    copy = root / ckpt / "plan.json"
+    if not copy.is_file() or read_json(copy).get("linears") != read_json(root / plan_path).get("linears"):
+        findings.append(Finding("inconsistent", ckpt, f"plan.json in the checkpoint is not {plan_path}", job))
+    inside = root / ckpt / "sparsity.json"
+    measured = read_json(root / measured_path) if (root / measured_path).is_file() else None
+    if not inside.is_file() or read_json(inside) != measured:
+        findings.append(Finding("inconsistent", ckpt, f"sparsity.json in the checkpoint is not {measured_path}", job))
+    elif any(layer["row_shortfall"] for block in measured["blocks"] for layer in block["linears"].values()):
+        findings.append(Finding("inconsistent", measured_path, "rows with fewer zeros than the plan", job))
+    return findings
+
+
 def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
-    """Every row of a pruned model's evaluation names its plan and checkpoint and has the plan's depth."""
+    """Every row of a pruned model's evaluation names its plan and checkpoint (a depth or a sparse one)
+    and has the plan's depth."""
     (out,) = job.outputs.values()
-    plan_path, ckpt_path = paths.fill(paths.PLAN, job.wildcards), paths.fill(paths.CHECKPOINT, job.wildcards)
+    expected = paths.evaluated_model(job.wildcards["method"], job.wildcards)
+    plan_path, ckpt_path = expected["plan"], expected["model"]
     with (root / out).open() as fh:
         rows = list(csv.DictReader(fh))
     findings = []
@@ -118,7 +140,8 @@ def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
                                     f"expected {plan_path!r} and {ckpt_path!r}", job))
             break
     if (root / plan_path).is_file():
-        n_kept = len(read_json(root / plan_path).get("kept", []))
+        plan = read_json(root / plan_path)
+        n_kept = len(plan["kept"]) if "kept" in plan else plan.get("n_layers", -1)  # a sparse plan keeps every block
         if any(int(row.get("n_layers", -1)) != n_kept for row in rows):
             findings.append(Finding("inconsistent", out, f"evaluated a model whose layer count is not the plan's {n_kept}",
                                     job))
@@ -133,27 +156,40 @@ def _consistency(jobs: list[Job], root: Path) -> list[Finding]:
             continue
         if job.rule == "plan":
             findings += _plan_consistency(job, checkpoints[tuple(job.wildcards.items())], root)
+        elif job.rule == "sparse_checkpoint":
+            findings += _sparse_consistency(job, root)
         elif job.rule.endswith("_pruned"):
             findings += _evaluation_consistency(job, root)
     return findings
+
+
+def _artifact_paths(results: Path) -> list[Path]:
+    """Every plan, evaluation and checkpoint under ``results/``: of the depth family
+    (``{model}/{plans,eval,checkpoints}/{calib}/*``) and of the sparse family
+    (``{model}/sparsity/{calib}/{plans,checkpoints,measured}/*``)."""
+    out: list[Path] = []
+    for model_dir in sorted(p for p in results.iterdir() if p.is_dir() and p.name not in ("logs", "summary")):
+        for stage in ("plans", "eval", "checkpoints"):
+            out += sorted((model_dir / stage).glob("*/*"))
+        for stage in ("plans", "checkpoints", "measured"):
+            out += sorted((model_dir / "sparsity").glob(f"*/{stage}/*"))
+    return out
 
 
 def _extras(jobs: list[Job], root: Path) -> list[Finding]:
     """Plans, evaluations and checkpoints under results/ that the config does not ask for (notes, not problems)."""
     expected = {o for job in jobs for o in [*job.outputs.values(), job.provenance]}
     results = root / "results"
-    findings = []
     if not results.is_dir():
-        return findings
-    for model_dir in sorted(p for p in results.iterdir() if p.is_dir() and p.name not in ("logs", "summary")):
-        for stage in ("plans", "eval", "checkpoints"):
-            for path in sorted((model_dir / stage).glob("*/*")) if (model_dir / stage).is_dir() else []:
-                rel = str(path.relative_to(root))
-                if path.name.startswith(".") or path.name == "provenance.json" or rel in expected:
-                    continue
-                if rel.endswith(".provenance.json") or any(e.startswith(rel + "/") for e in expected):
-                    continue
-                findings.append(Finding("extra", rel, "not part of the current config (left from an earlier one)"))
+        return []
+    findings = []
+    for path in _artifact_paths(results):
+        rel = str(path.relative_to(root))
+        if path.name.startswith(".") or path.name == "provenance.json" or rel in expected:
+            continue
+        if rel.endswith(".provenance.json") or any(e.startswith(rel + "/") for e in expected):
+            continue
+        findings.append(Finding("extra", rel, "not part of the current config (left from an earlier one)"))
     return findings
 
 
