@@ -16,6 +16,7 @@ if _SRC not in sys.path:
 import lorp.workflow.config as lc
 import lorp.workflow.paths as paths
 from lorp.io import read_json
+from lorp.sparse.names import ALLOCATIONS, METRICS
 
 
 def _shape_of(model):
@@ -53,6 +54,7 @@ ABLATION = lc.ablation_methods(config)  # lorp-k<K>: LoRP on a fixed-K clusterin
 SPARSE = config["sparsity"]
 SPARSE_METHODS = lc.sparse_methods(config)  # <metric>-<allocation>, evaluated at budget = target (%)
 SPARSE_TARGETS = lc.sparse_targets(config)
+CALIBS = list(config["calibration"])
 
 
 wildcard_constraints:
@@ -62,8 +64,8 @@ wildcard_constraints:
     k=r"\d+",
     budget=r"\d+",
     kind="ppl|tasks",
-    metric="wanda|magnitude",
-    allocation="uniform|owl|mrp",
+    metric="|".join(METRICS),
+    allocation="|".join(ALLOCATIONS) + r"|\d+of\d+",  # N:M patterns are <N>of<M>
     target=r"\d+",
 
 
@@ -160,9 +162,23 @@ def pruned_outputs(rule, methods=METHODS, budgets=BUDGETS):
     return expand(template, model=MODELS, calib=list(config["calibration"]), method=methods, budget=budgets)
 
 
+def sparse_outputs(rule):
+    """The output of ``rule`` (an evaluation) for every sparse model: each method at its targets."""
+    return [out for method, budget in lc.sparse_evaluations(config) for out in pruned_outputs(rule, [method], [budget])]
+
+
 def all_pruned_outputs(rule):
-    """The output of ``rule`` for every depth method at every budget and sparse method at every target."""
-    return pruned_outputs(rule) + pruned_outputs(rule, SPARSE_METHODS, SPARSE_TARGETS)
+    """The output of ``rule`` for every depth method at every budget and every sparse model."""
+    return pruned_outputs(rule) + sparse_outputs(rule)
+
+
+def per_row_plans(wildcards):
+    """The plans of a model and calibration (of one metric, where the wildcards name it) whose
+    redundancy after pruning is assessed: the per-row allocations, not the N:M patterns."""
+    return paths.sparse_files(config, paths.SPARSE_PLAN, **dict(wildcards.items()), per_row=True)
+
+
+REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.json needs per-row plans
 
 
 def evaluated_model(wildcards):
@@ -176,7 +192,7 @@ def sparse_scores(wildcards):
 
 
 def sparse_plan_inputs(wildcards):
-    """uniform: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
+    """uniform and N:M: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
     if wildcards.allocation == "owl":
         return {"outliers": paths.OUTLIERS}
     return sparse_scores(wildcards) if wildcards.allocation == "mrp" else {"model": paths.MODEL_DIR}

@@ -1,4 +1,4 @@
-# The sparse family (MRP): input norms -> outlier ratios -> sparsity plans (uniform, OWL, MRP) -> sparse
+# The sparse family (MRP): input norms -> outlier ratios -> sparsity plans (uniform, OWL, MRP, N:M) -> sparse
 # checkpoints, evaluated by the rules of evaluation.smk as method <metric>-<allocation> at budget <target>.
 # Redundancy after pruning, the MRP sweep, the sparsity table and its figures close the family.
 
@@ -84,7 +84,7 @@ rule redundancy:
     """Every plan's per-block non-outlier ratio after pruning and its spread, for one metric."""
     input:
         unpack(sparse_scores),
-        plans=expand(paths.SPARSE_PLAN, allocation=SPARSE["allocations"], target=SPARSE_TARGETS, allow_missing=True),
+        plans=per_row_plans,
     output:
         **outputs("redundancy"),
     params:
@@ -123,9 +123,8 @@ rule mrp_sweep:
 rule figure_sparsity:
     """Per-block sparsity of every allocation and the blocks' non-outlier ratio after pruning."""
     input:
-        plans=expand(paths.SPARSE_PLAN, metric=SPARSE["metrics"], allocation=SPARSE["allocations"],
-                     target=SPARSE_TARGETS, allow_missing=True),
-        redundancy=expand(paths.REDUNDANCY, metric=SPARSE["metrics"], allow_missing=True),
+        plans=per_row_plans,
+        redundancy=expand(paths.REDUNDANCY, metric=REDUNDANCY_METRICS, allow_missing=True),
     output:
         **outputs("figure_sparsity", png=model_figure("sparsity")),
     conda:
@@ -142,10 +141,9 @@ rule summary_sparsity:
     """The sparsity table: mean perplexity of every metric x allocation at every target, with its spread."""
     input:
         dense=dense_outputs("evaluate_dense"),
-        pruned=pruned_outputs("evaluate_pruned", methods=SPARSE_METHODS, budgets=SPARSE_TARGETS),
-        measured=expand(paths.MEASURED, model=MODELS, calib=list(config["calibration"]), metric=SPARSE["metrics"],
-                        allocation=SPARSE["allocations"], target=SPARSE_TARGETS),
-        redundancy=expand(paths.REDUNDANCY, model=MODELS, calib=list(config["calibration"]), metric=SPARSE["metrics"]),
+        pruned=sparse_outputs("evaluate_pruned"),
+        measured=paths.sparse_files(config, paths.MEASURED),
+        redundancy=expand(paths.REDUNDANCY, model=MODELS, calib=CALIBS, metric=REDUNDANCY_METRICS),
     output:
         **outputs("summary_sparsity", md=in_report("sparsity_table", category="Tables", table="sparsity")),
     conda:

@@ -82,6 +82,9 @@ def test_default_config_is_valid_and_gets_defaults():
     (modified(sparsity={"targets": [10, 50]}), r"sparsity\.mrp\.start_below: 20 points below targets \[10\] is below 0"),
     (modified(sparsity={"targets": [50], "owl_lambda": 0.3}), r"sparsity\.owl_lambda: 0\.3 makes OWL's sparsities"),
     (modified(sparsity={"targets": [96]}), r"sparsity\.mrp\.upper: 95% is not above targets \[96\]"),
+    (modified(sparsity={"nm": ["1:3"]}), r"sparsity\.nm: '1:3' prunes 66\.6667%, not a whole percent"),
+    (modified(sparsity={"nm": ["4:2"]}), r"sparsity\.nm: '4:2' must keep N of M inputs with 0 < N < M"),
+    (modified(sparsity={"nm": ["2/4"]}), r"sparsity\.nm\.0: '2/4' does not match"),
 ])
 def test_invalid_configs(cfg, match):
     with pytest.raises(ConfigError, match=match):

@@ -122,7 +122,8 @@ def test_method_names_round_trip_and_leave_depth_methods_alone():
 
     assert method_name("wanda", "mrp") == "wanda-mrp" and parse_method("wanda-mrp") == ("wanda", "mrp")
     assert parse_method("magnitude-uniform") == ("magnitude", "uniform")
-    for depth in ("lorp", "shortgpt", "lorp-k4", "wanda", "wanda-greedy"):
+    assert parse_method("wanda-2of4") == ("wanda", "2of4")
+    for depth in ("lorp", "shortgpt", "lorp-k4", "wanda", "wanda-greedy", "wanda-2of"):
         assert parse_method(depth) is None
 
 
@@ -135,7 +136,7 @@ def test_plans_meet_the_target_and_record_what_they_chose():
     assert uniform.blocks == [0.5, 0.5] and uniform.linears == [{"a": 0.5, "b": 0.5}] * 2
     assert uniform.n_params == [256, 192] and uniform.model_sparsity == pytest.approx(0.5)
 
-    outliers = sp.dense_outliers(blocks, m=5, count_zeros=True)
+    outliers = sp.dense_outliers(({n: r.sorted for n, r in b.layers.items()} for b in blocks), m=5, count_zeros=True)
     assert outliers[0]["outlier_ratio"] == pytest.approx(1 / 16) and outliers[1]["outlier_ratio"] == 0
     owl = sp.owl_plan("wanda", 0.5, outliers, lam=0.05)
     assert owl.blocks == pytest.approx([0.45, 0.55])  # the block with outliers keeps more weights
@@ -172,11 +173,10 @@ def test_counting_pruned_weights_makes_mrp_even_the_blocks_out():
     assert [t["block"] for t in runaway.trajectory] == [1] * 12 and runaway.blocks == pytest.approx([0.3, 0.9, 0.3])
     evened = sp.mrp_plan("wanda", 0.5, blocks, m=3, count_zeros=True, settings=settings)
     assert evened.trajectory[0]["block"] == 1 and evened.blocks == pytest.approx([0.4, 0.6, 0.5])
-    spread = {name: sp.redundancy_after(plan, blocks, 3, True)["non_outlier_std"]
-              for name, plan in (("uniform", uniform), ("mrp", evened))}
-    assert spread["mrp"] < spread["uniform"]
-    assert (sp.redundancy_after(runaway, blocks, 3, False)["non_outlier_std"]
-            > sp.redundancy_after(uniform, blocks, 3, False)["non_outlier_std"])
+    spread = [r["non_outlier_std"] for r in sp.redundancy_after([uniform, evened], blocks, 3, True)]
+    assert spread[1] < spread[0]
+    spread = [r["non_outlier_std"] for r in sp.redundancy_after([uniform, runaway], blocks, 3, False)]
+    assert spread[1] > spread[0]
 
 
 def _tiny_llama():
@@ -209,3 +209,38 @@ def test_a_model_pruned_to_a_plan_has_the_planned_zeros_in_every_row(sequential)
     assert measured["model_sparsity"] == pytest.approx(plan.model_sparsity, abs=1 / 32)
     with pytest.raises(ValueError, match="needs the dense input norms or the calibration tokens"):
         prune_to_plan(_tiny_llama(), plan)
+
+
+def test_a_two_four_plan_keeps_two_of_every_four_inputs():
+    from lorp.sparse import plan as sp
+    from lorp.sparse.norms import block_linears, block_shapes
+    from lorp.sparse.prune import measure_pruned, prune_to_plan
+
+    model = _tiny_llama()
+    plan = sp.nm_plan("magnitude", 2, 4, block_shapes(model))
+    assert plan.method == "magnitude-2of4" and plan.percent == 50 and plan.settings == {"nm": [2, 4]}
+    prune_to_plan(model, plan)
+    for block in model.model.layers:
+        for name, linear in block_linears(block).items():
+            assert (linear.weight != 0).reshape(linear.out_features, -1, 4).sum(dim=2).max() <= 2, name
+    assert all(layer["row_shortfall"] == 0 for b in measure_pruned(model, plan)["blocks"] for layer in b["linears"].values())
+    with pytest.raises(ValueError, match="inputs divisible by 3"):
+        sp.nm_plan("wanda", 1, 3, [{"a": [4, 8]}])
+
+
+def test_blocks_scored_on_access_give_the_plans_of_blocks_held_in_memory():
+    """ModelScores scores and sorts a block when it is accessed (one block in memory at a time); MRP,
+    its sweep's shared measurements and the redundancy after pruning agree with scores held in memory."""
+    from lorp.sparse import plan as sp
+    from lorp.sparse.redundancy import BlockScores, ModelScores
+
+    model = _tiny_llama()
+    lazy = ModelScores(model.model.layers, "magnitude")
+    held = [BlockScores.of_block(block, "magnitude", None) for block in model.model.layers]
+    settings = sp.MRPSettings(0.2, 0.05, 0.9, granularity="linear")  # layers of unequal size: the last step is cut
+    a = sp.mrp_plan("magnitude", 0.6, lazy, 3, True, settings)
+    b = sp.mrp_plan("magnitude", 0.6, held, 3, True, settings)
+    assert a.to_dict() == b.to_dict() and a.model_sparsity == pytest.approx(0.6, abs=1e-12)
+    units = sp.measure_units(lazy, "linear", {3: sp.mrp_grid(0.6, settings) + [0.0]}, True)
+    assert sp.mrp_plan("magnitude", 0.6, lazy, 3, True, settings, units=units).to_dict() == a.to_dict()
+    assert sp.redundancy_after([a], lazy, 3, True) == sp.redundancy_after([a], held, 3, True)

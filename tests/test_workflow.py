@@ -464,6 +464,8 @@ def test_sparse_settings_changed(workdir, tiny_run):
         | figures("vs_ppl"))
     assert planned_jobs(workdir, sparse_config(sweep={"outlier_m": [3, 5, 7]})) == {
         sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}
+    two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+    assert planned_jobs(workdir, sparse_config(nm=["2:4"])) == two_four | summaries("ppl", "efficiency") | figures("vs_ppl")
     # back to the depth-only config: only the summaries that gathered the sparse rows change
     assert planned_jobs(workdir, tiny_config()) == summaries("ppl", "efficiency") | figures("vs_ppl")
     out = snakemake(workdir, tiny_config())

@@ -26,6 +26,7 @@ import numpy as np
 
 from .io import atomic_path
 from .depth.methods import METHODS
+from .sparse.names import parse_method
 
 DENSE_COLOR = "#000000"
 
@@ -43,7 +44,7 @@ def _color(method: str, index: int) -> str:
     """A method's colour as declared in the registry (black for dense; a cycle colour otherwise)."""
     if method == "dense":
         return DENSE_COLOR
-    if method.startswith(("wanda-", "magnitude-")):
+    if parse_method(method):
         return _sparse_color(method, index)
     declared = METHODS[method].color if method in METHODS else None
     return declared or f"C{index % 10}"
@@ -223,7 +224,7 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
 
 
 def _sparse_color(method: str, index: int) -> str:
-    """A sparse method's colour by its allocation, dashed for magnitude."""
+    """A sparse method's colour by its allocation (the metric is told by the line style)."""
     allocation = method.partition("-")[2]
     return {"uniform": "#7f7f7f", "owl": "#1f77b4", "mrp": "#d62728"}.get(allocation, f"C{index % 10}")
 

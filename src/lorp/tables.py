@@ -29,6 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .sparse.names import parse_method
+
 KEYS = ["model", "calib", "method", "budget", "n_layers"]
 
 PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "prefix_tokens", "n_windows",
@@ -85,8 +87,6 @@ def _dense_value(frame: pd.DataFrame, column: str) -> pd.Series:
 
 def is_sparse(methods: pd.Series) -> pd.Series:
     """Which rows are of sparse methods (``wanda-mrp``), not depth methods or dense."""
-    from .sparse.plan import parse_method
-
     return methods.map(lambda m: parse_method(m) is not None).astype(bool)
 
 
@@ -151,8 +151,6 @@ def sparsity_long(ppl_rows: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFram
     """One row per model, calib, sparse method and target: metric, allocation, mean perplexity over the
     datasets, its change against dense (%), and from ``measured`` (model, calib, method, budget,
     measured_sparsity, non_outlier_std) what the checkpoint holds; the dense rows first (target 0)."""
-    from .sparse.plan import parse_method
-
     mean = ppl_rows.groupby(["model", "calib", "method", "budget"], sort=False, as_index=False)["ppl"].mean()
     mean = mean.rename(columns={"ppl": "mean_ppl"})
     dense = mean[mean["method"] == "dense"].drop(columns=["calib"])

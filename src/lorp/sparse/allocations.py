@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-ALLOCATIONS = ("uniform", "owl", "mrp")
+from .names import ALLOCATIONS  # noqa: F401 (the allocations of this module, by name)
+
 _EPS = 1e-12
 
 

@@ -47,15 +47,16 @@ def prune_to_plan(model: torch.nn.Module, plan: Any, norms: Sequence[Mapping[str
     blocks = get_decoder_layers(model)
     if len(blocks) != len(plan.blocks):
         raise ValueError(f"the plan is for {len(plan.blocks)} blocks, the model has {len(blocks)}")
+    nm = tuple(plan.settings["nm"]) if "nm" in plan.settings else None  # N:M instead of per-row sparsity
     if plan.metric == "magnitude" or norms is not None:
         for b, block in enumerate(blocks):
-            prune_block(block, plan.linears[b], plan.metric, norms[b] if norms is not None else None)
+            prune_block(block, plan.linears[b], plan.metric, norms[b] if norms is not None else None, nm=nm)
             if progress is not None:
                 progress(1)
         return list(norms) if norms is not None else [None] * len(blocks)
     if tokens is None:
         raise ValueError("wanda needs the dense input norms or the calibration tokens (sequential norms)")
-    return prune_sequentially(model, tokens, lambda b, n: prune_block(blocks[b], plan.linears[b], plan.metric, n),
+    return prune_sequentially(model, tokens, lambda b, n: prune_block(blocks[b], plan.linears[b], plan.metric, n, nm=nm),
                               batch_size=batch_size, progress=progress)
 
 

@@ -10,6 +10,7 @@ they were, so MRP's loop only ever measures the unit it has just raised.
 
 from __future__ import annotations
 
+import collections.abc
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -80,6 +81,23 @@ class BlockScores:
         n = self.n_params if count_zeros else count
         threshold = m * total / n
         return sum(rows.above(threshold, kept[name][0]) for name, rows in self.layers.items()) / n
+
+
+class ModelScores(collections.abc.Sequence):
+    """The blocks' scores of a model as a sequence whose items are scored and sorted when accessed, so a
+    pass over the blocks holds one block's sorted scores at a time (an 8B model's would take tens of GB)."""
+
+    def __init__(self, blocks: Sequence[torch.nn.Module], metric: str,
+                 norms: Sequence[Mapping[str, np.ndarray]] | None = None):
+        self.blocks, self.metric, self.norms = blocks, metric, norms
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, b):  # type: ignore[override]
+        if isinstance(b, slice):
+            return [self[i] for i in range(*b.indices(len(self)))]
+        return BlockScores.of_block(self.blocks[b], self.metric, self.norms[b] if self.norms is not None else None)
 
 
 def owl_sparsities(blocks: Sequence[BlockScores], target: float, m: float, lam: float,

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-METRICS = ("wanda", "magnitude")
+from .names import METRICS
 
 
 def scores(weight: torch.Tensor, metric: str, input_norm: torch.Tensor | None = None) -> torch.Tensor:

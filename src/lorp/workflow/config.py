@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import data
 from ..depth.methods import METHODS, eligible_count, get_method
 from ..evaluation import zeroshot
+from ..sparse.names import method_name, nm_allocation
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
@@ -206,16 +207,30 @@ def figure_labels(config: Mapping[str, Any]) -> list[str]:
 
 
 def sparse_targets(config: Mapping[str, Any]) -> list[int]:
-    """The target sparsities in percent (none: the sparse family does not run)."""
+    """The target sparsities in percent of the allocations (uniform, OWL, MRP)."""
     return sorted(config["sparsity"]["targets"])
 
 
-def sparse_methods(config: Mapping[str, Any]) -> list[str]:
-    """Every sparse method, ``<metric>-<allocation>``, in config order (none without targets)."""
-    from ..sparse.plan import method_name
-
+def sparse_plans(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every sparse plan as (metric, allocation, target in %): each allocation at each target, and each
+    N:M pattern (allocation ``<N>of<M>``) at its own sparsity."""
     sp = config["sparsity"]
-    return [method_name(m, a) for m in sp["metrics"] for a in sp["allocations"]] if sp["targets"] else []
+    nm = [nm_allocation(p) for p in sp["nm"]]
+    out = []
+    for metric in sp["metrics"]:
+        out += [(metric, a, t) for a in sp["allocations"] for t in sparse_targets(config)]
+        out += [(metric, name, 100 * (m - n) // m) for name, n, m in nm]
+    return out
+
+
+def sparse_methods(config: Mapping[str, Any]) -> list[str]:
+    """Every sparse method, ``<metric>-<allocation>``, in config order (none without plans)."""
+    return list(dict.fromkeys(method_name(m, a) for m, a, _ in sparse_plans(config)))
+
+
+def sparse_evaluations(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(method, budget) of every sparse model the evaluations measure (budget = target in %)."""
+    return [(method_name(m, a), t) for m, a, t in sparse_plans(config)]
 
 
 def outlier_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,6 +268,12 @@ def sweep_params(config: Mapping[str, Any]) -> dict[str, Any]:
 def sweep_enabled(config: Mapping[str, Any]) -> bool:
     sweep = config["sparsity"]["sweep"]
     return bool(sparse_targets(config)) and bool(sweep["outlier_m"] or sweep["step"])
+
+
+def redundancy_plans(config: Mapping[str, Any], metric: str) -> list[tuple[str, int]]:
+    """(allocation, target) of the plans of ``metric`` whose redundancy after pruning is assessed: the
+    per-row allocations (an N:M mask is not a per-row sparsity)."""
+    return [(a, t) for m, a, t in sparse_plans(config) if m == metric and a in config["sparsity"]["allocations"]]
 
 
 SUMMARY_KINDS = {"summary": "ppl", "summary_tasks": "tasks", "summary_efficiency": "efficiency"}
@@ -375,9 +396,16 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
     0, steps that do not divide MRP's range, an upper bound not above a target."""
     sp = config["sparsity"]
     targets = sparse_targets(config)
-    if not targets:
-        return []
     errors = []
+    for pattern in sp["nm"]:
+        n, m = (int(x) for x in pattern.split(":"))
+        if not 0 < n < m:
+            errors.append(f"sparsity.nm: {pattern!r} must keep N of M inputs with 0 < N < M, e.g. '2:4'")
+        elif 100 * (m - n) % m:
+            errors.append(f"sparsity.nm: {pattern!r} prunes {100 * (m - n) / m:g}%, not a whole percent (the "
+                          "budget column); use a pattern such as '2:4', '4:8' or '1:4'")
+    if not targets:
+        return errors
     if "owl" in sp["allocations"]:
         worst = min(min(t, 100 - t) for t in targets) / 100
         if not 2 * sp["owl_lambda"] < worst:
@@ -400,7 +428,7 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
         high = [t for t in targets if t >= mrp["upper"]]
         if high:
             errors.append(f"sparsity.mrp.upper: {mrp['upper']}% is not above targets {high}")
-    return errors
+    return errors  # N:M divisibility of every layer's inputs is checked by the plan (it needs the shapes)
 
 
 def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping
 
 from . import config as lc
 from ..depth.methods import get_method
+from ..sparse.names import parse_method
 
 MODEL_DIR = "results/{model}/model"
 MODEL_MANIFEST = MODEL_DIR + "/model.json"
@@ -140,8 +141,6 @@ def plan_inputs(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
 def evaluated_model(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
     """The checkpoint and plan an evaluation of ``{method}-{budget}`` reads: a depth plan's, or for a
     sparse method (``wanda-mrp``, budget = target in %) the sparse family's."""
-    from ..sparse.plan import parse_method
-
     sparse = parse_method(method)
     if sparse is None:
         return {"model": fill(CHECKPOINT, wildcards), "plan": fill(PLAN, wildcards)}
@@ -218,30 +217,48 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
 
 
 def _sparse_jobs(config: Mapping[str, Any], evaluations: list[str], temporary: bool) -> Iterator[Job]:
-    """The sparse family's jobs (none without ``sparsity.targets``)."""
-    targets = lc.sparse_targets(config)
-    if not targets:
+    """The sparse family's jobs (none without ``sparsity.targets`` or ``sparsity.nm``)."""
+    plans = lc.sparse_plans(config)
+    if not plans:
         return
-    sp = config["sparsity"]
     for model in config["models"]:
         for calib in config["calibration"]:
             w = {"model": model, "calib": calib}
             yield _job(config, "input_norms", **w)
-            for metric in sp["metrics"]:
+            for metric in config["sparsity"]["metrics"]:
                 yield _job(config, "outliers", **w, metric=metric)
-                for allocation in sp["allocations"]:
-                    for target in targets:
-                        ws = {**w, "metric": metric, "allocation": allocation, "target": target}
-                        yield _job(config, "sparse_plan", **ws)
-                        yield _job(config, "sparse_checkpoint", temporary, **ws)
-                        for rule in evaluations:
-                            yield _job(config, f"{rule}_pruned", **w, method=f"{metric}-{allocation}", budget=target)
-                yield _job(config, "redundancy", **w, metric=metric)
+                for _, allocation, target in (p for p in plans if p[0] == metric):
+                    ws = {**w, "metric": metric, "allocation": allocation, "target": target}
+                    yield _job(config, "sparse_plan", **ws)
+                    yield _job(config, "sparse_checkpoint", temporary, **ws)
+                    for rule in evaluations:
+                        yield _job(config, f"{rule}_pruned", **w, method=f"{metric}-{allocation}", budget=target)
+                if lc.redundancy_plans(config, metric):
+                    yield _job(config, "redundancy", **w, metric=metric)
                 if lc.sweep_enabled(config):
                     yield _job(config, "mrp_sweep", **w, metric=metric)
-            yield _job(config, "figure_sparsity", **w)
+            if lc.sparse_targets(config):
+                yield _job(config, "figure_sparsity", **w)
     yield _job(config, "summary_sparsity")
     yield _job(config, "figure_vs_sparsity")
+
+
+def sparse_files(config: Mapping[str, Any], template: str, **wildcards: Any) -> list[str]:
+    """``template`` (a sparse plan, checkpoint or measurement) filled for every sparse plan of the config,
+    for every model and calibration not fixed by ``wildcards``; with ``per_row=True`` only the per-row
+    allocations' plans (those :func:`lorp.workflow.config.redundancy_plans` lists)."""
+    per_row = wildcards.pop("per_row", False)
+    out = []
+    for model in [wildcards["model"]] if "model" in wildcards else list(config["models"]):
+        for calib in [wildcards["calib"]] if "calib" in wildcards else list(config["calibration"]):
+            for metric, allocation, target in lc.sparse_plans(config):
+                if "metric" in wildcards and metric != wildcards["metric"]:
+                    continue
+                if per_row and allocation not in config["sparsity"]["allocations"]:
+                    continue
+                out.append(fill(template, {"model": model, "calib": calib, "metric": metric,
+                                           "allocation": allocation, "target": target}))
+    return out
 
 
 def targets(config: Mapping[str, Any]) -> list[str]:

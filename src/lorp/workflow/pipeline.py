@@ -8,9 +8,10 @@ filled in by the schema: no stage has defaults of its own.
 
 from __future__ import annotations
 
+import collections.abc
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -283,16 +284,30 @@ def capture_norms(model_dir: str | Path, tokens_path: str | Path, out_dir: str |
     return manifest
 
 
-def _block_scores(model_dir: str | Path, metric: str, norms_dir: str | Path | None) -> list:
-    """The sorted scores of every block of the dense model (weights as stored; norms for Wanda)."""
+def _raw_scores(model_dir: str | Path, metric: str, norms_dir: str | Path | None) -> Iterator[dict[str, Any]]:
+    """Every block's scores of the dense model, one block at a time (weights as stored; norms for Wanda)."""
+    import torch
+
     from .. import models
-    from ..sparse.norms import read_norms
-    from ..sparse.redundancy import BlockScores
+    from ..sparse.norms import block_linears, read_norms
+    from ..sparse.scores import scores
 
     model, _, _ = models.load(model_dir, "cpu", "stored")
     norms = read_norms(norms_dir) if norms_dir else None
-    return [BlockScores.of_block(block, metric, norms[b] if norms else None)
-            for b, block in enumerate(models.get_decoder_layers(model))]
+    for b, block in enumerate(models.get_decoder_layers(model)):
+        yield {name: scores(lin.weight, metric, torch.from_numpy(norms[b][name]) if norms else None)
+               for name, lin in block_linears(block).items()}
+
+
+def _block_scores(model_dir: str | Path, metric: str, norms_dir: str | Path | None) -> Any:
+    """The blocks' scores of the dense model as a sequence that scores and sorts a block when it is
+    accessed (one block's sorted scores in memory at a time)."""
+    from .. import models
+    from ..sparse.norms import read_norms
+    from ..sparse.redundancy import ModelScores
+
+    model, _, _ = models.load(model_dir, "cpu", "stored")
+    return ModelScores(models.get_decoder_layers(model), metric, read_norms(norms_dir) if norms_dir else None)
 
 
 def measure_outliers(model_dir: str | Path, norms_dir: str | Path | None, metric: str, params: Mapping[str, Any],
@@ -301,7 +316,7 @@ def measure_outliers(model_dir: str | Path, norms_dir: str | Path | None, metric
     (``params``: ``outlier_m``, ``count_zeros``), with its parameter count, as ``outliers.json``."""
     from ..sparse.plan import dense_outliers
 
-    blocks = dense_outliers(_block_scores(model_dir, metric, norms_dir), params["outlier_m"], params["count_zeros"])
+    blocks = dense_outliers(_raw_scores(model_dir, metric, norms_dir), params["outlier_m"], params["count_zeros"])
     result = {"metric": metric, **params, "n_params": sum(b["n_params"] for b in blocks), "blocks": blocks}
     write_json(out_path, result)
     return result
@@ -311,7 +326,7 @@ def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_di
                      params: Mapping[str, Any], outliers_path: str | Path | None = None,
                      norms_dir: str | Path | None = None) -> Any:
     """Sparse stage 3: per-block and per-linear sparsity of one metric, allocation and target (percent).
-    ``uniform`` needs only the layers' shapes (the model on the meta device), ``owl`` the dense outlier
+    ``uniform`` and N:M (``2of4``) need only the layers' shapes (the model on the meta device), ``owl`` the dense outlier
     ratios (``outliers_path``, with ``params['owl_lambda']``), and ``mrp`` runs its loop on the blocks'
     scores (``model_dir``, and ``norms_dir`` for Wanda) with ``params``: outlier_m, count_zeros and mrp."""
     from .. import models
@@ -319,7 +334,10 @@ def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_di
     from ..sparse.norms import block_shapes
 
     target = int(target_percent) / 100
-    if allocation == "uniform":
+    nm = sp.parse_nm(allocation)
+    if nm:
+        result = sp.nm_plan(metric, *nm, block_shapes(models.meta_model(model_dir)))
+    elif allocation == "uniform":
         result = sp.uniform_plan(metric, target, block_shapes(models.meta_model(model_dir)))
     elif allocation == "owl":
         result = sp.owl_plan(metric, target, read_json(outliers_path)["blocks"], params["owl_lambda"])
@@ -381,13 +399,28 @@ def assess_redundancy(model_dir: str | Path, norms_dir: str | Path | None, metri
     model and calib)."""
     from ..sparse.plan import SparsePlan, redundancy_after
 
-    blocks = _block_scores(model_dir, metric, norms_dir)
-    rows = [redundancy_after(SparsePlan.from_dict(read_json(p)), blocks, params["outlier_m"], params["count_zeros"])
-            for p in plan_paths]
+    plans = [SparsePlan.from_dict(read_json(p)) for p in plan_paths]
+    rows = redundancy_after(plans, _block_scores(model_dir, metric, norms_dir), params["outlier_m"],
+                            params["count_zeros"])
     for row in rows:
         print(f"{row['method']} {row['budget']}%: non-outlier ratio std {row['non_outlier_std']:.4f}")
     write_json(out_path, {**labels, "metric": metric, **params, "plans": rows})
     return rows
+
+
+class _Progress(collections.abc.Sequence):
+    """A sequence that reports each item it hands out (a progress bar over a lazy pass)."""
+
+    def __init__(self, items: Sequence, update: Any):
+        self.items, self.update = items, update
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: Any) -> Any:
+        item = self.items[i]
+        self.update(1)
+        return item
 
 
 def sweep_mrp(model_dir: str | Path, norms_dir: str | Path | None, metric: str, targets: Sequence[int],
@@ -399,25 +432,31 @@ def sweep_mrp(model_dir: str | Path, norms_dir: str | Path | None, metric: str, 
     from ..sparse import plan as sp
 
     blocks = _block_scores(model_dir, metric, norms_dir)
-    mrp = params["mrp"]
+    mrp, count_zeros = params["mrp"], params["count_zeros"]
     ms = list(sweep["outlier_m"]) or [params["outlier_m"]]
     steps = list(sweep["step"]) or [mrp["step"]]
+    targets = sorted(int(t) for t in targets)
+
+    def settings(step: float) -> Any:
+        return sp.MRPSettings(mrp["start_below"] / 100, step / 100, mrp["upper"] / 100, mrp["granularity"])
+
+    grid = {0.0, *(t / 100 for t in targets)}
+    grid |= {s for t in targets for step in steps for s in sp.mrp_grid(t / 100, settings(step))}
+    with tqdm(total=len(blocks), desc="MRP sweep: ratios", unit="block") as bar:
+        units = sp.measure_units(_Progress(blocks, bar.update), mrp["granularity"], {m: grid for m in ms}, count_zeros)
+    runs = [(t, m, step, sp.mrp_plan(metric, t / 100, blocks, m, count_zeros, settings(step), units=units))
+            for t in targets for m in ms for step in steps]
+    after: list[list[float]] = [[] for _ in runs]  # every run's block ratios after pruning, in one pass
+    for b in range(len(blocks)):
+        block = blocks[b]
+        for i, (_, m, _, plan) in enumerate(runs):
+            after[i].append(1.0 - block.outlier_ratio(plan.linears[b], m, count_zeros))
     rows = []
-    with tqdm(total=len(targets) * len(ms) * len(steps), desc="MRP sweep", unit="plan") as bar:
-        for target in sorted(int(t) for t in targets):
-            for m in ms:
-                uniform = sp.uniform_plan(metric, target / 100, [{n: [r.rows, r.cols] for n, r in blk.layers.items()}
-                                                                 for blk in blocks])
-                uniform_std = sp.redundancy_after(uniform, blocks, m, params["count_zeros"])["non_outlier_std"]
-                for step in steps:
-                    settings = sp.MRPSettings(mrp["start_below"] / 100, step / 100, mrp["upper"] / 100,
-                                              mrp["granularity"])
-                    plan = sp.mrp_plan(metric, target / 100, blocks, m, params["count_zeros"], settings)
-                    after = sp.redundancy_after(plan, blocks, m, params["count_zeros"])
-                    rows.append({"target": target, "outlier_m": m, "step": step, "iterations": len(plan.trajectory),
-                                 "sparsities": plan.blocks, "non_outlier_std": after["non_outlier_std"],
-                                 "uniform_non_outlier_std": uniform_std})
-                    bar.update(1)
+    for (t, m, step, plan), ratios in zip(runs, after):
+        uniform = [1.0 - curve[round(t / 100, 9)] for curve in units.block_curves[m]]
+        rows.append({"target": t, "outlier_m": m, "step": step, "iterations": len(plan.trajectory),
+                     "sparsities": plan.blocks, "non_outlier_std": float(np.std(ratios)),
+                     "uniform_non_outlier_std": float(np.std(uniform))})
     write_json(out_json, {"metric": metric, "configured": {"outlier_m": params["outlier_m"], "step": mrp["step"]},
                           "runs": rows})
     figures.mrp_sweep(rows, params["outlier_m"], mrp["step"], out_png, title)
