@@ -65,10 +65,30 @@ def test_efficiency_table_ratios():
         {**base, "method": "lorp", "budget": 2, "n_layers": 6, "n_params": 80, "peak_memory_mib": 9.0,
          "prefill_tokens_per_s": 100.0, "decode_ms_per_token": 10.0},
     ])
-    t = tables.efficiency_table(rows).set_index("method")
-    assert t.loc["lorp", "params_ratio"] == pytest.approx(0.8)
+    t = tables.efficiency_table(rows).set_index("method")  # rows made before n_nonzero was recorded
+    assert t.loc["lorp", "params_ratio"] == pytest.approx(0.8) and np.isnan(t.loc["lorp", "nonzero_ratio"])
     assert t.loc["lorp", "prefill_speedup"] == pytest.approx(2.0) and t.loc["lorp", "decode_speedup"] == pytest.approx(2.0)
     assert t.loc["dense", "decode_speedup"] == 1.0
+    sparse = {**base, "method": "wanda-mrp", "budget": 50, "n_layers": 8, "n_params": 100, "n_nonzero": 45,
+              "peak_memory_mib": 10.0, "prefill_tokens_per_s": 50.0, "decode_ms_per_token": 20.0}
+    rows = pd.concat([rows.assign(n_nonzero=[90, 72]), pd.DataFrame([sparse])], ignore_index=True)
+    t = tables.efficiency_table(rows).set_index("method")
+    assert t.loc["wanda-mrp", "params_ratio"] == 1.0 and t.loc["wanda-mrp", "nonzero_ratio"] == pytest.approx(0.5)
+
+
+def test_nonzero_parameters_count_a_tied_head_once():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import torch
+
+    cfg = LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
+                      tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg)
+    from lorp.models import count_parameters
+
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.zero_()
+    assert count_parameters(model) - count_parameters(model, nonzero=True) == 64  # the 8 x 8 zeroed weights
 
 
 def test_cluster_boundaries_and_distance_profile():

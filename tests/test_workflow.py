@@ -361,8 +361,9 @@ SPARSE_METHODS = [f"{metric}-{allocation}" for metric in ("wanda", "magnitude") 
 
 
 def sparse_config(**sparsity):
-    """The tiny config with the sparse family at 50% (perplexity and efficiency; no zero-shot tasks)."""
-    return tiny_config(sparsity={**SPARSE, **sparsity}, zeroshot={"tasks": []})
+    """The tiny config with the sparse family at 50% (perplexity only: efficiency and zero-shot tasks
+    take the same code path as for the depth methods)."""
+    return tiny_config(sparsity={**SPARSE, **sparsity}, zeroshot={"tasks": []}, efficiency={"enabled": False})
 
 
 def sjob(rule, **wildcards):
@@ -371,7 +372,7 @@ def sjob(rule, **wildcards):
 
 def sparse_jobs(metrics=("wanda", "magnitude"), allocations=ALLOCATIONS, targets=(50,), checkpoints=True,
                 aggregates=True, sweep=True):
-    """The sparse jobs of the given plans (plan, checkpoint, perplexity and efficiency), and with
+    """The sparse jobs of the given plans (plan, checkpoint, perplexity), and with
     ``aggregates`` what gathers them (redundancy, figures, summaries; the MRP sweep with ``sweep``)."""
     out = set()
     for metric in metrics:
@@ -380,20 +381,19 @@ def sparse_jobs(metrics=("wanda", "magnitude"), allocations=ALLOCATIONS, targets
                 out.add(sjob("sparse_plan", metric=metric, allocation=allocation, target=t))
                 if checkpoints:
                     out.add(sjob("sparse_checkpoint", metric=metric, allocation=allocation, target=t))
-                    out |= {job(f"{r}_pruned", "smol", "docs", f"{metric}-{allocation}", t)
-                            for r in ("evaluate", "efficiency")}
+                    out.add(job("evaluate_pruned", "smol", "docs", f"{metric}-{allocation}", t))
     if aggregates:
         out |= {sjob(rule, metric=metric) for rule in ("redundancy", "mrp_sweep")[:2 if sweep else 1]
                 for metric in metrics}
         out |= {sjob("figure_sparsity"), ("summary_sparsity", ""), ("figure_vs_sparsity", "")}
         if checkpoints:
-            out |= summaries("ppl", "efficiency") | figures("vs_ppl")
+            out |= summaries("ppl") | figures("vs_ppl")
     return out
 
 
 def test_sparse_family_added(workdir, tiny_run):
-    """sparsity.targets set: norms, outlier ratios, plans, checkpoints and their evaluations, and the
-    sparse tables and figures; nothing of the depth family. Then run it."""
+    """sparsity.targets set: norms, outlier ratios, plans, checkpoints and their perplexities, and the
+    sparse tables and figures; of the depth family only the perplexity summary gathering them. Then run it."""
     cfg = sparse_config()
     expected = {sjob("input_norms")} | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")} | sparse_jobs()
     assert planned_jobs(workdir, cfg) == expected
@@ -419,9 +419,6 @@ def test_sparse_models_beside_dense_and_depth_in_the_summaries(workdir, tiny_run
     ppl = read_rows(workdir / "results/summary/ppl.csv")
     assert {r["method"] for r in ppl} == {"dense", *METHODS, *SPARSE_METHODS}
     assert not {r["method"] for r in read_rows(workdir / "results/summary/ppl_table.csv")} & set(SPARSE_METHODS)
-    eff = {r["method"]: r for r in read_rows(workdir / "results/summary/efficiency_table.csv")}
-    assert float(eff["wanda-uniform"]["params_ratio"]) == 1.0  # the zeros are stored
-    assert 0.5 < float(eff["wanda-uniform"]["nonzero_ratio"]) < 0.7  # half of the blocks' weights, not the embeddings
     for name in ("figures/ppl_vs_sparsity.png", "smol/figures/docs/sparsity.png", "smol/sparsity/docs/wanda/mrp_sweep.png"):
         assert (workdir / "results" / name).read_bytes()[:4] == b"\x89PNG", name
 
@@ -460,14 +457,13 @@ def test_sparse_settings_changed(workdir, tiny_run):
     wanda_checkpoints = (sparse_jobs(metrics=("wanda",), aggregates=False)
                          - sparse_jobs(metrics=("wanda",), checkpoints=False, aggregates=False))
     assert planned_jobs(workdir, sparse_config(norms="dense")) == (
-        wanda_checkpoints | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl", "efficiency")
-        | figures("vs_ppl"))
+        wanda_checkpoints | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl") | figures("vs_ppl"))
     assert planned_jobs(workdir, sparse_config(sweep={"outlier_m": [3, 5, 7]})) == {
         sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}
     two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
-    assert planned_jobs(workdir, sparse_config(nm=["2:4"])) == two_four | summaries("ppl", "efficiency") | figures("vs_ppl")
-    # back to the depth-only config: only the summaries that gathered the sparse rows change
-    assert planned_jobs(workdir, tiny_config()) == summaries("ppl", "efficiency") | figures("vs_ppl")
+    assert planned_jobs(workdir, sparse_config(nm=["2:4"])) == two_four | summaries("ppl") | figures("vs_ppl")
+    # back to the depth-only config: only the summary that gathered the sparse rows changes
+    assert planned_jobs(workdir, tiny_config()) == summaries("ppl") | figures("vs_ppl")
     out = snakemake(workdir, tiny_config())
     assert out.returncode == 0, out.stderr[-4000:]
     assert planned_jobs(workdir, tiny_config()) == set()

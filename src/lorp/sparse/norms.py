@@ -5,8 +5,9 @@ input feature over every calibration token.
   OWL's allocations use them.
 * :func:`prune_sequentially`: Wanda's own protocol (``norms: sequential``): block by block, the norms of
   block b are measured on the outputs of blocks 0..b-1 as already pruned, then block b is pruned before
-  its outputs feed block b+1. One dense pass records each block's keyword arguments (attention masks,
-  position embeddings, which differ between layer types in Gemma), then every block runs twice.
+  its outputs feed block b+1. One pass of the model records each block's keyword arguments (attention masks,
+  position embeddings, which differ between layer types in Gemma) without running any block, then
+  every block runs twice.
 """
 
 from __future__ import annotations
@@ -108,13 +109,23 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
             calls[b].append((tuple(args[1:]), rest))
         return hook
 
+    def passthrough(*args: Any, **kwargs: Any) -> torch.Tensor:
+        return args[0] if args else kwargs["hidden_states"]
+
+    # The recording pass runs no block: each block's forward is replaced by the identity while its
+    # pre-hook records what the model hands it (Wanda's reference stops at the first block instead,
+    # which misses per-layer masks and rotary embeddings, as Gemma's local and global layers have).
     handles = [block.register_forward_pre_hook(recorder(b), with_kwargs=True) for b, block in enumerate(blocks)]
+    for block in blocks:
+        block.forward = passthrough
     try:
         for ids in _batches(tokens, batch_size, device):
             model.model(input_ids=ids, use_cache=False)
     finally:
         for h in handles:
             h.remove()
+        for block in blocks:
+            del block.forward
 
     used = []
     for b, block in enumerate(blocks):
