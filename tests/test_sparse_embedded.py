@@ -58,15 +58,19 @@ def test_pruned_rows_have_the_planned_sparsity_within_one_weight(model):
 
 
 def test_owl_and_mrp_on_the_real_blocks(model):
-    from lorp.sparse.redundancy import BlockScores, mrp_sparsities, owl_sparsities
-    from lorp.sparse.allocations import weighted_mean
+    from lorp.sparse import plan as sp
+    from lorp.sparse.redundancy import ModelScores
 
     norms = dense_input_norms(model, TOKENS)
-    blocks = [BlockScores.of_block(b, "wanda", norms[i]) for i, b in enumerate(get_decoder_layers(model))]
-    owl, ratios = owl_sparsities(blocks, 0.5, m=5, lam=0.08)
-    assert np.mean(owl) == pytest.approx(0.5) and np.argmin(owl) == np.argmax(ratios)
-    result = mrp_sparsities(blocks, 0.5, m=5, s0=0.45, step=0.01)
-    assert weighted_mean(result.sparsities, [b.n_params for b in blocks]) == pytest.approx(0.5, abs=1e-9)
+    blocks = ModelScores(get_decoder_layers(model), "wanda", norms)
+    outliers = sp.dense_outliers(({n: r.sorted for n, r in blocks[b].layers.items()} for b in range(len(blocks))),
+                                 m=5, count_zeros=True)
+    owl = sp.owl_plan("wanda", 0.5, outliers, lam=0.08)
+    ratios = [b["outlier_ratio"] for b in outliers]
+    assert np.mean(owl.blocks) == pytest.approx(0.5) and np.argmin(owl.blocks) == np.argmax(ratios)
+    result = sp.mrp_plan("wanda", 0.5, blocks, m=5, count_zeros=True, settings=sp.MRPSettings(0.05, 0.01, 0.95))
+    assert result.model_sparsity == pytest.approx(0.5, abs=1e-9)
     first = result.trajectory[0]["block"]
-    assert result.initial_ratios[first] == max(result.initial_ratios)  # the most redundant block goes first
-    assert min(result.sparsities) >= 0.45
+    at_s0 = [blocks[b].outlier_ratio(0.45, 5, True) for b in range(len(blocks))]
+    assert at_s0[first] == min(at_s0)  # the most redundant block at s0 (fewest outliers) goes first
+    assert min(result.blocks) >= 0.45 - 1e-9

@@ -16,7 +16,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from . import allocations
 from .masks import pruned_per_row
 from .norms import block_linears
 from .scores import scores
@@ -98,17 +97,3 @@ class ModelScores(collections.abc.Sequence):
         if isinstance(b, slice):
             return [self[i] for i in range(*b.indices(len(self)))]
         return BlockScores.of_block(self.blocks[b], self.metric, self.norms[b] if self.norms is not None else None)
-
-
-def owl_sparsities(blocks: Sequence[BlockScores], target: float, m: float, lam: float,
-                   count_zeros: bool = False) -> tuple[list[float], list[float]]:
-    """OWL's per-block sparsities and the dense outlier ratios they come from."""
-    ratios = [b.outlier_ratio(0.0, m, count_zeros) for b in blocks]
-    return allocations.owl(ratios, target, lam), ratios
-
-
-def mrp_sparsities(units: Sequence[BlockScores], target: float, m: float, s0: float, step: float,
-                   upper: float = 0.95, count_zeros: bool = False) -> allocations.MRPResult:
-    """MRP's loop on real units: the redundancy of a unit is its non-outlier ratio at its current sparsity."""
-    return allocations.mrp([u.n_params for u in units],
-                           lambda b, s: 1.0 - units[b].outlier_ratio(s, m, count_zeros), target, s0, step, upper)
