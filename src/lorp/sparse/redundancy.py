@@ -4,8 +4,8 @@ A unit's scores (a block's linear layers, or one linear layer) are sorted once p
 sums. Pruning at sparsity s removes the first ``int(s * in)`` entries of every row, so the mean of
 what is kept is a difference of sums and the number of scores above ``M`` times that mean is one
 ``searchsorted`` per row: the ratio at any s costs no new sort and no pass over the scores. With input
-norms from the dense model (``norms: dense``), pruning one unit leaves every other unit's scores as
-they were, so MRP's loop only ever measures the unit it has just raised.
+norms from the dense model, pruning one unit leaves every other unit's scores as they were, so each
+unit's ratios can be measured once, ahead of MRP's loop (:func:`lorp.sparse.plan.measure_units`).
 """
 
 from __future__ import annotations
