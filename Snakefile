@@ -5,8 +5,8 @@
 #
 # Stages (one .smk file per family, every stage a file under results/):
 #   model -> calibration tokens -> activations -> similarity -> structure -> plans
-#         -> checkpoints -> evaluation -> summary
-#   calibration tokens -> input norms -> outlier ratios -> sparsity plans -> sparse checkpoints -> evaluation
+#         -> evaluation (pruned models built in memory; checkpoints exported on request) -> summary
+#   calibration tokens -> input norms -> outlier ratios -> sparsity plans -> sparse models -> evaluation
 # Paths come from lorp.workflow.paths, params from lorp.workflow.config, methods from the registry in lorp.depth.methods.
 
 from snakemake.utils import min_version

@@ -136,7 +136,7 @@ MODEL_RESOURCES = {
 """Resources of every job that loads the model, scaled with it (see the README's cluster section)."""
 
 GPU_RESOURCES = {"gpu": 0 if lc.compute_params(config)["device"] == "cpu" else 1, **MODEL_RESOURCES}
-"""Resources of the GPU stages (capture, checkpoints, evaluations): one GPU unless compute.device is cpu."""
+"""Resources of the GPU stages (capture, pruning, checkpoints, evaluations): one GPU unless compute.device is cpu."""
 
 
 def zeroshot_data(wildcards):
@@ -182,7 +182,7 @@ REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.j
 
 
 def evaluated_model(wildcards):
-    """The checkpoint and plan an evaluation reads: the depth family's or the sparse family's."""
+    """What an evaluation builds its pruned model from: the prepared model and a depth or a sparse plan."""
     return paths.evaluated_model(wildcards.method, dict(wildcards.items()))
 
 
@@ -198,12 +198,26 @@ def sparse_plan_inputs(wildcards):
     return sparse_scores(wildcards) if wildcards.allocation == "mrp" else {"model": paths.MODEL_DIR}
 
 
-def sparse_checkpoint_inputs(wildcards):
+def sparse_prune_inputs(wildcards):
     """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
     out = {"model": paths.MODEL_DIR, "plan": paths.SPARSE_PLAN}
     if wildcards.metric == "wanda":
         out.update({"norms": paths.NORMS} if SPARSE["norms"] == "dense" else {"tokens": paths.TOKENS})
     return out
+
+
+def sparse_export_inputs(wildcards):
+    """What a sparse checkpoint is rebuilt from: the model, the plan, its pruning norms and measurement."""
+    return paths.evaluated_model(f"{wildcards.metric}-{wildcards.allocation}",
+                                 {**dict(wildcards.items()), "budget": wildcards.target})
+
+
+def efficiency_inputs(wildcards):
+    """The prepared model and what every pruned model of it is built from (its efficiency job's entries)."""
+    files = {"model": paths.MODEL_DIR}
+    for i, (_, sources) in enumerate(paths.efficiency_entries(config, wildcards.model)):
+        files.update({f"{key}_{i}": path for key, path in sources.items() if key != "model"})
+    return files
 
 
 def dense_outputs(rule):

@@ -1,10 +1,11 @@
 # Each evaluation once for the dense model (<rule>_dense) and once per plan (<rule>_pruned): the
-# pruned rule reuses the dense rule's body with the checkpoint and its plan as inputs, a depth plan's
-# or a sparse plan's (method <metric>-<allocation>, budget = target in %).
+# pruned rule reuses the dense rule's body with the prepared model and a plan as inputs, a depth plan or
+# a sparse plan (method <metric>-<allocation>, budget = target in %) with the norms its blocks were pruned
+# with; the pruned model is built in memory (no checkpoint). Efficiency is one job per model.
 
 
 rule evaluate_dense:
-    """Perplexity on every evaluation dataset (of the unpruned model, or with _pruned of a checkpoint)."""
+    """Perplexity on every evaluation dataset (of the unpruned model, or with _pruned of a pruned one)."""
     input:
         model=paths.MODEL_DIR,
     output:
@@ -31,32 +32,24 @@ use rule evaluate_dense as evaluate_pruned with:
         "results/logs/{model}/eval/{calib}/{method}-{budget}.log",
 
 
-rule efficiency_dense:
-    """Size, peak memory, prefill throughput and decode latency (every core: nothing shares the machine)."""
+rule efficiency:
+    """Size, memory, prefill throughput and decode latency of the dense model and of every pruned model,
+    each pruned one timed alternately with the dense one in this job (every core: nothing shares the machine)."""
     input:
-        model=paths.MODEL_DIR,
+        unpack(efficiency_inputs),
     output:
-        **outputs("efficiency_dense"),
+        **outputs("efficiency"),
     params:
-        **params("efficiency_dense"),
+        **params("efficiency"),
     conda:
         "../envs/evaluation.yaml"
     log:
-        "results/logs/{model}/eval/dense-efficiency.log",
+        "results/logs/{model}/eval/efficiency.log",
     threads: all_cores
     resources:
         **GPU_RESOURCES,
     script:
         "../scripts/efficiency.py"
-
-
-use rule efficiency_dense as efficiency_pruned with:
-    input:
-        unpack(evaluated_model),
-    output:
-        **outputs("efficiency_pruned"),
-    log:
-        "results/logs/{model}/eval/{calib}/{method}-{budget}-efficiency.log",
 
 
 rule evaluate_tasks_dense:

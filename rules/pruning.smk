@@ -17,13 +17,15 @@ rule plan:
 
 
 rule prune_checkpoint:
-    """The pruned model as a Hugging Face directory (safetensors, tokenizer, config, plan)."""
+    """Export (checkpoints.export): the pruned model as a Hugging Face directory (safetensors, tokenizer,
+    config, plan.json), the model the evaluations measure."""
     input:
         model=paths.MODEL_DIR,
         plan=paths.PLAN,
     output:
-        # checkpoints.temporary: deleted once every evaluation of it is done
-        **outputs("prune_checkpoint", checkpoint=temp if config["checkpoints"]["temporary"] else lambda p: p),
+        **outputs("prune_checkpoint"),
+    params:
+        **params("prune_checkpoint"),
     conda:
         "../envs/model.yaml"
     log:

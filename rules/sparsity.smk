@@ -1,5 +1,5 @@
-# The sparse family (MRP): input norms -> outlier ratios -> sparsity plans (uniform, OWL, MRP, N:M) -> sparse
-# checkpoints, evaluated by the rules of evaluation.smk as method <metric>-<allocation> at budget <target>.
+# The sparse family (MRP): input norms -> outlier ratios -> sparsity plans (uniform, OWL, MRP, N:M) -> the
+# pruned models (norms and measurement; checkpoints on request), evaluated by the rules of evaluation.smk as method <metric>-<allocation> at budget <target>.
 # Redundancy after pruning, the MRP sweep, the sparsity table and its figures close the family.
 
 
@@ -61,23 +61,43 @@ rule sparse_plan:
         "../scripts/sparse_plan.py"
 
 
-rule sparse_checkpoint:
-    """The model with its lowest-scoring weights at zero, as a Hugging Face directory, and what it measures."""
+rule sparse_prune:
+    """The model pruned in memory to its plan: the norms every block was pruned with and what it measures
+    (every evaluation rebuilds the same zeros from them; no checkpoint)."""
     input:
-        unpack(sparse_checkpoint_inputs),
+        unpack(sparse_prune_inputs),
     output:
-        **outputs("sparse_checkpoint", checkpoint=temp if config["checkpoints"]["temporary"] else lambda p: p),
+        **outputs("sparse_prune"),
+    params:
+        **params("sparse_prune"),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.log",
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+    script:
+        "../scripts/sparse_prune.py"
+
+
+rule sparse_checkpoint:
+    """Export (checkpoints.export): the sparse model as a Hugging Face directory with plan.json and sparsity.json."""
+    input:
+        unpack(sparse_export_inputs),
+    output:
+        **outputs("sparse_checkpoint"),
     params:
         **params("sparse_checkpoint"),
     conda:
         "../envs/model.yaml"
     log:
         "results/logs/{model}/sparsity/{calib}/checkpoints/{metric}-{allocation}-{target}.log",
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
     script:
-        "../scripts/sparse_checkpoint.py"
+        "../scripts/checkpoint.py"
 
 
 rule redundancy:

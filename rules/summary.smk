@@ -34,8 +34,8 @@ use rule summary as summary_tasks with:
 
 use rule summary as summary_efficiency with:
     input:
-        dense=dense_outputs("efficiency_dense"),
-        pruned=all_pruned_outputs("efficiency_pruned"),
+        dense=dense_outputs("efficiency"),  # one file per model: the dense row and every pruned row
+        pruned=[],
     output:
         **outputs("summary_efficiency", md=in_report("efficiency", category="Tables", table="efficiency")),
     params:

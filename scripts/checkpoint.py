@@ -1,7 +1,7 @@
-"""Snakemake adapter for rule prune_checkpoint."""
+"""Snakemake adapter for rules prune_checkpoint and sparse_checkpoint (exports)."""
 
-from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import prune_checkpoint
+from lorp.workflow.jobs import evaluation_sources, job
+from lorp.workflow.pipeline import export_checkpoint
 
 with job(snakemake):
-    prune_checkpoint(snakemake.input.model, snakemake.input.plan, snakemake.output.checkpoint)
+    export_checkpoint(evaluation_sources(snakemake), snakemake.output.checkpoint, snakemake.params.compute)

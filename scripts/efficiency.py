@@ -1,13 +1,15 @@
-"""Snakemake adapter for rules efficiency_dense and efficiency_pruned."""
+"""Snakemake adapter for rule efficiency: the entries are the ones its input function declared."""
 
-from lorp.workflow.jobs import evaluation_labels, job
-from lorp.workflow.pipeline import evaluate_efficiency
+from lorp.workflow.jobs import job
+from lorp.workflow.paths import efficiency_entries
+from lorp.workflow.pipeline import measure_efficiency
 
 with job(snakemake):
-    evaluate_efficiency(
+    measure_efficiency(
         snakemake.input.model,
+        efficiency_entries(snakemake.config, snakemake.wildcards.model),
         snakemake.output.efficiency,
-        evaluation_labels(snakemake),
+        snakemake.wildcards.model,
         snakemake.params.compute,
         snakemake.params.efficiency,
     )

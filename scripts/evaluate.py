@@ -1,11 +1,11 @@
 """Snakemake adapter for rules evaluate_dense and evaluate_pruned (the batch size is not a param)."""
 
-from lorp.workflow.jobs import evaluation_labels, job
+from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job
 from lorp.workflow.pipeline import evaluate_perplexity
 
 with job(snakemake):
     evaluate_perplexity(
-        snakemake.input.model,
+        evaluation_sources(snakemake),
         snakemake.params.datasets,
         snakemake.output.ppl,
         evaluation_labels(snakemake),

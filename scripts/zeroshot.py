@@ -1,11 +1,11 @@
 """Snakemake adapter for rules evaluate_tasks_dense and evaluate_tasks_pruned (batch size not a param)."""
 
-from lorp.workflow.jobs import evaluation_labels, job
+from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job
 from lorp.workflow.pipeline import evaluate_zeroshot
 
 with job(snakemake):
     evaluate_zeroshot(
-        snakemake.input.model,
+        evaluation_sources(snakemake),
         snakemake.output.tasks,
         evaluation_labels(snakemake),
         snakemake.params.compute,

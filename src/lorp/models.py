@@ -367,3 +367,25 @@ def meta_model(model_dir: str | Path) -> torch.nn.Module:
         model = AutoModelForCausalLM.from_config(config)
     get_decoder_layers(model)
     return model
+
+
+def shared_copy(model: torch.nn.Module, own: Any = ()) -> torch.nn.Module:
+    """A copy of ``model`` (modules, config) whose parameters and buffers are the original's tensors, except
+    the parameters in ``own``, which are cloned. Removing blocks from the copy, or zeroing the weights it
+    owns, leaves the original intact at the memory cost of the owned tensors only (a depth-pruned model
+    beside its dense model costs nothing; a sparse one its linear layers)."""
+    import copy
+
+    owned = {id(p) for p in own}
+    memo: dict[int, Any] = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if id(tensor) not in owned:
+            memo[id(tensor)] = tensor
+    return copy.deepcopy(model, memo)
+
+
+def parameter_bytes(model: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes of the model's distinct parameters (a tied head once) in ``dtype`` (default: each parameter's
+    own): what its weights take in memory, or in a dense safetensors file of that dtype."""
+    size = torch.empty((), dtype=dtype).element_size() if dtype is not None else next(model.parameters()).element_size()
+    return count_parameters(model) * size

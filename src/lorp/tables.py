@@ -34,14 +34,15 @@ from .sparse.names import parse_method
 KEYS = ["model", "calib", "method", "budget", "n_layers"]
 
 PPL_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "dataset", "seqlen", "prefix_tokens", "n_windows",
-               "n_tokens", "nll", "ppl", "checkpoint", "plan")
+               "n_tokens", "nll", "ppl", "base_model", "plan")
 TASK_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "task", "metric", "value", "stderr",
-                "n_examples", "n_available", "limit", "checkpoint", "plan")
+                "n_examples", "n_available", "limit", "base_model", "plan")
 EFFICIENCY_COLUMNS = ("model", "calib", "method", "budget", "n_layers", "n_params", "n_nonzero", "weights_bytes", "device",
                       "dtype", "batch_size", "seqlen", "decode_tokens", "warmup", "repeats", "prefill_ms",
                       "prefill_ms_min", "prefill_ms_max", "prefill_tokens_per_s", "decode_ms_per_token",
-                      "decode_ms_per_token_min", "decode_ms_per_token_max", "peak_memory_mib", "memory_measure",
-                      "checkpoint", "plan")
+                      "decode_ms_per_token_min", "decode_ms_per_token_max", "prefill_speedup", "prefill_speedup_min",
+                      "prefill_speedup_max", "decode_speedup", "decode_speedup_min", "decode_speedup_max",
+                      "peak_memory_mib", "memory_measure", "base_model", "plan")
 
 
 def rows_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -125,17 +126,23 @@ def task_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+SPEEDUPS = ["prefill_speedup", "prefill_speedup_min", "prefill_speedup_max", "decode_speedup",
+            "decode_speedup_min", "decode_speedup_max"]
+
+
 def efficiency_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Efficiency table: sizes, memory and speed, with ratios against the dense model."""
+    """Efficiency table: sizes, memory and speed, with ratios against the dense model. The speed-ups are
+    the ones each row measured against the dense model in the same job (median of paired rounds, with the
+    smallest and largest round), not ratios of the rows' own throughputs, which were timed at other moments."""
     cols = KEYS + ["n_params", "n_nonzero", "weights_bytes", "peak_memory_mib", "prefill_tokens_per_s",
                    "decode_ms_per_token", "device", "dtype"]
-    table = _sort(rows.reindex(columns=cols))  # rows measured before n_nonzero was recorded have none
+    table = _sort(rows.reindex(columns=cols + SPEEDUPS))
+    speed = table[SPEEDUPS]
+    table = table[cols].copy()
     table["params_ratio"] = table["n_params"] / _dense_value(table, "n_params")
     table["nonzero_ratio"] = pd.to_numeric(table["n_nonzero"], errors="coerce") / pd.to_numeric(
         _dense_value(table, "n_nonzero"), errors="coerce")
-    table["prefill_speedup"] = table["prefill_tokens_per_s"] / _dense_value(table, "prefill_tokens_per_s")
-    table["decode_speedup"] = _dense_value(table, "decode_ms_per_token") / table["decode_ms_per_token"]
-    return table
+    return pd.concat([table, speed], axis=1)
 
 
 def to_markdown(table: pd.DataFrame, title: str, note: str = "", floatfmt: str = ".3f") -> str:
@@ -204,8 +211,10 @@ SUMMARY_NOTES = {
               "A sparse method's budget is its target sparsity (%)."),
     "efficiency": ("Efficiency",
                    "Parameters (and those not zero), weight bytes, peak memory (MiB), prefill throughput (tokens/s) "
-                   "and decode latency (ms/token), measured on the device each job ran on; ratios and speed-ups "
-                   "against dense (`nonzero_ratio`: nonzero weights against the dense model's). "
+                   "and decode latency (ms/token), measured on the device each job ran on; ratios against dense "
+                   "(`nonzero_ratio`: nonzero weights against the dense model's). Each pruned model was timed "
+                   "alternately with its dense model in one job: a speed-up is the median of the paired rounds' "
+                   "ratios, `_min` and `_max` the smallest and largest round. "
                    "A sparse method's budget is its target sparsity (%): its zeros are stored and multiplied "
                    "like any weight, so it is no faster or smaller on dense kernels."),
     "sparsity": ("Unstructured sparsity (Wanda / OWL / MRP)",

@@ -1,14 +1,13 @@
-"""Remove decoder blocks from a Hugging Face causal LM and save it as a loadable checkpoint."""
+"""Remove decoder blocks from a Hugging Face causal LM, keeping its config consistent (a pruned model
+saves and reloads as any Hugging Face checkpoint: :func:`lorp.workflow.pipeline.export_checkpoint`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
-from .methods import Plan
-from ..models import get_decoder_layers, save_checkpoint as save_model
+from ..models import get_decoder_layers
 
 
 def prune_layers(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Module:
@@ -45,16 +44,3 @@ def prune_layers(model: torch.nn.Module, pruned: Sequence[int]) -> torch.nn.Modu
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_idx
     return model
-
-
-def save_checkpoint(model: torch.nn.Module, tokenizer: Any, plan: Plan, out_dir: str | Path,
-                    extra: dict[str, Any] | None = None) -> None:
-    """Write ``model``, already pruned by ``plan``, as a Hugging Face directory, atomically.
-
-    The directory holds safetensors weights, the tokenizer, the config and ``plan.json``, and
-    appears only once complete.
-    """
-    n_kept = len(get_decoder_layers(model))
-    if n_kept != len(plan.kept):
-        raise ValueError(f"model has {n_kept} blocks but the plan keeps {len(plan.kept)}")
-    save_model(model, tokenizer, out_dir, {"plan.json": {**plan.to_dict(), **(extra or {})}})

@@ -1,27 +1,28 @@
-"""Inference efficiency of a (dense or pruned) model: size, memory, prefill throughput, decode latency.
+"""Inference efficiency of pruned models against their dense model: size, memory, prefill throughput,
+decode latency, and speed-ups measured side by side.
 
 Measurements follow the usual protocol: fixed random token ids (seeded), ``warmup`` untimed runs,
-then ``repeats`` timed runs whose median is reported (with the min and max, so noise is visible).
-On CUDA, kernels are synchronised before each clock read and the peak memory is
-``torch.cuda.max_memory_allocated``; on the CPU it is the process's peak resident set size, which
-includes the Python interpreter and libraries, and is stated as such in the ``memory_measure`` column.
+then ``repeats`` timed rounds whose median is reported (with the min and max, so noise is visible).
+The dense and the pruned model run alternately in the same process (:func:`interleaved`), so a
+speed-up is the median of paired ratios from one run, with their range as its spread
+(:func:`speedups`), not a ratio of two numbers taken at different times.
+
+On CUDA, kernels are synchronised before each clock read, and the memory of a model is its parameters
+plus the peak its runs allocate beyond what was allocated before them (``torch.cuda.max_memory_allocated``).
+On the CPU, the two models share one process and its resident set size cannot be told apart, so the
+memory is the parameters' only; the ``memory_measure`` column says which.
 """
 
 from __future__ import annotations
 
-import resource
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
-from ..models import count_parameters
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+from ..models import count_parameters, parameter_bytes
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class EfficiencySettings:
 class EfficiencyResult:
     n_params: int
     n_nonzero: int
+    weights_bytes: int
     prefill_ms: float
     prefill_ms_min: float
     prefill_ms_max: float
@@ -64,83 +66,113 @@ class EfficiencyResult:
         return asdict(self)
 
 
-def weights_bytes(directory: str | Path) -> int | None:
-    """Total size of the weight files in a model directory (None when it is not a local directory)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _peak_memory(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_memory_allocated"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # ru_maxrss is in KiB on Linux and in bytes on macOS
-    return (rss / 2**20 if sys.platform == "darwin" else rss / 2**10), "process_peak_rss"
+def _memory_reader(device: torch.device) -> tuple[Callable[[], None], Callable[[], float], str]:
+    """(start, read, what): on CUDA, the peak memory a call allocates beyond what was allocated before it;
+    on the CPU nothing can be told apart per model in one process (0)."""
+    if device.type != "cuda":
+        return (lambda: None), (lambda: 0.0), "parameters_only"
+    base = [0]
+
+    def start() -> None:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base[0] = torch.cuda.memory_allocated(device)
+
+    def read() -> float:
+        torch.cuda.synchronize(device)
+        return float(torch.cuda.max_memory_allocated(device) - base[0])
+
+    return start, read, "cuda_parameters_plus_peak_activations"
 
 
-def _timed(fn: Callable[[], float | None], device: torch.device, warmup: int, repeats: int) -> list[float]:
-    """Seconds per call of ``fn`` (or the seconds it returns itself), after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
+@dataclass
+class Timings:
+    """One model's timed runs, in seconds, in the order they ran (``prefill[i]`` and ``decode[i]`` of
+    repeat ``i``), and the most memory one of its runs allocated beyond its weights (bytes; CUDA only)."""
+
+    prefill: list[float]
+    decode: list[float]
+    activation_bytes: float = 0.0
+
+
+class _Runner:
+    """Prefill and decode of one model on fixed token ids."""
+
+    def __init__(self, model: torch.nn.Module, settings: EfficiencySettings):
+        self.model, self.settings = model, settings
+        self.device = next(model.parameters()).device
+        vocab = int(model.config.get_text_config().vocab_size)
+        gen = torch.Generator().manual_seed(settings.seed)
+        self.ids = torch.randint(0, vocab, (settings.batch_size, settings.seqlen), generator=gen).to(self.device)
+
+    def prefill(self) -> float:
+        _sync(self.device)
         start = time.perf_counter()
-        own = fn()
-        _sync(device)
-        times.append(own if own is not None else time.perf_counter() - start)
-    return times
+        self.model(input_ids=self.ids, use_cache=False, logits_to_keep=1)
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def decode(self) -> float:
+        """Seconds per token of ``decode_tokens`` greedy steps after an untimed prefill that fills the cache."""
+        out = self.model(input_ids=self.ids, use_cache=True, logits_to_keep=1)
+        cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        _sync(self.device)
+        start = time.perf_counter()
+        for _ in range(self.settings.decode_tokens):
+            out = self.model(input_ids=token, past_key_values=cache, use_cache=True)
+            cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        _sync(self.device)
+        return (time.perf_counter() - start) / self.settings.decode_tokens
 
 
 @torch.inference_mode()
-def measure(model: torch.nn.Module, settings: EfficiencySettings,
-            progress: Callable[[int], None] | None = None) -> EfficiencyResult:
-    """Prefill throughput and per-token decode latency of ``model`` on its own device.
+def interleaved(models: Mapping[str, torch.nn.Module], settings: EfficiencySettings,
+                progress: Callable[[int], None] | None = None) -> dict[str, Timings]:
+    """Time several models (a dense one and a pruned one, say) alternately in one run.
 
-    Prefill: one forward pass over ``batch_size x seqlen`` tokens (no cache kept). Decode: after a
-    prefill (not timed), ``decode_tokens`` single-token steps feeding back the argmax, timed
-    together and divided by ``decode_tokens``.
+    Every model gets ``warmup`` untimed prefills and decodes, then each of the ``repeats`` rounds times
+    every model's prefill and decode once, the models' order reversed every other round, so that a drift
+    of the machine (clock, cache, another process) falls on all of them alike and the ratio of two models'
+    times in one round is a paired measurement. ``progress`` is called once per model and round.
     """
+    runners = {name: _Runner(m, settings) for name, m in models.items()}
+    devices = {r.device for r in runners.values()}
+    start_mem, read_mem, _ = _memory_reader(next(iter(devices)))
+    out = {name: Timings([], []) for name in runners}
+    for runner in runners.values():
+        for _ in range(settings.warmup):
+            runner.prefill()
+            runner.decode()
+    names = list(runners)
+    for r in range(settings.repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start_mem()
+            out[name].prefill.append(runners[name].prefill())
+            out[name].decode.append(runners[name].decode())
+            out[name].activation_bytes = max(out[name].activation_bytes, read_mem())
+            if progress:
+                progress(1)
+    return out
+
+
+def result(model: torch.nn.Module, timings: Timings, settings: EfficiencySettings,
+           stored_dtype: torch.dtype | None = None) -> EfficiencyResult:
+    """A model's row from its timings: medians with min and max, its size and its memory (its parameters'
+    bytes, plus on CUDA the peak its runs allocated beyond them)."""
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    vocab = int(model.config.get_text_config().vocab_size)
-    gen = torch.Generator().manual_seed(settings.seed)
-    ids = torch.randint(0, vocab, (settings.batch_size, settings.seqlen), generator=gen).to(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    def prefill() -> None:
-        model(input_ids=ids, use_cache=False, logits_to_keep=1)
-        if progress:
-            progress(1)
-
-    def decode() -> float:
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(settings.decode_tokens):
-            out = model(input_ids=token, past_key_values=cache, use_cache=True)
-            cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-        _sync(device)
-        if progress:
-            progress(1)
-        return (time.perf_counter() - start) / settings.decode_tokens
-
-    pre = _timed(prefill, device, settings.warmup, settings.repeats)
-    dec = _timed(decode, device, settings.warmup, settings.repeats)
-    peak, measure_kind = _peak_memory(device)
+    _, _, measure_kind = _memory_reader(device)
+    pre, dec = timings.prefill, timings.decode
     pre_ms = statistics.median(pre) * 1e3
     return EfficiencyResult(
         n_params=count_parameters(model),
         n_nonzero=count_parameters(model, nonzero=True),
+        weights_bytes=parameter_bytes(model, stored_dtype),
         prefill_ms=pre_ms,
         prefill_ms_min=min(pre) * 1e3,
         prefill_ms_max=max(pre) * 1e3,
@@ -148,8 +180,19 @@ def measure(model: torch.nn.Module, settings: EfficiencySettings,
         decode_ms_per_token=statistics.median(dec) * 1e3,
         decode_ms_per_token_min=min(dec) * 1e3,
         decode_ms_per_token_max=max(dec) * 1e3,
-        peak_memory_mib=peak,
+        peak_memory_mib=(parameter_bytes(model) + timings.activation_bytes) / 2**20,
         memory_measure=measure_kind,
         device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         dtype=str(dtype).removeprefix("torch."),
     )
+
+
+def speedups(dense: Timings, pruned: Timings) -> dict[str, float]:
+    """The pruned model's speed-ups over the dense model from their paired rounds (dense time over pruned
+    time in each round): the median and, as its spread, the smallest and largest round."""
+    out = {}
+    for kind in ("prefill", "decode"):
+        ratios = [d / p for d, p in zip(getattr(dense, kind), getattr(pruned, kind), strict=True)]
+        out.update({f"{kind}_speedup": statistics.median(ratios), f"{kind}_speedup_min": min(ratios),
+                    f"{kind}_speedup_max": max(ratios)})
+    return out

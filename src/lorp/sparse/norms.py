@@ -158,3 +158,27 @@ def read_norms(directory: str | Path) -> list[dict[str, np.ndarray]]:
     manifest = read_json(directory / "manifest.json")
     return [{name: np.load(directory / norm_file(b, name)) for name in manifest["layers"]}
             for b in range(manifest["n_blocks"])]
+
+
+def write_pruning_norms(path: str | Path, used: list[dict[str, np.ndarray] | None]) -> None:
+    """The norms every block was pruned with (what :func:`lorp.sparse.prune.prune_to_plan` returns), as one
+    ``.npz`` with an entry per layer (``block03.mlp.down_proj``); empty for magnitude (no norms)."""
+    from ..io import atomic_path
+
+    arrays = {norm_file(b, name).removesuffix(".npy"): np.asarray(values, dtype=np.float64)
+              for b, block in enumerate(used) if block is not None for name, values in block.items()}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, n_blocks=np.int64(len(used)), **arrays)
+
+
+def read_pruning_norms(path: str | Path) -> list[dict[str, np.ndarray] | None]:
+    """The norms :func:`write_pruning_norms` wrote, per block (None for every block of a magnitude plan)."""
+    with np.load(path) as data:
+        blocks: list[dict[str, np.ndarray] | None] = [None] * int(data["n_blocks"])
+        for key in data.files:
+            if key == "n_blocks":
+                continue
+            head, name = key.split(".", 1)
+            b = int(head.removeprefix("block"))
+            blocks[b] = {**(blocks[b] or {}), name: data[key]}
+    return blocks

@@ -60,11 +60,19 @@ def prune_to_plan(model: torch.nn.Module, plan: Any, norms: Sequence[Mapping[str
                               batch_size=batch_size, progress=progress)
 
 
+def zeros_fingerprint(weight: torch.Tensor) -> str:
+    """SHA-1 of where a weight is exactly zero (its zero mask, bit-packed in row-major order): two layers
+    with the same fingerprint have their zeros at the same positions."""
+    import hashlib
+
+    return hashlib.sha1(np.packbits((weight == 0).cpu().numpy()).tobytes()).hexdigest()
+
+
 def measure_pruned(model: torch.nn.Module, plan: Any) -> dict[str, Any]:
-    """What a pruned model holds against its plan: each linear layer's measured sparsity and the largest
-    shortfall of any of its rows against the planned ``int(s * in)`` zeros (0 when every row has its
-    zeros; more zeros than planned are weights the source model had at zero already), per block and
-    for the model (parameter-weighted)."""
+    """What a pruned model holds against its plan: each linear layer's measured sparsity, the fingerprint
+    of its zeros' positions (:func:`zeros_fingerprint`) and the largest shortfall of any of its rows against
+    the planned ``int(s * in)`` zeros (0 when every row has its zeros; more zeros than planned are weights
+    the source model had at zero already), per block and for the model (parameter-weighted)."""
     out = []
     for b, block in enumerate(get_decoder_layers(model)):
         layers, zeros_total, n = {}, 0, 0
@@ -73,7 +81,8 @@ def measure_pruned(model: torch.nn.Module, plan: Any) -> dict[str, Any]:
             zeros = (linear.weight == 0).sum(dim=1)
             shortfall = int((pruned_per_row(linear.in_features, planned) - zeros).max())
             layers[name] = {"planned": planned, "measured": measured_sparsity(linear.weight),
-                            "row_shortfall": max(shortfall, 0), "in_features": linear.in_features}
+                            "row_shortfall": max(shortfall, 0), "in_features": linear.in_features,
+                            "zeros_sha1": zeros_fingerprint(linear.weight)}
             zeros_total += int(zeros.sum())
             n += linear.weight.numel()
         out.append({"block": b, "planned": float(plan.blocks[b]), "measured": zeros_total / n, "n_params": n,

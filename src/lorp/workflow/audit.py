@@ -4,8 +4,8 @@ For every job the config implies, the audit checks that its provenance record ex
 outputs still match their recorded fingerprints, that the record's config slice equals the
 current one (else the artifact is stale), and that the inputs it was made from are still the
 files on disk (else an upstream stage was rerun after it). It then checks consistency across
-stages: every plan's kept-layer count against its checkpoint, every evaluation against the plan
-and checkpoint it names. Run it as ``python -m lorp.workflow.audit`` (exit status 1 on any problem).
+stages: every plan's kept-layer count against its exported checkpoint, every evaluation against the
+prepared model and plan it names, every sparse model's measurement against its export. Run it as ``python -m lorp.workflow.audit`` (exit status 1 on any problem).
 """
 
 from __future__ import annotations
@@ -64,8 +64,6 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
         recorded = rec["outputs"].get(out)
         if recorded is None:
             findings.append(Finding("inconsistent", out, f"not listed in {job.provenance}", job))
-        elif out in job.temporary and not (root / out).exists():
-            continue  # a temporary checkpoint, deleted after its evaluation as configured
         else:
             findings += [Finding("missing" if p.endswith("missing") else "modified", out, p, job)
                          for p in compare(root / out, recorded)]
@@ -76,20 +74,22 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
     for path, recorded in rec.get("inputs", {}).items():
         current = fingerprints(path)
         if current is None:
-            continue  # the upstream artifact is reported on its own (missing or temporary)
+            continue  # the upstream artifact is reported on its own (missing)
         if _norm(current) != recorded:
             findings.append(Finding("stale", outputs[0], f"input {path} changed after this was made", job))
     return findings
 
 
-def _plan_consistency(job: Job, checkpoint_job: Job, root: Path) -> list[Finding]:
-    """A plan's kept and pruned layers partition the model, and its checkpoint (when present) agrees."""
+def _plan_consistency(job: Job, checkpoint_job: Job | None, root: Path) -> list[Finding]:
+    """A plan's kept and pruned layers partition the model, and its exported checkpoint (when present) agrees."""
     plan_path = job.outputs["plan"]
     plan = read_json(root / plan_path)
     kept, pruned = plan.get("kept", []), plan.get("pruned", [])
     findings = []
     if sorted(set(kept) | set(pruned)) != list(range(plan.get("n_layers", -1))) or set(kept) & set(pruned):
         findings.append(Finding("inconsistent", plan_path, "kept and pruned do not partition the layers", job))
+    if checkpoint_job is None:
+        return findings
     ckpt = checkpoint_job.outputs["checkpoint"]
     if (root / ckpt / "config.json").is_file():
         n = read_json(root / ckpt / "config.json").get("num_hidden_layers")
@@ -104,12 +104,20 @@ def _plan_consistency(job: Job, checkpoint_job: Job, root: Path) -> list[Finding
     return findings
 
 
+def _measured_consistency(job: Job, root: Path) -> list[Finding]:
+    """No row of a sparse model has fewer zeros than its plan."""
+    measured_path = job.outputs["measured"]
+    measured = read_json(root / measured_path)
+    if any(layer["row_shortfall"] for block in measured["blocks"] for layer in block["linears"].values()):
+        return [Finding("inconsistent", measured_path, "rows with fewer zeros than the plan", job)]
+    return []
+
+
 def _sparse_consistency(job: Job, root: Path) -> list[Finding]:
-    """A sparse checkpoint carries its plan's sparsities and the measurement written beside it, and no
-    row has fewer zeros than its plan."""
-    ckpt, measured_path = job.outputs["checkpoint"], job.outputs["measured"]
-    plan_path = paths.fill(paths.SPARSE_PLAN, job.wildcards)
-    findings = []
+    """An exported sparse checkpoint carries its plan's sparsities and the sparse stage's measurement."""
+    ckpt = job.outputs["checkpoint"]
+    plan_path, measured_path = paths.fill(paths.SPARSE_PLAN, job.wildcards), paths.fill(paths.MEASURED, job.wildcards)
+    findings: list[Finding] = []
     if not (root / ckpt / "config.json").is_file() or not (root / plan_path).is_file():
         return findings
     copy = root / ckpt / "plan.json"
@@ -119,25 +127,18 @@ def _sparse_consistency(job: Job, root: Path) -> list[Finding]:
     measured = read_json(root / measured_path) if (root / measured_path).is_file() else None
     if not inside.is_file() or read_json(inside) != measured:
         findings.append(Finding("inconsistent", ckpt, f"sparsity.json in the checkpoint is not {measured_path}", job))
-    elif any(layer["row_shortfall"] for block in measured["blocks"] for layer in block["linears"].values()):
-        findings.append(Finding("inconsistent", measured_path, "rows with fewer zeros than the plan", job))
     return findings
 
 
-def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
-    """Every row of a pruned model's evaluation names its plan and checkpoint (a depth or a sparse one)
-    and has the plan's depth."""
-    (out,) = job.outputs.values()
-    expected = paths.evaluated_model(job.wildcards["method"], job.wildcards)
-    plan_path, ckpt_path = expected["plan"], expected["model"]
-    with (root / out).open() as fh:
-        rows = list(csv.DictReader(fh))
+def _rows_consistency(job: Job, root: Path, out: str, rows: list[dict], plan_path: str,
+                      model_path: str) -> list[Finding]:
+    """Rows of one evaluated model name the prepared model and plan it was built from and have the plan's depth."""
     findings = []
     for row in rows:
-        if row.get("plan") != plan_path or row.get("checkpoint") != ckpt_path:
+        if row.get("plan") != plan_path or row.get("base_model") != model_path:
             findings.append(Finding("inconsistent", out,
-                                    f"names plan {row.get('plan')!r} and checkpoint {row.get('checkpoint')!r}, "
-                                    f"expected {plan_path!r} and {ckpt_path!r}", job))
+                                    f"names plan {row.get('plan')!r} and base model {row.get('base_model')!r}, "
+                                    f"expected {plan_path!r} and {model_path!r}", job))
             break
     if (root / plan_path).is_file():
         plan = read_json(root / plan_path)
@@ -148,16 +149,47 @@ def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
     return findings
 
 
-def _consistency(jobs: list[Job], root: Path) -> list[Finding]:
+def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
+    """Every row of a pruned model's evaluation names the prepared model and the plan it was built from
+    (a depth or a sparse plan) and has the plan's depth."""
+    (out,) = job.outputs.values()
+    expected = paths.evaluated_model(job.wildcards["method"], job.wildcards)
+    with (root / out).open() as fh:
+        rows = list(csv.DictReader(fh))
+    return _rows_consistency(job, root, out, rows, expected["plan"], expected["model"])
+
+
+def _efficiency_consistency(job: Job, root: Path, config: Mapping[str, Any]) -> list[Finding]:
+    """The efficiency file of a model has a dense row and one row per pruned model the config evaluates."""
+    out = job.outputs["efficiency"]
+    with (root / out).open() as fh:
+        rows = list(csv.DictReader(fh))
+    by_plan = {row["plan"]: row for row in rows}
+    findings = [] if "-" in by_plan else [Finding("inconsistent", out, "has no dense row", job)]
+    for labels, sources in paths.efficiency_entries(config, job.wildcards["model"]):
+        row = by_plan.get(sources["plan"])
+        if row is None:
+            findings.append(Finding("inconsistent", out, f"has no row for {sources['plan']}", job))
+        else:
+            findings += _rows_consistency(job, root, out, [row], sources["plan"], sources["model"])
+    return findings
+
+
+def _consistency(jobs: list[Job], root: Path, config: Mapping[str, Any]) -> list[Finding]:
     checkpoints = {tuple(j.wildcards.items()): j for j in jobs if j.rule == "prune_checkpoint"}
     findings: list[Finding] = []
     for job in jobs:
-        if not (root / next(iter(job.outputs.values()))).is_file():
+        first = root / next(iter(job.outputs.values()))
+        if not (first.is_file() or (job.rule in paths.CHECKPOINT_RULES and first.is_dir())):
             continue
         if job.rule == "plan":
-            findings += _plan_consistency(job, checkpoints[tuple(job.wildcards.items())], root)
+            findings += _plan_consistency(job, checkpoints.get(tuple(job.wildcards.items())), root)
+        elif job.rule == "sparse_prune":
+            findings += _measured_consistency(job, root)
         elif job.rule == "sparse_checkpoint":
             findings += _sparse_consistency(job, root)
+        elif job.rule == "efficiency":
+            findings += _efficiency_consistency(job, root, config)
         elif job.rule.endswith("_pruned"):
             findings += _evaluation_consistency(job, root)
     return findings
@@ -166,12 +198,12 @@ def _consistency(jobs: list[Job], root: Path) -> list[Finding]:
 def _artifact_paths(results: Path) -> list[Path]:
     """Every plan, evaluation and checkpoint under ``results/``: of the depth family
     (``{model}/{plans,eval,checkpoints}/{calib}/*``) and of the sparse family
-    (``{model}/sparsity/{calib}/{plans,checkpoints,measured}/*``)."""
+    (``{model}/sparsity/{calib}/{plans,pruned,checkpoints,measured}/*``)."""
     out: list[Path] = []
     for model_dir in sorted(p for p in results.iterdir() if p.is_dir() and p.name not in ("logs", "summary")):
         for stage in ("plans", "eval", "checkpoints"):
             out += sorted((model_dir / stage).glob("*/*"))
-        for stage in ("plans", "checkpoints", "measured"):
+        for stage in ("plans", "pruned", "checkpoints", "measured"):
             out += sorted((model_dir / "sparsity").glob(f"*/{stage}/*"))
     return out
 
@@ -207,7 +239,7 @@ def audit(config: Mapping[str, Any], root: str | Path = ".") -> list[Finding]:
     findings: list[Finding] = []
     for job in jobs:
         findings += _check_job(job, root, fingerprints)
-    findings += _consistency(jobs, root)
+    findings += _consistency(jobs, root, config)
     findings += _extras(jobs, root)
     return findings
 

@@ -49,8 +49,20 @@ def _validator_with_defaults(schema: dict):
     return cls(schema)
 
 
+REMOVED_KEYS = {
+    ("checkpoints", "temporary"): "evaluations build each pruned model in memory from the prepared model and its "
+                                  "plan, so no checkpoint is written unless checkpoints.export asks for it: remove "
+                                  "the key (and list the checkpoints you want in checkpoints.export)",
+}
+"""Keys earlier versions accepted, with why they went and what to do instead."""
+
+
 def validate_schema(config: dict, schema_path: str | Path | None = None) -> dict:
     """Check ``config`` against the JSON schema, filling in defaults in place; raise :class:`ConfigError`."""
+    removed = [f"  {'.'.join(path)}: no longer a setting: {why}" for path, why in REMOVED_KEYS.items()
+               if isinstance(config.get(path[0]), dict) and path[1] in config[path[0]]]
+    if removed:
+        raise ConfigError("invalid config:\n" + "\n".join(removed))
     validator = _validator_with_defaults(load_schema(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     # A bad value inside an entry also makes its known keys "unevaluated" (unevaluatedProperties): report
@@ -249,13 +261,38 @@ def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, 
     return {}
 
 
-def sparse_checkpoint_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
-    """What a sparse checkpoint depends on besides its plan: which input norms it prunes with (``none``
-    for magnitude), and with sequential norms (a forward pass) the device and dtype."""
-    if metric != "wanda":
-        return {"norms": "none"}
-    norms = config["sparsity"]["norms"]
-    return {"norms": norms, **({"compute": compute_params(config)} if norms == "sequential" else {})}
+def sparse_prune_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """What a sparse model's zeros depend on besides its plan: which input norms it prunes with (``none``
+    for magnitude) and the device and dtype whose weights are scored (the evaluations' own)."""
+    return {"norms": config["sparsity"]["norms"] if metric == "wanda" else "none", "compute": compute_params(config)}
+
+
+def exported_checkpoints(config: Mapping[str, Any]) -> set[str]:
+    """The ``<method>-<budget>`` names whose Hugging Face checkpoints the run writes (``checkpoints.export``:
+    ``all`` for every depth and sparse model the config evaluates, ``none``, or a list)."""
+    export = config["checkpoints"]["export"]
+    if export == "none":
+        return set()
+    names = set(evaluated_names(config))
+    return names if export == "all" else set(export) & names
+
+
+def evaluated_names(config: Mapping[str, Any]) -> list[str]:
+    """``<method>-<budget>`` of every pruned model the config evaluates: each depth method at each budget
+    (the K ablation's too) and each sparse model at its target."""
+    names = [f"{m}-{b}" for m in config["methods"] for b in sorted(config["budgets"])]
+    names += [f"{m}-{b}" for m in ablation_methods(config) for b in ablation_budgets(config)]
+    return names + [f"{m}-{t}" for m, t in sparse_evaluations(config)]
+
+
+def export_errors(config: Mapping[str, Any]) -> list[str]:
+    """Names in ``checkpoints.export`` that the config does not evaluate."""
+    export = config["checkpoints"]["export"]
+    if isinstance(export, str):
+        return []
+    names = evaluated_names(config)
+    return [f"checkpoints.export: {name!r} is not a model this config evaluates ({'<method>-<budget>'}, e.g. "
+            f"{names[0]!r}){did_you_mean(name, names)}" for name in export if name not in names]
 
 
 def sweep_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,13 +323,14 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "structure": lambda c, w: {"structure": structure_params(c)},
     "structure_fixed_k": lambda c, w: {"structure": fixed_k_structure_params(c, w["k"])},
     "plan": lambda c, w: {"method_params": method_params(c, w["method"])},
-    "prune_checkpoint": lambda c, w: {},
+    "prune_checkpoint": lambda c, w: {"compute": compute_params(c)},
     **{f"evaluate_{which}": (lambda c, w: {"datasets": evaluation_datasets(c, w["model"]), "compute": compute_params(c)})
        for which in ("dense", "pruned")},
     **{f"evaluate_tasks_{which}": (lambda c, w: {"zeroshot": zeroshot_params(c), "compute": compute_params(c)})
        for which in ("dense", "pruned")},
-    **{f"efficiency_{which}": (lambda c, w: {"efficiency": efficiency_params(c), "compute": compute_params(c)})
-       for which in ("dense", "pruned")},
+    "efficiency": lambda c, w: {"efficiency": efficiency_params(c), "compute": compute_params(c),
+                                "models": [f"{lab['calib']}/{lab['method']}-{lab['budget']}"
+                                           for lab, _ in _efficiency_entries(c, w["model"])]},
     **{rule: (lambda c, w, kind=kind: {"kind": kind}) for rule, kind in SUMMARY_KINDS.items()},
     "figure_structure": lambda c, w: {"budget": figure_budget(c), "methods": list(c["methods"])},
     "figure_pruned_layers": lambda c, w: {"methods": list(c["methods"]), "budgets": sorted(c["budgets"])},
@@ -302,7 +340,8 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "input_norms": lambda c, w: {"compute": compute_params(c)},
     "outliers": lambda c, w: {"outliers": outlier_params(c)},
     "sparse_plan": lambda c, w: {"plan": sparse_plan_params(c, w["allocation"])},
-    "sparse_checkpoint": lambda c, w: {"pruning": sparse_checkpoint_params(c, w["metric"])},
+    "sparse_prune": lambda c, w: {"pruning": sparse_prune_params(c, w["metric"])},
+    "sparse_checkpoint": lambda c, w: {"compute": compute_params(c)},
     "redundancy": lambda c, w: {"outliers": outlier_params(c)},
     "mrp_sweep": lambda c, w: {"sweep": sweep_params(c)},
     "summary_sparsity": lambda c, w: {},
@@ -310,6 +349,12 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "figure_vs_sparsity": lambda c, w: {},
 }
 """Each rule's config slice (its ``params``), a function of the validated config and the job's wildcards."""
+
+
+def _efficiency_entries(config: Mapping[str, Any], model: str) -> list:
+    from .paths import efficiency_entries  # paths imports this module
+
+    return efficiency_entries(config, model)
 
 
 def rule_params(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, str]) -> dict[str, Any]:
@@ -441,7 +486,7 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     offline before the run (a hub model not in the cache): then a warning says what is not checked.
     It raises ``OSError`` or ``ValueError`` for a source that names no model.
     """
-    errors = _file_errors(config, Path(base_dir)) + sparsity_errors(config)
+    errors = _file_errors(config, Path(base_dir)) + sparsity_errors(config) + export_errors(config)
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
         errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "

@@ -67,9 +67,20 @@ def job(smk: Any) -> Iterator[None]:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)
 
 
+SOURCE_KEYS = ("model", "plan", "pruning", "measured")
+"""The inputs a model under evaluation is built from (see :func:`lorp.workflow.pipeline.load_evaluated`)."""
+
+
+def evaluation_sources(smk: Any) -> dict[str, str]:
+    """The job's inputs that build the model it evaluates or exports: the prepared model, and for a pruned
+    model its plan (and a sparse plan's pruning norms and measurement)."""
+    inputs = _named(smk.input)
+    return {key: inputs[key] for key in SOURCE_KEYS if key in inputs}
+
+
 def evaluation_labels(smk: Any) -> dict[str, Any]:
-    """The identifying columns of an evaluation row: model, calib, method, budget, and for a pruned
-    model the checkpoint and plan it measured (``-`` for the dense model)."""
+    """The identifying columns of an evaluation row: model, calib, method, budget, the prepared model the
+    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model)."""
     w = smk.wildcards
     pruned = "plan" in smk.input.keys()
     return {
@@ -77,6 +88,6 @@ def evaluation_labels(smk: Any) -> dict[str, Any]:
         "calib": w.get("calib", "-"),
         "method": w.get("method", "dense"),
         "budget": int(w.get("budget", 0)),
-        "checkpoint": smk.input.model if pruned else "-",
+        "base_model": smk.input.model,
         "plan": smk.input.plan if pruned else "-",
     }

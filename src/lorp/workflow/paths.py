@@ -14,7 +14,7 @@ one for given wildcards. A sparse method is evaluated as ``{method} = {metric}-{
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from . import config as lc
@@ -50,6 +50,8 @@ SPARSE_NAME = "{metric}-{allocation}-{target}"
 SPARSE_PLAN = SPARSITY + "/plans/" + SPARSE_NAME + ".json"
 SPARSE_CHECKPOINT = SPARSITY + "/checkpoints/" + SPARSE_NAME
 MEASURED = SPARSITY + "/measured/" + SPARSE_NAME + ".json"
+PRUNING_NORMS = SPARSITY + "/pruned/" + SPARSE_NAME + ".npz"
+EFFICIENCY = "results/{model}/eval/efficiency"
 
 PLAN_INPUTS = {"extended": SIMILARITY + "/cosine_extended.npy", "last_token": SIMILARITY + "/cosine_last_token.npy",
                "structure": RLS}
@@ -68,8 +70,7 @@ class RuleFiles:
 def _evaluations() -> dict[str, RuleFiles]:
     """The evaluation rules: each kind for the dense model (``_dense``) and for a plan (``_pruned``)."""
     kinds = {"evaluate": ("ppl", "ppl.csv", "provenance.json"),
-             "evaluate_tasks": ("tasks", "tasks.csv", "tasks.provenance.json"),
-             "efficiency": ("efficiency", "efficiency.csv", "efficiency.provenance.json")}
+             "evaluate_tasks": ("tasks", "tasks.csv", "tasks.provenance.json")}
     return {f"{rule}_{which}": RuleFiles({name: f"{base}/{file}"}, f"{base}/{prov}")
             for rule, (name, file, prov) in kinds.items()
             for which, base in (("dense", EVAL_DENSE), ("pruned", EVAL_PRUNED))}
@@ -96,6 +97,7 @@ RULES: dict[str, RuleFiles] = {
     **_evaluations(),
     "summary": _summary("ppl", "provenance.json"),
     "summary_tasks": _summary("tasks", "tasks.provenance.json"),
+    "efficiency": RuleFiles({"efficiency": EFFICIENCY + ".csv"}, EFFICIENCY + ".provenance.json"),
     "summary_efficiency": _summary("efficiency", "efficiency.provenance.json"),
     "figure_structure": RuleFiles({"png": MODEL_FIGURES + "/structure.png"}, MODEL_FIGURES + "/structure.provenance.json"),
     "figure_pruned_layers": RuleFiles({"png": MODEL_FIGURES + "/pruned_layers.png"},
@@ -108,8 +110,10 @@ RULES: dict[str, RuleFiles] = {
     "input_norms": RuleFiles({"norms": NORMS}, NORMS + ".provenance.json", ("norms",)),
     "outliers": RuleFiles({"outliers": OUTLIERS}, OUTLIERS.removesuffix(".json") + ".provenance.json"),
     "sparse_plan": RuleFiles({"plan": SPARSE_PLAN}, SPARSE_PLAN.removesuffix(".json") + ".provenance.json"),
-    "sparse_checkpoint": RuleFiles({"checkpoint": SPARSE_CHECKPOINT, "measured": MEASURED},
-                                   SPARSE_CHECKPOINT + ".provenance.json", ("checkpoint",)),
+    "sparse_prune": RuleFiles({"norms": PRUNING_NORMS, "measured": MEASURED},
+                              PRUNING_NORMS.removesuffix(".npz") + ".provenance.json"),
+    "sparse_checkpoint": RuleFiles({"checkpoint": SPARSE_CHECKPOINT}, SPARSE_CHECKPOINT + ".provenance.json",
+                                   ("checkpoint",)),
     "redundancy": RuleFiles({"redundancy": REDUNDANCY}, REDUNDANCY.removesuffix(".json") + ".provenance.json"),
     "mrp_sweep": RuleFiles({"json": SWEEP + ".json", "png": SWEEP + ".png"}, SWEEP + ".provenance.json"),
     "summary_sparsity": _summary("sparsity", "sparsity.provenance.json"),
@@ -119,7 +123,8 @@ RULES: dict[str, RuleFiles] = {
 }
 
 CHECKPOINT_RULES = ("prune_checkpoint", "sparse_checkpoint")
-"""The rules whose ``checkpoint`` directory ``all`` reaches only through its provenance record."""
+"""The export rules: a pruned model as a Hugging Face directory, made for the names ``checkpoints.export``
+lists (and for any other plan when its directory is asked for by path)."""
 
 
 def fill(template: str, wildcards: Mapping[str, Any]) -> str:
@@ -139,13 +144,33 @@ def plan_inputs(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
 
 
 def evaluated_model(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
-    """The checkpoint and plan an evaluation of ``{method}-{budget}`` reads: a depth plan's, or for a
-    sparse method (``wanda-mrp``, budget = target in %) the sparse family's."""
+    """What an evaluation of ``{method}-{budget}`` reads to build the pruned model in memory: the prepared
+    model and the plan, a depth plan, or for a sparse method (``wanda-mrp``, budget = target in %) the
+    sparse plan with the norms its blocks were pruned with and their measurement."""
     sparse = parse_method(method)
     if sparse is None:
-        return {"model": fill(CHECKPOINT, wildcards), "plan": fill(PLAN, wildcards)}
+        return {"model": fill(MODEL_DIR, wildcards), "plan": fill(PLAN, wildcards)}
     w = {**wildcards, "metric": sparse[0], "allocation": sparse[1], "target": wildcards["budget"]}
-    return {"model": fill(SPARSE_CHECKPOINT, w), "plan": fill(SPARSE_PLAN, w)}
+    return {"model": fill(MODEL_DIR, w), "plan": fill(SPARSE_PLAN, w), "pruning": fill(PRUNING_NORMS, w),
+            "measured": fill(MEASURED, w)}
+
+
+def efficiency_entries(config: Mapping[str, Any], model: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """The pruned models the efficiency job of ``model`` measures against its dense model: every depth
+    method at every budget and every sparse model, of every calibration, as (labels, sources)."""
+    out = []
+    pairs = [(m, b) for m in config["methods"] for b in sorted(config["budgets"])] + lc.sparse_evaluations(config)
+    for calib in config["calibration"]:
+        for method, budget in pairs:
+            sources = evaluated_model(method, {"model": model, "calib": calib, "method": method, "budget": budget})
+            out.append(({"model": model, "calib": calib, "method": method, "budget": int(budget),
+                         "base_model": sources["model"], "plan": sources["plan"]}, sources))
+    return out
+
+
+def checkpoint_rule(method: str) -> str:
+    """The export rule of a method's checkpoints: ``prune_checkpoint`` (depth) or ``sparse_checkpoint``."""
+    return "prune_checkpoint" if parse_method(method) is None else "sparse_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -157,41 +182,37 @@ class Job:
     outputs: dict[str, str]
     provenance: str
     params: dict[str, Any]
-    temporary: tuple[str, ...] = field(default=())  # outputs Snakemake deletes once used (checkpoints.temporary)
 
 
-def _job(config: Mapping[str, Any], rule: str, temporary: bool = False, **wildcards: Any) -> Job:
+def _job(config: Mapping[str, Any], rule: str, **wildcards: Any) -> Job:
     w = {k: str(v) for k, v in wildcards.items()}
     files = RULES[rule]
     outputs = {name: fill(t, w) for name, t in files.outputs.items()}
-    return Job(rule, w, outputs, fill(files.provenance, w), lc.rule_params(config, rule, w),
-               (outputs["checkpoint"],) if temporary else ())
+    return Job(rule, w, outputs, fill(files.provenance, w), lc.rule_params(config, rule, w))
 
 
-SUMMARIES = {"evaluate": "summary", "evaluate_tasks": "summary_tasks", "efficiency": "summary_efficiency"}
-"""The summary rule of each evaluation kind (``<kind>_dense`` and ``<kind>_pruned`` feed it)."""
+SUMMARIES = {"evaluate": "summary", "evaluate_tasks": "summary_tasks"}
+"""The summary rule of each per-plan evaluation kind (``<kind>_dense`` and ``<kind>_pruned`` feed it)."""
 
 
 def evaluation_rules(config: Mapping[str, Any]) -> list[str]:
-    """The evaluation kinds the config asks for: perplexity always, zero-shot tasks and efficiency when set."""
-    rules = ["evaluate"]
-    if config["zeroshot"]["tasks"]:
-        rules.append("evaluate_tasks")
-    if config["efficiency"]["enabled"]:
-        rules.append("efficiency")
-    return rules
+    """The per-plan evaluation kinds the config asks for: perplexity always, zero-shot tasks when set
+    (efficiency is one job per model: ``efficiency.enabled``)."""
+    return ["evaluate"] + (["evaluate_tasks"] if config["zeroshot"]["tasks"] else [])
 
 
 def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
     """Every job a validated config implies, in a stable order."""
     evaluations = evaluation_rules(config)
-    temporary = config["checkpoints"]["temporary"]
+    exported = lc.exported_checkpoints(config)
     pairs = [(m, b) for m in config["methods"] for b in sorted(config["budgets"])]
     pairs += [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
     for model in config["models"]:
         yield _job(config, "prepare_model", model=model)
         for rule in evaluations:
             yield _job(config, f"{rule}_dense", model=model)
+        if config["efficiency"]["enabled"]:
+            yield _job(config, "efficiency", model=model)
         for calib in config["calibration"]:
             w = {"model": model, "calib": calib}
             for rule in ("calibration_tokens", "capture_activations", "similarity", "structure"):
@@ -203,20 +224,22 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
             for method, budget in pairs:
                 wb = {**w, "method": method, "budget": budget}
                 yield _job(config, "plan", **wb)
-                yield _job(config, "prune_checkpoint", temporary, **wb)
+                if f"{method}-{budget}" in exported:
+                    yield _job(config, "prune_checkpoint", **wb)
                 for rule in evaluations if method in config["methods"] else ["evaluate"]:
                     yield _job(config, f"{rule}_pruned", **wb)
     for rule in evaluations:
         yield _job(config, SUMMARIES[rule])
-        if rule != "efficiency":
-            yield _job(config, "figure_vs_budget", kind=lc.SUMMARY_KINDS[SUMMARIES[rule]])
+        yield _job(config, "figure_vs_budget", kind=lc.SUMMARY_KINDS[SUMMARIES[rule]])
+    if config["efficiency"]["enabled"]:
+        yield _job(config, "summary_efficiency")
     yield _job(config, "figure_locality")
     if config["ablation"]["lorp_k"]:
         yield _job(config, "k_ablation")
-    yield from _sparse_jobs(config, evaluations, temporary)
+    yield from _sparse_jobs(config, evaluations, exported)
 
 
-def _sparse_jobs(config: Mapping[str, Any], evaluations: list[str], temporary: bool) -> Iterator[Job]:
+def _sparse_jobs(config: Mapping[str, Any], evaluations: list[str], exported: set[str]) -> Iterator[Job]:
     """The sparse family's jobs (none without ``sparsity.targets`` or ``sparsity.nm``)."""
     plans = lc.sparse_plans(config)
     if not plans:
@@ -230,7 +253,9 @@ def _sparse_jobs(config: Mapping[str, Any], evaluations: list[str], temporary: b
                 for _, allocation, target in (p for p in plans if p[0] == metric):
                     ws = {**w, "metric": metric, "allocation": allocation, "target": target}
                     yield _job(config, "sparse_plan", **ws)
-                    yield _job(config, "sparse_checkpoint", temporary, **ws)
+                    yield _job(config, "sparse_prune", **ws)
+                    if f"{metric}-{allocation}-{target}" in exported:
+                        yield _job(config, "sparse_checkpoint", **ws)
                     for rule in evaluations:
                         yield _job(config, f"{rule}_pruned", **w, method=f"{metric}-{allocation}", budget=target)
                 if lc.redundancy_plans(config, metric):
@@ -262,12 +287,10 @@ def sparse_files(config: Mapping[str, Any], template: str, **wildcards: Any) -> 
 
 
 def targets(config: Mapping[str, Any]) -> list[str]:
-    """What the default target ``all`` requests: every output and provenance record of every job, except
-    the checkpoint directories, of which only the provenance record is asked for. The evaluations need
-    the checkpoints anyway, and so ``checkpoints.temporary`` (Snakemake then deletes each checkpoint once
-    its evaluations are done) can be switched either way without rebuilding any checkpoint."""
+    """What the default target ``all`` requests: every output and provenance record of every job (the
+    exported checkpoints among them)."""
     out = []
     for job in jobs(config):
-        out += [path for name, path in job.outputs.items() if not (job.rule in CHECKPOINT_RULES and name == "checkpoint")]
+        out += list(job.outputs.values())
         out.append(job.provenance)
     return out

@@ -9,6 +9,7 @@ filled in by the schema: no stage has defaults of its own.
 from __future__ import annotations
 
 import collections.abc
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -117,30 +118,41 @@ def make_plan(method: str, budget: int, inputs: Mapping[str, str | Path], out_pa
     return result
 
 
-def prune_checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path) -> None:
-    """Stage 6: the pruned model as a Hugging Face directory, in the dtype the weights are stored in."""
+def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The model an evaluation measures and its tokenizer: the prepared model ``sources['model']`` on the
+    compute device and dtype, pruned in memory to ``sources['plan']`` where one is given (a sparse plan
+    with the norms its blocks were pruned with, ``sources['pruning']``, and the measurement it must
+    reproduce, ``sources['measured']``). No checkpoint is read."""
     from .. import models
-    from ..depth.prune import prune_layers, save_checkpoint
+    from ..evaluation.pruned import build_pruned
 
-    plan = methods.Plan.from_dict(read_json(plan_path))
-    model, tokenizer, manifest = models.load(model_dir, dtype="stored")
-    if manifest["num_hidden_layers"] != plan.n_layers:
-        raise ValueError(f"plan is for {plan.n_layers} layers, model has {manifest['num_hidden_layers']}")
-    prune_layers(model, plan.pruned)
-    save_checkpoint(model, tokenizer, plan, out_dir, {"source_model": manifest["source"]})
+    model, tokenizer, _ = models.load(sources["model"], compute["device"], compute["dtype"])
+    if sources.get("plan"):
+        plan, norms, measured = _plan_sources(sources)
+        build_pruned(model, plan, norms, measured)
+    return model, tokenizer
 
 
-def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[str, Any]], out_path: str | Path,
-                        labels: Mapping[str, Any], compute: Mapping[str, Any], batch_size: int) -> list[dict]:
-    """Stage 7: perplexity of a (dense or pruned) model on every configured dataset, as ``ppl.csv``.
+def _plan_sources(sources: Mapping[str, str | Path]) -> tuple[dict, Any, Any]:
+    """A plan's JSON and, for a sparse plan, its pruning norms and measurement (None for a depth plan)."""
+    from ..sparse.norms import read_pruning_norms
 
-    ``model_dir`` is a prepared-model directory (with ``model.json``) or a pruned checkpoint.
-    ``labels`` fills the identifying columns (model, calib, method, budget, checkpoint, plan).
-    """
+    plan = read_json(sources["plan"])
+    if plan.get("family") != "sparse":
+        return plan, None, None
+    return plan, read_pruning_norms(sources["pruning"]), read_json(sources["measured"])
+
+
+def evaluate_perplexity(sources: Mapping[str, str | Path], datasets: Mapping[str, Mapping[str, Any]],
+                        out_path: str | Path, labels: Mapping[str, Any], compute: Mapping[str, Any],
+                        batch_size: int) -> list[dict]:
+    """Stage 7: perplexity of the dense or a pruned model (``sources``, see :func:`load_evaluated`) on
+    every configured dataset, as ``ppl.csv``; ``labels`` fills the identifying columns (model, calib,
+    method, budget, base_model, plan)."""
     from .. import models
     from ..evaluation.perplexity import make_windows, perplexity
 
-    model, tokenizer, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    model, tokenizer = load_evaluated(sources, compute)
     n_layers = len(models.get_decoder_layers(model))
     rows = []
     for name, spec in datasets.items():
@@ -157,33 +169,72 @@ def evaluate_perplexity(model_dir: str | Path, datasets: Mapping[str, Mapping[st
     return rows
 
 
-def evaluate_efficiency(model_dir: str | Path, out_path: str | Path, labels: Mapping[str, Any],
-                        compute: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Stage 7b: size, peak memory, prefill throughput and decode latency as ``efficiency.csv``."""
+def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[str, Any], Mapping[str, str | Path]]],
+                       out_path: str | Path, model: str, compute: Mapping[str, Any],
+                       settings: Mapping[str, Any]) -> list[dict]:
+    """Stage 7b: size, memory, prefill throughput and decode latency of the dense model ``model_dir`` and of
+    every pruned model of ``entries`` (labels, sources as in :func:`load_evaluated`), as one
+    ``efficiency.csv`` per model. Each pruned model is built in memory beside the dense one (sharing the
+    tensors it does not change) and the two are timed alternately (:func:`lorp.evaluation.efficiency.interleaved`),
+    so its speed-ups are paired ratios from one run, with their spread; the dense row pools the dense
+    model's rounds of every pair."""
     from .. import models
-    from ..evaluation.efficiency import EfficiencySettings, measure, weights_bytes
+    from ..evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups
+    from ..evaluation.pruned import build_pruned
 
     cfg = EfficiencySettings(**{k: int(v) for k, v in settings.items()})
-    model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
-    weights = models.weights_dir(model_dir)
-    with tqdm(total=2 * (cfg.warmup + cfg.repeats), desc="efficiency", unit="run") as bar:
-        result = measure(model, cfg, progress=bar.update)
-    row = {**labels, "n_layers": len(models.get_decoder_layers(model)),
-           "weights_bytes": weights_bytes(weights) if weights else "", **cfg.__dict__, **result.as_row()}
-    print(f"prefill {result.prefill_tokens_per_s:.1f} tok/s, decode {result.decode_ms_per_token:.2f} ms/token, "
-          f"peak {result.peak_memory_mib:.0f} MiB ({result.memory_measure}) on {result.device}")
-    write_text(out_path, tables.rows_csv([row], tables.EFFICIENCY_COLUMNS))
-    return row
+    dense, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    stored = models.select_dtype(_stored_dtype(model_dir), torch_device(dense))
+    pooled = Timings([], [])
+    rows = []
+    with tqdm(total=len(entries) * 2 * cfg.repeats, desc="efficiency", unit="run") as bar:
+        for labels, sources in entries:
+            plan, norms, measured = _plan_sources(sources)
+            pruned = build_pruned(dense, plan, norms, measured, keep_dense=True)
+            timings = interleaved({"dense": dense, "pruned": pruned}, cfg, progress=bar.update)
+            pooled.prefill += timings["dense"].prefill
+            pooled.decode += timings["dense"].decode
+            pooled.activation_bytes = max(pooled.activation_bytes, timings["dense"].activation_bytes)
+            row = {**labels, "n_layers": len(models.get_decoder_layers(pruned)), **cfg.__dict__,
+                   **result(pruned, timings["pruned"], cfg, stored).as_row(),
+                   **speedups(timings["dense"], timings["pruned"])}
+            print(f"{labels['method']}-{labels['budget']}: prefill x{row['prefill_speedup']:.3f} "
+                  f"[{row['prefill_speedup_min']:.3f}, {row['prefill_speedup_max']:.3f}], decode "
+                  f"x{row['decode_speedup']:.3f} [{row['decode_speedup_min']:.3f}, {row['decode_speedup_max']:.3f}]")
+            rows.append(row)
+            del pruned
+    if not entries:  # the dense model alone
+        pooled = interleaved({"dense": dense}, cfg)["dense"]
+    one = {f"{k}_speedup{s}": 1.0 for k in ("prefill", "decode") for s in ("", "_min", "_max")}
+    dense_row = {"model": model, "calib": "-", "method": "dense", "budget": 0, "base_model": os.fspath(model_dir),
+                 "plan": "-", "n_layers": len(models.get_decoder_layers(dense)), **cfg.__dict__,
+                 **result(dense, pooled, cfg, stored).as_row(), **one}
+    print(f"dense: prefill {dense_row['prefill_tokens_per_s']:.1f} tok/s, decode {dense_row['decode_ms_per_token']:.2f} "
+          f"ms/token on {dense_row['device']}")
+    write_text(out_path, tables.rows_csv([dense_row, *rows], tables.EFFICIENCY_COLUMNS))
+    return [dense_row, *rows]
 
 
-def evaluate_zeroshot(model_dir: str | Path, out_path: str | Path, labels: Mapping[str, Any],
+def _stored_dtype(model_dir: str | Path) -> str:
+    """The dtype a prepared model's weights are stored in (``model.json``), as a config dtype name."""
+    manifest = read_json(Path(model_dir) / "model.json")
+    stored = str(manifest.get("storage_dtype", "")).removeprefix("torch.")
+    return stored if stored in ("float32", "float16", "bfloat16") else "auto"
+
+
+def torch_device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+def evaluate_zeroshot(sources: Mapping[str, str | Path], out_path: str | Path, labels: Mapping[str, Any],
                       compute: Mapping[str, Any], spec: Mapping[str, Any], batch_size: int) -> list[dict]:
-    """Stage 7c: zero-shot accuracy on the configured lm-eval tasks as ``tasks.csv`` (long rows:
-    task, metric, value, stderr, n_examples), the model loaded once for all tasks."""
+    """Stage 7c: zero-shot accuracy of the dense or a pruned model (``sources``, see :func:`load_evaluated`)
+    on the configured lm-eval tasks as ``tasks.csv`` (long rows: task, metric, value, stderr, n_examples),
+    the model built once for all tasks."""
     from .. import models
     from ..evaluation.zeroshot import evaluate_tasks
 
-    model, tokenizer, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    model, tokenizer = load_evaluated(sources, compute)
     n_layers = len(models.get_decoder_layers(model))
     rows = evaluate_tasks(model, tokenizer, list(spec["tasks"]), spec["data_dir"], spec["limit"],
                           batch_size=batch_size)
@@ -352,43 +403,56 @@ def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_di
     return result
 
 
-def prune_sparse_checkpoint(model_dir: str | Path, plan_path: str | Path, out_dir: str | Path,
-                            measured_path: str | Path, pruning: Mapping[str, Any],
-                            labels: Mapping[str, Any], norms_dir: str | Path | None = None,
-                            tokens_path: str | Path | None = None, batch_size: int = 8) -> dict[str, Any]:
-    """Sparse stage 4: the model with each linear layer's lowest-scoring weights of every row set to zero,
-    as a Hugging Face directory in the stored dtype, with ``plan.json`` and ``sparsity.json`` (the
-    measured sparsity of every layer, also written to ``measured_path``). ``pruning['norms']`` is
-    ``dense`` (the norms stage's, from ``norms_dir``), ``sequential`` (Wanda's protocol on ``tokens_path``,
-    run on ``pruning['compute']``) or ``none`` (magnitude); ``labels`` (model, calib) name the model
-    in ``measured_path``."""
+def prune_sparse(model_dir: str | Path, plan_path: str | Path, norms_out: str | Path, measured_path: str | Path,
+                 pruning: Mapping[str, Any], labels: Mapping[str, Any], norms_dir: str | Path | None = None,
+                 tokens_path: str | Path | None = None, batch_size: int = 8) -> dict[str, Any]:
+    """Sparse stage 4: prune the model in memory to a plan, each linear layer's lowest-scoring weights of
+    every row set to zero, and write what any later stage needs to rebuild it exactly: the norms each block
+    was pruned with (``norms_out``, :func:`lorp.sparse.norms.write_pruning_norms`) and the measured
+    sparsity of every layer (``measured_path``). ``pruning['norms']`` is ``dense`` (the norms stage's, from
+    ``norms_dir``), ``sequential`` (Wanda's protocol on ``tokens_path``) or ``none`` (magnitude); the
+    model is pruned on ``pruning['compute']``, in the dtype the evaluations run in, so that their rebuild
+    scores the same weights. ``labels`` (model, calib) name the model in ``measured_path``. No checkpoint
+    is written (that is :func:`export_sparse_checkpoint`)."""
     from .. import models
-    from ..sparse.norms import read_norms
+    from ..sparse.norms import read_norms, write_pruning_norms
     from ..sparse.plan import SparsePlan
     from ..sparse.prune import measure_pruned, prune_to_plan
 
     plan = SparsePlan.from_dict(read_json(plan_path))
     sequential = pruning["norms"] == "sequential"
-    compute = pruning["compute"] if sequential else {"device": "cpu"}
-    model, tokenizer, manifest = models.load(model_dir, compute["device"], "stored")
-    stored = next(model.parameters()).dtype
-    if sequential:  # the forward passes in the compute dtype; zeros and the kept weights survive the round trip
-        model.to(models.select_dtype(compute["dtype"], next(model.parameters()).device))
+    compute = pruning["compute"]
+    model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
     dense_norms = read_norms(norms_dir) if pruning["norms"] == "dense" else None
     with tqdm(total=len(plan.blocks), desc=f"prune {plan.method} {plan.percent}%", unit="block") as bar:
-        prune_to_plan(model, plan, norms=dense_norms, tokens=np.load(tokens_path) if sequential else None,
-                      batch_size=int(batch_size), progress=bar.update)
-    model.to(stored)
-    measured = {**labels, **measure_pruned(model, plan), "norms": pruning["norms"]}
+        used = prune_to_plan(model, plan, norms=dense_norms, tokens=np.load(tokens_path) if sequential else None,
+                             batch_size=int(batch_size), progress=bar.update)
+    measured = {**labels, **measure_pruned(model, plan), "norms": pruning["norms"],
+                "dtype": models.dtype_name(next(model.parameters()).dtype)}
     short = [(x["block"], name) for x in measured["blocks"] for name, v in x["linears"].items() if v["row_shortfall"]]
     if short:
         raise RuntimeError(f"rows of {short[:3]} have fewer zeros than planned: the masks did not apply")
     print(f"measured sparsity {measured['model_sparsity']:.6f} (planned {measured['planned_sparsity']:.6f})")
-    records = {"plan.json": {**plan.to_dict(), "source_model": manifest["source"]},
-               "sparsity.json": measured}
-    models.save_checkpoint(model, tokenizer, out_dir, records)
+    write_pruning_norms(norms_out, used)
     write_json(measured_path, measured)
     return measured
+
+
+def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, compute: Mapping[str, Any]) -> None:
+    """Stage 6 (on request, ``checkpoints.export``): the pruned model as a Hugging Face directory in the dtype
+    the prepared model is stored in, with its plan (``plan.json``) and, for a sparse plan, its measured
+    sparsity (``sparsity.json``). The model is the one the evaluations measure (:func:`load_evaluated`):
+    reloading the directory gives the same logits."""
+    from .. import models
+
+    model, tokenizer = load_evaluated(sources, compute)
+    manifest = read_json(Path(sources["model"]) / "model.json")
+    plan, _, measured = _plan_sources(sources)
+    model.to(models.select_dtype(_stored_dtype(sources["model"]), torch_device(model)))
+    records = {"plan.json": {**plan, "source_model": manifest["source"]}}
+    if measured is not None:
+        records["sparsity.json"] = measured
+    models.save_checkpoint(model, tokenizer, out_dir, records)
 
 
 def assess_redundancy(model_dir: str | Path, norms_dir: str | Path | None, metric: str,

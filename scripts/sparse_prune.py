@@ -1,13 +1,13 @@
-"""Snakemake adapter for rule sparse_checkpoint (the batch size is not a param: it does not change the weights)."""
+"""Snakemake adapter for rule sparse_prune (the batch size is not a param: it does not change the weights)."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import prune_sparse_checkpoint
+from lorp.workflow.pipeline import prune_sparse
 
 with job(snakemake):
-    prune_sparse_checkpoint(
+    prune_sparse(
         snakemake.input.model,
         snakemake.input.plan,
-        snakemake.output.checkpoint,
+        snakemake.output.norms,
         snakemake.output.measured,
         snakemake.params.pruning,
         labels={"model": snakemake.wildcards.model, "calib": snakemake.wildcards.calib},

@@ -1,0 +1,80 @@
+"""The model an evaluation measures, built in memory from the prepared base model and a plan: no
+checkpoint is written or read.
+
+* A depth plan (``lorp.depth.methods.Plan``): the plan's blocks removed, as :func:`lorp.depth.prune.prune_layers`
+  does before a checkpoint is saved.
+* A sparse plan (``lorp.sparse.plan.SparsePlan``): every linear layer pruned with the input norms each block
+  was pruned with when the sparse stage ran (recorded by it: the dense norms, or Wanda's sequential ones,
+  or none for magnitude). Scores are computed in float32 from the weights and those norms and the masks are
+  stable sorts, so the zeros are the sparse stage's exactly; the rebuilt model is checked against the
+  stage's measurement before anything is evaluated.
+
+With ``keep_dense``, the pruned model is a copy sharing every tensor it does not change with the dense model,
+so both can be measured side by side in one process (:func:`lorp.models.shared_copy`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..models import get_decoder_layers, shared_copy
+
+
+class RebuildMismatchError(RuntimeError):
+    """A sparse model rebuilt in memory does not hold the zeros its sparse stage measured."""
+
+
+def is_sparse_plan(plan: Mapping[str, Any]) -> bool:
+    """Whether a plan's JSON is a sparse plan (per-block sparsities) rather than a depth plan (pruned blocks)."""
+    return plan.get("family") == "sparse"
+
+
+def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
+                 norms: Sequence[Mapping[str, np.ndarray] | None] | None = None,
+                 measured: Mapping[str, Any] | None = None, keep_dense: bool = False) -> torch.nn.Module:
+    """``model`` pruned to ``plan`` (a plan's JSON, depth or sparse), in place unless ``keep_dense``.
+
+    For a sparse plan, ``norms`` are the norms every block was pruned with (None entries, or no
+    ``norms``, for magnitude) and ``measured`` the sparse stage's measurement, which the rebuilt model
+    must reproduce exactly (:class:`RebuildMismatchError` otherwise).
+    """
+    if not is_sparse_plan(plan):
+        from ..depth.prune import prune_layers
+
+        n = len(get_decoder_layers(model))
+        if int(plan["n_layers"]) != n:
+            raise ValueError(f"the plan is for a {plan['n_layers']}-block model, the model has {n} blocks")
+        target = shared_copy(model) if keep_dense else model
+        return prune_layers(target, plan["pruned"])
+    from ..sparse.norms import block_linears
+    from ..sparse.plan import SparsePlan
+    from ..sparse.prune import measure_pruned, prune_to_plan
+
+    sparse = SparsePlan.from_dict(dict(plan))
+    own = [lin.weight for block in get_decoder_layers(model) for lin in block_linears(block).values()]
+    target = shared_copy(model, own) if keep_dense else model
+    if sparse.metric == "wanda" and (norms is None or any(n is None for n in norms)):
+        raise ValueError("a wanda plan is rebuilt from the norms its blocks were pruned with; none were given")
+    prune_to_plan(target, sparse, norms=None if sparse.metric == "magnitude" else list(norms))
+    if measured is not None:
+        check_rebuilt(measure_pruned(target, sparse), measured)
+    return target
+
+
+def check_rebuilt(rebuilt: Mapping[str, Any], measured: Mapping[str, Any]) -> None:
+    """Every layer of the rebuilt model has its zeros where the sparse stage measured them (the fingerprint
+    of their positions, :func:`lorp.sparse.prune.zeros_fingerprint`)."""
+    if len(rebuilt["blocks"]) != len(measured["blocks"]):
+        raise RebuildMismatchError(f"the rebuilt model has {len(rebuilt['blocks'])} blocks, the measurement "
+                                   f"{len(measured['blocks'])}")
+    for new, old in zip(rebuilt["blocks"], measured["blocks"]):
+        for name, layer in old["linears"].items():
+            now = new["linears"][name]
+            if (now["zeros_sha1"], now["measured"]) != (layer.get("zeros_sha1"), layer["measured"]):
+                raise RebuildMismatchError(
+                    f"block {old['block']} {name}: the zeros rebuilt in memory (sparsity {now['measured']:.6f}) are "
+                    f"not where the sparse stage measured them (sparsity {layer['measured']:.6f}); the prepared model "
+                    "or the recorded norms changed since: rerun the sparse stage (snakemake --forcerun sparse_prune)")

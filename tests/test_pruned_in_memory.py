@@ -1,0 +1,121 @@
+"""Pruned models built in memory (lorp.evaluation.pruned) on a tiny random Llama: the sequential
+protocol's zeros rebuilt from the recorded norms, copies that leave the dense model intact, the
+rebuild refusing a measurement it does not reproduce, and interleaved timing's paired speed-ups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lorp.evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups
+from lorp.evaluation.pruned import RebuildMismatchError, build_pruned
+from lorp.models import shared_copy
+from lorp.sparse import plan as sp
+from lorp.sparse.norms import block_linears, block_shapes, read_pruning_norms, write_pruning_norms
+from lorp.sparse.prune import measure_pruned, prune_to_plan
+
+
+def _tiny_llama(layers: int = 4):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _wanda_plan(model):
+    return sp.owl_plan("wanda", 0.6, [{"outlier_ratio": r, "n_params": 1, "linears": shapes}
+                                      for r, shapes in zip([0.1, 0.3, 0.2, 0.25], block_shapes(model))], lam=0.05)
+
+
+def test_sequential_wanda_zeros_are_rebuilt_exactly_from_the_recorded_norms(tmp_path):
+    """The sparse stage prunes with Wanda's sequential protocol and records the norms; a fresh copy of the
+    dense model pruned from the recorded file has the same weights, bit for bit."""
+    tokens = np.random.default_rng(0).integers(0, 64, size=(6, 16))
+    staged = _tiny_llama()
+    plan = _wanda_plan(staged)
+    used = prune_to_plan(staged, plan, tokens=tokens, batch_size=4)
+    measured = measure_pruned(staged, plan)
+    write_pruning_norms(tmp_path / "norms.npz", used)
+    norms = read_pruning_norms(tmp_path / "norms.npz")
+    assert [sorted(b) for b in norms] == [sorted(b) for b in used]
+    assert all(np.array_equal(norms[b][k], used[b][k]) for b in range(len(used)) for k in used[b])
+
+    rebuilt = build_pruned(_tiny_llama(), plan.to_dict(), norms, measured)
+    for name, tensor in staged.state_dict().items():
+        assert torch.equal(tensor, rebuilt.state_dict()[name]), name
+    # dense norms would prune other weights: the rebuild notices
+    from lorp.sparse.norms import dense_input_norms
+
+    with pytest.raises(RebuildMismatchError, match="rerun the sparse stage"):
+        build_pruned(_tiny_llama(), plan.to_dict(), dense_input_norms(_tiny_llama(), tokens[:1]), measured)
+
+
+def test_magnitude_norms_file_is_empty_and_rebuilds_without_norms(tmp_path):
+    model = _tiny_llama()
+    plan = sp.uniform_plan("magnitude", 0.5, block_shapes(model))
+    write_pruning_norms(tmp_path / "n.npz", prune_to_plan(model, plan))
+    assert read_pruning_norms(tmp_path / "n.npz") == [None] * 4
+    rebuilt = build_pruned(_tiny_llama(), plan.to_dict(), read_pruning_norms(tmp_path / "n.npz"),
+                           measure_pruned(model, plan))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()))
+
+
+@pytest.mark.parametrize("family", ["depth", "sparse"])
+def test_a_pruned_copy_leaves_the_dense_model_intact_and_shares_what_it_does_not_change(family):
+    dense = _tiny_llama()
+    before = _weights(dense)
+    if family == "depth":
+        plan = {"family": "depth", "method": "x", "budget": 2, "n_layers": 4, "pruned": [1, 2], "kept": [0, 3]}
+        pruned = build_pruned(dense, plan, keep_dense=True)
+        assert len(pruned.model.layers) == 2 and pruned.config.num_hidden_layers == 2
+        assert pruned.model.layers[1].self_attn.q_proj.weight is dense.model.layers[3].self_attn.q_proj.weight
+        assert pruned.model.layers[1].self_attn.layer_idx == 1 and dense.model.layers[3].self_attn.layer_idx == 3
+    else:
+        plan = sp.uniform_plan("magnitude", 0.5, block_shapes(dense))
+        pruned = build_pruned(dense, plan.to_dict(), keep_dense=True)
+        assert pruned.model.embed_tokens.weight is dense.model.embed_tokens.weight
+        lin = block_linears(pruned.model.layers[0])["mlp.up_proj"].weight
+        assert lin is not dense.model.layers[0].mlp.up_proj.weight and float((lin == 0).double().mean()) == 0.5
+    assert len(dense.model.layers) == 4 and dense.config.num_hidden_layers == 4
+    assert all(torch.equal(v, dense.state_dict()[k]) for k, v in before.items())
+    ids = torch.arange(8).unsqueeze(0)
+    assert torch.isfinite(pruned(input_ids=ids).logits).all()
+
+
+def test_a_depth_plan_for_another_depth_is_refused():
+    plan = {"family": "depth", "n_layers": 30, "pruned": [1], "kept": list(range(29))}
+    with pytest.raises(ValueError, match="30-block model, the model has 4"):
+        build_pruned(_tiny_llama(), plan)
+
+
+def test_shared_copy_clones_only_the_tensors_it_owns():
+    model = _tiny_llama(2)
+    own = [model.model.layers[0].mlp.down_proj.weight]
+    copy = shared_copy(model, own)
+    assert copy.model.layers[0].mlp.down_proj.weight is not own[0]
+    assert torch.equal(copy.model.layers[0].mlp.down_proj.weight, own[0])
+    assert copy.model.layers[1].mlp.down_proj.weight is model.model.layers[1].mlp.down_proj.weight
+    assert copy.lm_head.weight is model.lm_head.weight
+
+
+def test_interleaved_timing_pairs_rounds_and_reports_the_spread():
+    dense = _tiny_llama()
+    pruned = build_pruned(dense, {"family": "depth", "n_layers": 4, "pruned": [0, 1, 2], "kept": [3]}, keep_dense=True)
+    cfg = EfficiencySettings(batch_size=1, seqlen=8, decode_tokens=2, warmup=0, repeats=3)
+    calls = []
+    timings = interleaved({"dense": dense, "pruned": pruned}, cfg, progress=calls.append)
+    assert len(calls) == 6 and all(len(t.prefill) == len(t.decode) == 3 for t in timings.values())
+    row = result(pruned, timings["pruned"], cfg, torch.bfloat16)
+    assert row.n_params < result(dense, timings["dense"], cfg).n_params
+    assert row.weights_bytes == 2 * row.n_params and row.memory_measure == "parameters_only"
+    # paired ratios: dense time over pruned time in each round, median with the extremes
+    s = speedups(Timings([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]), Timings([0.5, 2.0, 1.0], [2.0, 1.0, 4.0]))
+    assert s["prefill_speedup"] == 2.0 and (s["prefill_speedup_min"], s["prefill_speedup_max"]) == (1.0, 3.0)
+    assert s["decode_speedup"] == 2.0 and (s["decode_speedup_min"], s["decode_speedup_max"]) == (1.0, 4.0)
