@@ -85,6 +85,12 @@ def test_default_config_is_valid_and_gets_defaults():
     (modified(sparsity={"nm": ["1:3"]}), r"sparsity\.nm: '1:3' prunes 66\.6667%, not a whole percent"),
     (modified(sparsity={"nm": ["4:2"]}), r"sparsity\.nm: '4:2' must keep N of M inputs with 0 < N < M"),
     (modified(sparsity={"nm": ["2/4"]}), r"sparsity\.nm\.0: '2/4' does not match"),
+    (modified(checkpoints={"temporary": True}),
+     r"checkpoints\.temporary: no longer a setting: evaluations build each pruned model in memory .* remove the key"),
+    (modified(checkpoints={"export": ["lorp-9"]}),
+     r"checkpoints\.export: 'lorp-9' is not a model this config evaluates .* \(did you mean 'lorp-8'\?\)"),
+    (modified(checkpoints={"export": ["wanda-owl-60"]}), r"checkpoints\.export: 'wanda-owl-60' is not a model"),
+    (modified(checkpoints={"export": "some"}), r"checkpoints\.export: 'some' is not valid under any of the given schemas"),
 ])
 def test_invalid_configs(cfg, match):
     with pytest.raises(ConfigError, match=match):
@@ -128,10 +134,10 @@ def test_a_bad_value_in_an_entry_is_reported_alone():
 
 
 def test_budget_limit_depends_on_method():
-    cfg = modified(methods={"angular": {}}, budgets=[30])
+    cfg = modified(methods={"angular": {}}, budgets=[30], checkpoints={"export": ["angular-30"]})
     check(cfg)  # angular may remove every block
     with pytest.raises(ConfigError, match="allowed 1..29"):
-        check(modified(methods={"streamline": {}}, budgets=[30]))
+        check(modified(methods={"streamline": {}}, budgets=[30], checkpoints={"export": "all"}))
 
 
 def test_snakemake_refuses_bad_config_before_any_job(tmp_path, no_slurm_controller):
@@ -187,7 +193,7 @@ MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"sourc
            "methods": {"lorp": {}, "shortgpt": {}}, "budgets": [2],
            "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
 # rules whose params hold no key the schema fills in (none at all, or only required keys)
-NOTHING_DEFAULTED = {"similarity", "prune_checkpoint", "summary", "summary_tasks", "summary_efficiency",
+NOTHING_DEFAULTED = {"similarity", "summary", "summary_tasks", "summary_efficiency",
                      "figure_vs_budget", "figure_pruned_layers", "figure_locality", "k_ablation", "summary_sparsity",
                      "figure_sparsity", "figure_vs_sparsity"}
 

@@ -12,7 +12,6 @@ from lorp.data import special_prefix
 from lorp.io import read_json
 from lorp.depth.methods import METHODS
 from lorp.models import UnsupportedModelError, get_decoder_layers, load, load_tokenizer, source_of
-from lorp.depth.prune import prune_layers
 
 pytestmark = pytest.mark.slow
 
@@ -74,21 +73,23 @@ def test_rls_matches_cosine(analysed):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_checkpoint_round_trip(method, embedded_dir, analysed, tmp_path):
+def test_exported_checkpoint_gives_the_logits_of_the_model_built_in_memory(method, embedded_dir, analysed, tmp_path):
     files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
     plan = pipeline.make_plan(method, 5, {name: files[name] for name in METHODS[method].inputs}, tmp_path / "plan.json", {})
     ckpt = tmp_path / "ckpt"
-    pipeline.prune_checkpoint(embedded_dir, tmp_path / "plan.json", ckpt)
+    sources = {"model": embedded_dir, "plan": tmp_path / "plan.json"}
+    compute = {"device": "cpu", "dtype": "auto"}
+    pipeline.export_checkpoint(sources, ckpt, compute)
     config = read_json(ckpt / "config.json")
-    assert config["num_hidden_layers"] == len(plan.kept) == 25
+    assert config["num_hidden_layers"] == len(plan.kept) == 25 and config["dtype"] == "bfloat16"
     assert read_json(ckpt / "plan.json")["pruned"] == plan.pruned
 
-    # the same pruning in memory, then the reloaded checkpoint: identical logits
-    model, tok, _ = load(embedded_dir, dtype="stored")
-    prune_layers(model, plan.pruned)
+    # the model the evaluations build in memory, and the reloaded export: identical logits
+    model, tok = pipeline.load_evaluated(sources, compute)
+    assert len(get_decoder_layers(model)) == 25
     from transformers import AutoModelForCausalLM
 
-    reloaded = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    reloaded = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
     assert len(get_decoder_layers(reloaded)) == 25
     ids = tok("def add(a, b):\n    return", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
@@ -155,7 +156,7 @@ def test_float16_overflow_and_nan_are_clear_errors_and_leave_nothing(embedded_di
 
 def test_pruned_perplexity_row(embedded_dir, tmp_path):
     datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2, "join": "\n\n"}}
-    rows = pipeline.evaluate_perplexity(embedded_dir, datasets, tmp_path / "ppl.csv", {"model": "m"},
+    rows = pipeline.evaluate_perplexity({"model": embedded_dir}, datasets, tmp_path / "ppl.csv", {"model": "m"},
                                        {"device": "auto", "dtype": "auto"}, batch_size=4)
     assert rows[0]["n_windows"] == 2 and rows[0]["n_tokens"] == 2 * 63 and rows[0]["prefix_tokens"] == 0
     assert 1.0 < rows[0]["ppl"] < 200.0
@@ -170,7 +171,7 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
     """The NLL computed a few positions at a time equals the loss over full-window logits, also when
     the logits budget forces one position per chunk; the efficiency measurement runs on the model."""
     from lorp.evaluation import perplexity as ppl
-    from lorp.evaluation.efficiency import EfficiencySettings, measure
+    from lorp.evaluation.efficiency import EfficiencySettings, interleaved, result
 
     model, _, _ = load(embedded_dir)
     windows = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(0))
@@ -187,9 +188,10 @@ def test_chunked_lm_head_equals_full_logits_and_efficiency_runs(embedded_dir, mo
     result = ppl.perplexity(model, windows.numpy(), batch_size=1, prefix_tokens=3)
     assert result.n_tokens == 2 * 21
     assert result.nll == pytest.approx(float(full[:, 2:].double().mean()), rel=1e-5)
-    result = measure(model, EfficiencySettings(seqlen=8, decode_tokens=2, warmup=0, repeats=1))
-    assert result.n_params == sum(p.numel() for p in model.parameters())
-    assert result.prefill_tokens_per_s > 0 and result.decode_ms_per_token > 0
+    cfg = EfficiencySettings(seqlen=8, decode_tokens=2, warmup=0, repeats=1)
+    row = result(model, interleaved({"dense": model}, cfg)["dense"], cfg)
+    assert row.n_params == sum(p.numel() for p in model.parameters())
+    assert row.prefill_tokens_per_s > 0 and row.decode_ms_per_token > 0
 
 
 def test_parameter_count_without_weights_equals_the_loaded_model(embedded_dir, tmp_path):

@@ -59,18 +59,23 @@ def test_task_table_reports_acc_norm_where_present_in_percent():
 
 def test_efficiency_table_ratios():
     base = {"model": "m", "calib": "-", "device": "cpu", "dtype": "float32", "weights_bytes": 1}
+    one = {f"{k}_speedup{x}": 1.0 for k in ("prefill", "decode") for x in ("", "_min", "_max")}
+    paired = {"prefill_speedup": 1.8, "prefill_speedup_min": 1.5, "prefill_speedup_max": 2.1, "decode_speedup": 1.9,
+              "decode_speedup_min": 1.7, "decode_speedup_max": 2.2}
     rows = pd.DataFrame([
         {**base, "method": "dense", "budget": 0, "n_layers": 8, "n_params": 100, "peak_memory_mib": 10.0,
-         "prefill_tokens_per_s": 50.0, "decode_ms_per_token": 20.0},
+         "prefill_tokens_per_s": 50.0, "decode_ms_per_token": 20.0, **one},
         {**base, "method": "lorp", "budget": 2, "n_layers": 6, "n_params": 80, "peak_memory_mib": 9.0,
-         "prefill_tokens_per_s": 100.0, "decode_ms_per_token": 10.0},
+         "prefill_tokens_per_s": 100.0, "decode_ms_per_token": 10.0, **paired},
     ])
     t = tables.efficiency_table(rows).set_index("method")  # rows made before n_nonzero was recorded
     assert t.loc["lorp", "params_ratio"] == pytest.approx(0.8) and np.isnan(t.loc["lorp", "nonzero_ratio"])
-    assert t.loc["lorp", "prefill_speedup"] == pytest.approx(2.0) and t.loc["lorp", "decode_speedup"] == pytest.approx(2.0)
+    # the speed-ups measured side by side in the job, not the ratio of throughputs timed at other moments (2.0)
+    assert t.loc["lorp", "prefill_speedup"] == 1.8 and t.loc["lorp", "decode_speedup"] == 1.9
+    assert (t.loc["lorp", "prefill_speedup_min"], t.loc["lorp", "prefill_speedup_max"]) == (1.5, 2.1)
     assert t.loc["dense", "decode_speedup"] == 1.0
     sparse = {**base, "method": "wanda-mrp", "budget": 50, "n_layers": 8, "n_params": 100, "n_nonzero": 45,
-              "peak_memory_mib": 10.0, "prefill_tokens_per_s": 50.0, "decode_ms_per_token": 20.0}
+              "peak_memory_mib": 10.0, "prefill_tokens_per_s": 50.0, "decode_ms_per_token": 20.0, **one}
     rows = pd.concat([rows.assign(n_nonzero=[90, 72]), pd.DataFrame([sparse])], ignore_index=True)
     t = tables.efficiency_table(rows).set_index("method")
     assert t.loc["wanda-mrp", "params_ratio"] == 1.0 and t.loc["wanda-mrp", "nonzero_ratio"] == pytest.approx(0.5)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from lorp.workflow import paths, pipeline
-from tiny import ROOT, METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
+from tiny import EXPORTED, ROOT, METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
 from lorp.workflow.audit import audit
 from lorp.workflow.config import validate_schema
 from lorp.io import read_json
@@ -76,6 +76,11 @@ def evaluation_rules(kind):
     return [{"ppl": "evaluate", "tasks": "evaluate_tasks", "efficiency": "efficiency"}[kind]]
 
 
+def per_plan_rules(kinds):
+    """The per-plan evaluation rules of ``kinds`` (efficiency is one job per model)."""
+    return [f"{r}_pruned" for k in kinds if k != "efficiency" for r in evaluation_rules(k)]
+
+
 def summaries(*kinds):
     kinds = kinds or ("ppl", "tasks", "efficiency")
     names = {"ppl": "summary", "tasks": "summary_tasks", "efficiency": "summary_efficiency"}
@@ -83,15 +88,24 @@ def summaries(*kinds):
 
 
 def dense_jobs(*kinds, model="smol"):
+    """The dense model's evaluations, and with efficiency the model's efficiency job (which also times
+    every pruned model)."""
     kinds = kinds or ("ppl", "tasks", "efficiency")
-    return {job(f"{r}_dense", model) for k in kinds for r in evaluation_rules(k)}
+    dense = {job(f"{r}_dense", model) for k in kinds if k != "efficiency" for r in evaluation_rules(k)}
+    return dense | ({job("efficiency", model)} if "efficiency" in kinds else set())
 
 
 def pruned_jobs(methods=METHODS, budgets=(3,), model="smol", calib="docs", kinds=("ppl", "tasks", "efficiency"),
                 selection=True):
-    rules = (["plan", "prune_checkpoint"] if selection else []) + [f"{r}_pruned" for k in kinds
-                                                                  for r in evaluation_rules(k)]
-    return {job(r, model, calib, m, b) for r in rules for m in methods for b in budgets}
+    """The jobs of the plans of ``methods`` at ``budgets``: with ``selection`` the plan and, for the exported
+    names (tiny.EXPORTED at budget 3), the checkpoint; the per-plan evaluations of ``kinds``, and with
+    efficiency the model's efficiency job."""
+    out = {job(r, model, calib, m, b) for r in (["plan"] if selection else []) + per_plan_rules(kinds)
+           for m in methods for b in budgets}
+    if selection:
+        out |= {job("prune_checkpoint", model, calib, m, b) for m in methods for b in budgets
+                if m in EXPORTED and b == 3}
+    return out | ({job("efficiency", model)} if "efficiency" in kinds else set())
 
 
 def analysis_jobs(model="smol", calib="docs", from_rule="calibration_tokens"):
@@ -164,11 +178,17 @@ def test_efficiency_rows_and_table(tiny_run):
     dense = next(r for r in rows if r["method"] == "dense")
     for r in rows:
         assert float(r["prefill_tokens_per_s"]) > 0 and float(r["decode_ms_per_token"]) > 0
-        assert int(r["repeats"]) == 2 and r["device"] == "cpu" and r["memory_measure"] == "process_peak_rss"
+        assert int(r["repeats"]) == 2 and r["device"] == "cpu" and r["memory_measure"] == "parameters_only"
+        assert float(r["prefill_speedup_min"]) <= float(r["prefill_speedup"]) <= float(r["prefill_speedup_max"])
+        assert float(r["decode_speedup_min"]) <= float(r["decode_speedup"]) <= float(r["decode_speedup_max"])
+        assert int(r["weights_bytes"]) == 2 * int(r["n_params"])  # as stored, in bfloat16
         if r["method"] != "dense":
             assert int(r["n_params"]) < int(dense["n_params"]) and int(r["weights_bytes"]) < int(dense["weights_bytes"])
+            assert r["plan"] == f"results/smol/plans/docs/{r['method']}-3.json" and r["base_model"] == "results/smol/model"
+    assert float(dense["prefill_speedup"]) == 1.0
     table = read_rows(tiny_run / "summary" / "efficiency_table.csv")
     assert all(0 < float(r["params_ratio"]) <= 1 for r in table)
+    assert {r["prefill_speedup"] for r in table} == {r["prefill_speedup"] for r in rows}
 
 
 def test_zero_shot_rows_and_table(tiny_run):
@@ -189,15 +209,19 @@ def test_zero_shot_rows_and_table(tiny_run):
         assert float(r["arc_easy"]) == pytest.approx(100 * float(acc_norm["value"]))
 
 
-def test_plans_match_checkpoints_and_evaluations(tiny_run):
+def test_plans_match_exported_checkpoints_and_evaluations(tiny_run):
+    """Evaluations name the prepared model and the plan they built their model from; only the exported
+    names have a checkpoint, and it holds the plan's depth."""
     for m in METHODS:
         plan = read_json(tiny_run / f"smol/plans/docs/{m}-3.json")
         ckpt = tiny_run / f"smol/checkpoints/docs/{m}-3"
-        assert read_json(ckpt / "config.json")["num_hidden_layers"] == len(plan["kept"]) == 27
-        assert read_json(ckpt / "plan.json")["pruned"] == plan["pruned"]
+        assert ckpt.is_dir() == (m in EXPORTED), m
+        if m in EXPORTED:
+            assert read_json(ckpt / "config.json")["num_hidden_layers"] == len(plan["kept"]) == 27
+            assert read_json(ckpt / "plan.json")["pruned"] == plan["pruned"]
         (row,) = read_rows(tiny_run / f"smol/eval/docs/{m}-3/ppl.csv")
         assert row["plan"] == f"results/smol/plans/docs/{m}-3.json"
-        assert row["checkpoint"] == f"results/smol/checkpoints/docs/{m}-3"
+        assert row["base_model"] == "results/smol/model"
         assert int(row["n_layers"]) == 27
     rls = read_json(tiny_run / "smol/structure/docs/rls.json")
     assert read_json(tiny_run / "smol/plans/docs/lorp-3.json")["k"] == rls["k"]
@@ -297,7 +321,10 @@ def test_speed_and_disk_settings_change_nothing(workdir, tiny_run):
     cfg = tiny_config()
     cfg["evaluation"]["batch_size"] = 1
     assert planned_jobs(workdir, cfg) == set()
-    assert planned_jobs(workdir, tiny_config(checkpoints={"temporary": True})) == set()
+    # exports: a name added writes its checkpoint and nothing else; names removed rerun nothing
+    more = tiny_config(checkpoints={"export": ["shortgpt-3", "streamline-3", "lorp-3"]})
+    assert planned_jobs(workdir, more) == {job("prune_checkpoint", calib="docs", method="lorp", budget=3)}
+    assert planned_jobs(workdir, tiny_config(checkpoints={"export": "none"})) == set()
     if ZEROSHOT_DIR.is_dir():
         cfg = tiny_config()
         cfg["zeroshot"]["batch_size"] = 1
@@ -316,7 +343,7 @@ def test_zero_shot_tasks_changed(workdir, tiny_run):
 
 
 def test_efficiency_settings_changed(workdir, tiny_run):
-    expected = dense_jobs("efficiency") | pruned_jobs(kinds=["efficiency"], selection=False) | summaries("efficiency")
+    expected = {job("efficiency")} | summaries("efficiency")
     cfg = tiny_config()
     cfg["efficiency"]["seqlen"] = 32
     assert planned_jobs(workdir, cfg) == expected
@@ -360,33 +387,41 @@ ALLOCATIONS = ("uniform", "owl", "mrp")
 SPARSE_METHODS = [f"{metric}-{allocation}" for metric in ("wanda", "magnitude") for allocation in ALLOCATIONS]
 
 
+SPARSE_EXPORT = ("wanda-mrp", "magnitude-owl")  # exported at 50% beside the depth exports
+
+
 def sparse_config(**sparsity):
     """The tiny config with the sparse family at 50% (perplexity only: efficiency and zero-shot tasks
-    take the same code path as for the depth methods)."""
-    return tiny_config(sparsity={**SPARSE, **sparsity}, zeroshot={"tasks": []}, efficiency={"enabled": False})
+    take the same code path as for the depth methods) and two sparse checkpoints exported."""
+    export = [f"{m}-3" for m in EXPORTED] + [f"{m}-50" for m in SPARSE_EXPORT]
+    return tiny_config(sparsity={**SPARSE, **sparsity}, zeroshot={"tasks": []}, efficiency={"enabled": False},
+                       checkpoints={"export": export})
 
 
 def sjob(rule, **wildcards):
     return (rule, ", ".join(f"{k}={v}" for k, v in {"model": "smol", "calib": "docs", **wildcards}.items()))
 
 
-def sparse_jobs(metrics=("wanda", "magnitude"), allocations=ALLOCATIONS, targets=(50,), checkpoints=True,
+def sparse_jobs(metrics=("wanda", "magnitude"), allocations=ALLOCATIONS, targets=(50,), pruned=True,
                 aggregates=True, sweep=True):
-    """The sparse jobs of the given plans (plan, checkpoint, perplexity), and with
-    ``aggregates`` what gathers them (redundancy, figures, summaries; the MRP sweep with ``sweep``)."""
+    """The sparse jobs of the given plans (plan; with ``pruned`` the pruned model, its perplexity and the
+    exported checkpoints), and with ``aggregates`` what gathers them (redundancy, figures, summaries; the
+    MRP sweep with ``sweep``)."""
     out = set()
     for metric in metrics:
         for allocation in allocations:
             for t in targets:
                 out.add(sjob("sparse_plan", metric=metric, allocation=allocation, target=t))
-                if checkpoints:
-                    out.add(sjob("sparse_checkpoint", metric=metric, allocation=allocation, target=t))
+                if pruned:
+                    out.add(sjob("sparse_prune", metric=metric, allocation=allocation, target=t))
                     out.add(job("evaluate_pruned", "smol", "docs", f"{metric}-{allocation}", t))
+                    if f"{metric}-{allocation}" in SPARSE_EXPORT and t == 50:
+                        out.add(sjob("sparse_checkpoint", metric=metric, allocation=allocation, target=t))
     if aggregates:
         out |= {sjob(rule, metric=metric) for rule in ("redundancy", "mrp_sweep")[:2 if sweep else 1]
                 for metric in metrics}
         out |= {sjob("figure_sparsity"), ("summary_sparsity", ""), ("figure_vs_sparsity", "")}
-        if checkpoints:
+        if pruned:
             out |= summaries("ppl") | figures("vs_ppl")
     return out
 
@@ -423,7 +458,7 @@ def test_sparse_models_beside_dense_and_depth_in_the_summaries(workdir, tiny_run
         assert (workdir / "results" / name).read_bytes()[:4] == b"\x89PNG", name
 
 
-def test_sparse_checkpoints_hold_their_plan_and_measured_sparsity(workdir, tiny_run):
+def test_sparse_models_hold_their_plan_and_measured_sparsity(workdir, tiny_run):
     base = workdir / "results/smol/sparsity/docs"
     mrp = read_json(base / "plans/wanda-mrp-50.json")
     assert mrp["model_sparsity"] == pytest.approx(0.5, abs=1e-9) and mrp["trajectory"]
@@ -431,11 +466,16 @@ def test_sparse_checkpoints_hold_their_plan_and_measured_sparsity(workdir, tiny_
     owl = read_json(base / "plans/wanda-owl-50.json")
     assert max(owl["blocks"]) - min(owl["blocks"]) == pytest.approx(0.16)
     for name in SPARSE_METHODS:
+        measured = read_json(base / f"measured/{name}-50.json")
         checkpoint = base / f"checkpoints/{name}-50"
-        assert read_json(checkpoint / "plan.json")["method"] == name
-        measured = read_json(checkpoint / "sparsity.json")
-        assert measured == read_json(base / f"measured/{name}-50.json")
+        assert checkpoint.is_dir() == (name in SPARSE_EXPORT), name
+        if name in SPARSE_EXPORT:
+            assert read_json(checkpoint / "plan.json")["method"] == name
+            assert read_json(checkpoint / "sparsity.json") == measured
         assert measured["norms"] == ("sequential" if name.startswith("wanda") else "none")
+        assert measured["dtype"] == "float32"  # scored in the evaluations' dtype, so their rebuild agrees
+        norms = np.load(base / f"pruned/{name}-50.npz")
+        assert len(norms.files) == (1 + 30 * 7 if name.startswith("wanda") else 1)  # n_blocks and every layer
         for block in measured["blocks"]:
             for layer, m in block["linears"].items():
                 assert m["row_shortfall"] == 0, (name, block["block"], layer)
@@ -454,10 +494,10 @@ def test_sparse_settings_changed(workdir, tiny_run):
     assert planned_jobs(workdir, sparse_config(mrp={"granularity": "linear"})) == sparse_jobs(allocations=("mrp",))
     assert planned_jobs(workdir, sparse_config(owl_lambda=0.05)) == sparse_jobs(allocations=("owl",), sweep=False)
     assert planned_jobs(workdir, sparse_config(targets=[50, 60])) == sparse_jobs(targets=(60,))
-    wanda_checkpoints = (sparse_jobs(metrics=("wanda",), aggregates=False)
-                         - sparse_jobs(metrics=("wanda",), checkpoints=False, aggregates=False))
+    wanda_pruned = (sparse_jobs(metrics=("wanda",), aggregates=False)
+                    - sparse_jobs(metrics=("wanda",), pruned=False, aggregates=False))
     assert planned_jobs(workdir, sparse_config(norms="dense")) == (
-        wanda_checkpoints | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl") | figures("vs_ppl"))
+        wanda_pruned | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl") | figures("vs_ppl"))
     assert planned_jobs(workdir, sparse_config(sweep={"outlier_m": [3, 5, 7]})) == {
         sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}
     two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
@@ -690,8 +730,8 @@ def test_shared_benchmark_files_as_local_datasets(workdir, tiny_run, shared_data
 
 # ---------------------------------------------------------------------------- cluster resources
 # outputs whose jobs and ancestors cover every rule these tests look at, so the dry runs stay small
-RESOURCE_TARGETS = [f"results/smol/eval/{run}/{name}" for run in ("dense", "docs/lorp-3")
-                    for name in ("ppl.csv", "efficiency.csv")]
+RESOURCE_TARGETS = ["results/smol/eval/dense/ppl.csv", "results/smol/eval/docs/lorp-3/ppl.csv",
+                    "results/smol/eval/efficiency.csv", "results/smol/checkpoints/docs/lorp-3"]
 
 
 def job_resources(workdir: Path, config: dict, *args: str) -> dict[str, dict[str, str]]:
@@ -713,14 +753,13 @@ def job_resources(workdir: Path, config: dict, *args: str) -> dict[str, dict[str
 
 def test_gpu_only_where_used_and_memory_scales_with_the_model(workdir, tiny_run):
     res = job_resources(workdir, tiny_config(), "--profile", str(workdir / "slurm"), "--cores", "8")
-    for rule in ("capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned",
-                 "efficiency_pruned"):
+    for rule in ("capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned", "efficiency"):
         assert "gpu=1" in res[rule]["resources"], rule
         assert "mem_mb=8769" in res[rule]["resources"], rule  # 8000 MB + 6 bytes x 134.5M parameters
     for rule in ("prepare_model", "calibration_tokens", "similarity"):
         assert "gpu=1" not in res[rule]["resources"], rule
     # (that the cheap stages stay local is checked against a real Slurm in test_slurm.py)
-    assert res["efficiency_dense"]["threads"] == "4"  # the site profile's, not all 8 cores
+    assert res["efficiency"]["threads"] == "4"  # the site profile's, not all 8 cores
     cpu_only = tiny_config(compute={"device": "cpu"},
                            models={"smol": {"source": "embedded", "resources": {"mem_mb": 3000, "runtime": 7}}})
     res = job_resources(workdir, cpu_only)

@@ -14,12 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ZEROSHOT_DIR = ROOT.parent / "shared" / "data" / "zeroshot"
 TASKS = ["arc_easy", "copa"]
 METHODS = ["lorp", "shortgpt", "streamline", "angular"]
+EXPORTED = ("shortgpt", "streamline")  # exported as checkpoints at budget 3 where the config runs them
 CORES = "2"
 
 
 def tiny_config(**overrides) -> dict:
     """A few seconds of every stage: 4 x 64 calibration tokens, four methods at budget 3, two windows
-    of perplexity, two zero-shot tasks on 4 examples (where the task files are beside the checkout)."""
+    of perplexity, two zero-shot tasks on 4 examples (where the task files are beside the checkout), and
+    the checkpoints of :data:`EXPORTED` at budget 3 (of the methods the config runs)."""
     cfg = {
         "models": {"smol": {"source": "embedded"}},
         "calibration": {"docs": {"source": "python-docs", "n_samples": 4, "seqlen": 64}},
@@ -33,6 +35,8 @@ def tiny_config(**overrides) -> dict:
     if ZEROSHOT_DIR.is_dir():  # the task files live beside the checkout (also in CI)
         cfg["zeroshot"] = {"tasks": TASKS, "data_dir": str(ZEROSHOT_DIR), "limit": 4, "batch_size": 4}
     cfg.update(overrides)
+    if "checkpoints" not in overrides:
+        cfg["checkpoints"] = {"export": [f"{m}-3" for m in EXPORTED if m in cfg["methods"] and 3 in cfg["budgets"]]}
     return cfg
 
 

@@ -84,7 +84,7 @@ def capture_activations(
         limit = float(np.finfo(_NP_DTYPES[dtype]).max)
 
         def store(layer: int, h: torch.Tensor) -> None:
-            sel = h.gather(1, state["index"]).float()
+            sel = h.gather(1, state["index"].to(h.device)).float()  # blocks may sit on several GPUs
             peak = float(sel.abs().amax())  # one reduction where the model runs; NaN propagates
             if not math.isfinite(peak):
                 advice = ("try compute.dtype: float32" if h.dtype != torch.float32 else

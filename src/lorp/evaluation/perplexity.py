@@ -88,9 +88,9 @@ def window_nll(model: torch.nn.Module, windows: torch.Tensor, logits_chunk: int 
     for start in range(first_target - 1, length, logits_chunk):
         stop = min(length, start + logits_chunk)
         logits = _logits(model, hidden[:, start:stop])
-        targets = windows[:, start + 1: stop + 1]
+        targets = windows[:, start + 1: stop + 1].to(logits.device)  # the head may sit on another GPU
         nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        total += nll.double().sum(dim=1)
+        total += nll.double().sum(dim=1).to(total.device)
     return total
 
 
