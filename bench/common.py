@@ -43,10 +43,12 @@ def calibration(model_dir: Path, n_samples: int = 32, seqlen: int = 256) -> Any:
 
 
 def timed_once(fn: Callable[[], Any]) -> float:
-    """Seconds of one call of ``fn``, timed by ``torch.utils.benchmark`` (which synchronises CUDA)."""
+    """Seconds of one call of ``fn``, timed by ``torch.utils.benchmark`` (which synchronises CUDA) with the
+    process's thread count (the Timer's own default is one thread)."""
+    import torch
     from torch.utils.benchmark import Timer
 
-    return Timer(stmt="fn()", globals={"fn": fn}).timeit(1).times[0]
+    return Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).timeit(1).times[0]
 
 
 def alternate(fns: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:

@@ -16,7 +16,7 @@ rule evaluate_dense:
         "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense.log",
-    threads: 2
+    threads: 1  # one core each, so that evaluations run side by side (a GPU does the work on a cluster)
     resources:
         **GPU_RESOURCES,
     script:
@@ -65,7 +65,7 @@ rule evaluate_tasks_dense:
         "../envs/evaluation.yaml"
     log:
         "results/logs/{model}/eval/dense-tasks.log",
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
     script:

@@ -74,7 +74,7 @@ rule sparse_prune:
         "../envs/model.yaml"
     log:
         "results/logs/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.log",
-    threads: 2
+    threads: 1  # one core each: the six pruned models of the default run prune side by side
     resources:
         **GPU_RESOURCES,
     script:

@@ -27,8 +27,8 @@ from ..models import count_parameters, parameter_bytes
 
 @dataclass(frozen=True)
 class EfficiencySettings:
-    """What is measured: ``batch_size`` sequences of ``seqlen`` prompt tokens, then ``decode_tokens``
-    greedy steps with the KV cache; ``warmup`` untimed and ``repeats`` timed runs of each."""
+    """What is measured: a prefill of ``batch_size`` sequences of ``seqlen`` prompt tokens (filling the KV
+    cache), then ``decode_tokens`` greedy steps from it; ``warmup`` untimed and ``repeats`` timed rounds."""
 
     batch_size: int = 1
     seqlen: int = 128
@@ -101,7 +101,8 @@ class Timings:
 
 
 class _Runner:
-    """Prefill and decode of one model on fixed token ids."""
+    """One timed round of one model on fixed token ids: a prefill that fills the KV cache, then greedy
+    decoding from that cache."""
 
     def __init__(self, model: torch.nn.Module, settings: EfficiencySettings):
         self.model, self.settings = model, settings
@@ -110,34 +111,29 @@ class _Runner:
         gen = torch.Generator().manual_seed(settings.seed)
         self.ids = torch.randint(0, vocab, (settings.batch_size, settings.seqlen), generator=gen).to(self.device)
 
-    def prefill(self) -> float:
+    def round(self) -> tuple[float, float]:
+        """Seconds of the prefill, and seconds per token of ``decode_tokens`` greedy steps after it."""
         _sync(self.device)
         start = time.perf_counter()
-        self.model(input_ids=self.ids, use_cache=False, logits_to_keep=1)
-        _sync(self.device)
-        return time.perf_counter() - start
-
-    def decode(self) -> float:
-        """Seconds per token of ``decode_tokens`` greedy steps after an untimed prefill that fills the cache."""
         out = self.model(input_ids=self.ids, use_cache=True, logits_to_keep=1)
         cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
         _sync(self.device)
-        start = time.perf_counter()
+        middle = time.perf_counter()
         for _ in range(self.settings.decode_tokens):
             out = self.model(input_ids=token, past_key_values=cache, use_cache=True)
             cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
         _sync(self.device)
-        return (time.perf_counter() - start) / self.settings.decode_tokens
+        return middle - start, (time.perf_counter() - middle) / self.settings.decode_tokens
 
 
 @torch.inference_mode()
 def interleaved(models: Mapping[str, torch.nn.Module], settings: EfficiencySettings,
                 progress: Callable[[int], None] | None = None) -> dict[str, Timings]:
-    """Time several models (a dense one and a pruned one, say) alternately in one run.
+    """Time several models (a dense one and pruned ones) alternately in one run.
 
-    Every model gets ``warmup`` untimed prefills and decodes, then each of the ``repeats`` rounds times
-    every model's prefill and decode once, the models' order reversed every other round, so that a drift
-    of the machine (clock, cache, another process) falls on all of them alike and the ratio of two models'
+    Every model gets ``warmup`` untimed rounds, then each of the ``repeats`` rounds times every model's
+    prefill and decode once, the models' order reversed every other round, so that a drift of the
+    machine (clock, cache, another process) falls on all of them alike and the ratio of two models'
     times in one round is a paired measurement. ``progress`` is called once per model and round.
     """
     runners = {name: _Runner(m, settings) for name, m in models.items()}
@@ -146,14 +142,14 @@ def interleaved(models: Mapping[str, torch.nn.Module], settings: EfficiencySetti
     out = {name: Timings([], []) for name in runners}
     for runner in runners.values():
         for _ in range(settings.warmup):
-            runner.prefill()
-            runner.decode()
+            runner.round()
     names = list(runners)
     for r in range(settings.repeats):
         for name in names if r % 2 == 0 else names[::-1]:
             start_mem()
-            out[name].prefill.append(runners[name].prefill())
-            out[name].decode.append(runners[name].decode())
+            prefill, decode = runners[name].round()
+            out[name].prefill.append(prefill)
+            out[name].decode.append(decode)
             out[name].activation_bytes = max(out[name].activation_bytes, read_mem())
             if progress:
                 progress(1)

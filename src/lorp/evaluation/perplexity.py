@@ -89,8 +89,9 @@ def window_nll(model: torch.nn.Module, windows: torch.Tensor, logits_chunk: int 
         stop = min(length, start + logits_chunk)
         logits = _logits(model, hidden[:, start:stop])
         targets = windows[:, start + 1: stop + 1].to(logits.device)  # the head may sit on another GPU
-        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        total += nll.double().sum(dim=1).to(total.device)
+        # flat [batch * positions, vocab] rows: the class dimension contiguous (5x faster than [batch, vocab, positions])
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+        total += nll.view(targets.shape).double().sum(dim=1).to(total.device)
     return total
 
 

@@ -174,45 +174,51 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
                        settings: Mapping[str, Any]) -> list[dict]:
     """Stage 7b: size, memory, prefill throughput and decode latency of the dense model ``model_dir`` and of
     every pruned model of ``entries`` (labels, sources as in :func:`load_evaluated`), as one
-    ``efficiency.csv`` per model. Each pruned model is built in memory beside the dense one (sharing the
-    tensors it does not change) and the two are timed alternately (:func:`lorp.evaluation.efficiency.interleaved`),
-    so its speed-ups are paired ratios from one run, with their spread; the dense row pools the dense
-    model's rounds of every pair."""
+    ``efficiency.csv`` per model.
+
+    The pruned models are built in memory beside the dense one and timed alternately with it
+    (:func:`lorp.evaluation.efficiency.interleaved`), so their speed-ups are paired ratios from one run,
+    with their spread: every depth-pruned model in one group with the dense model (they share its tensors,
+    so the group costs no memory), and each sparse model in a group of its own (it owns a copy of the
+    linear layers). The dense row pools the dense model's rounds of every group."""
     from .. import models
     from ..evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups
     from ..evaluation.pruned import build_pruned
 
     cfg = EfficiencySettings(**{k: int(v) for k, v in settings.items()})
     dense, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
-    stored = models.select_dtype(_stored_dtype(model_dir), torch_device(dense))
+    stored = models.select_dtype(_stored_dtype(model_dir), _device(dense))
+    plans = [_plan_sources(sources) for _, sources in entries]
+    depth = [i for i, (plan, _, _) in enumerate(plans) if plan.get("family") != "sparse"]
+    groups = [g for g in [depth, *([i] for i in range(len(entries)) if i not in depth)] if g] or [[]]
     pooled = Timings([], [])
-    rows = []
-    with tqdm(total=len(entries) * 2 * cfg.repeats, desc="efficiency", unit="run") as bar:
-        for labels, sources in entries:
-            plan, norms, measured = _plan_sources(sources)
-            pruned = build_pruned(dense, plan, norms, measured, keep_dense=True)
-            timings = interleaved({"dense": dense, "pruned": pruned}, cfg, progress=bar.update)
+    rows: dict[int, dict] = {}
+    with tqdm(total=sum(len(g) + 1 for g in groups) * cfg.repeats, desc="efficiency", unit="run") as bar:
+        for group in groups:
+            pruned = {i: build_pruned(dense, *plans[i], keep_dense=True) for i in group}
+            timings = interleaved({"dense": dense, **{str(i): m for i, m in pruned.items()}}, cfg, progress=bar.update)
             pooled.prefill += timings["dense"].prefill
             pooled.decode += timings["dense"].decode
             pooled.activation_bytes = max(pooled.activation_bytes, timings["dense"].activation_bytes)
-            row = {**labels, "n_layers": len(models.get_decoder_layers(pruned)), **cfg.__dict__,
-                   **result(pruned, timings["pruned"], cfg, stored).as_row(),
-                   **speedups(timings["dense"], timings["pruned"])}
-            print(f"{labels['method']}-{labels['budget']}: prefill x{row['prefill_speedup']:.3f} "
-                  f"[{row['prefill_speedup_min']:.3f}, {row['prefill_speedup_max']:.3f}], decode "
-                  f"x{row['decode_speedup']:.3f} [{row['decode_speedup_min']:.3f}, {row['decode_speedup_max']:.3f}]")
-            rows.append(row)
+            for i, m in pruned.items():
+                labels = entries[i][0]
+                rows[i] = {**labels, "n_layers": len(models.get_decoder_layers(m)), **cfg.__dict__,
+                           **result(m, timings[str(i)], cfg, stored).as_row(),
+                           **speedups(timings["dense"], timings[str(i)])}
+                r = rows[i]
+                print(f"{labels['method']}-{labels['budget']}: prefill x{r['prefill_speedup']:.3f} "
+                      f"[{r['prefill_speedup_min']:.3f}, {r['prefill_speedup_max']:.3f}], decode "
+                      f"x{r['decode_speedup']:.3f} [{r['decode_speedup_min']:.3f}, {r['decode_speedup_max']:.3f}]")
             del pruned
-    if not entries:  # the dense model alone
-        pooled = interleaved({"dense": dense}, cfg)["dense"]
     one = {f"{k}_speedup{s}": 1.0 for k in ("prefill", "decode") for s in ("", "_min", "_max")}
     dense_row = {"model": model, "calib": "-", "method": "dense", "budget": 0, "base_model": os.fspath(model_dir),
                  "plan": "-", "n_layers": len(models.get_decoder_layers(dense)), **cfg.__dict__,
                  **result(dense, pooled, cfg, stored).as_row(), **one}
     print(f"dense: prefill {dense_row['prefill_tokens_per_s']:.1f} tok/s, decode {dense_row['decode_ms_per_token']:.2f} "
           f"ms/token on {dense_row['device']}")
-    write_text(out_path, tables.rows_csv([dense_row, *rows], tables.EFFICIENCY_COLUMNS))
-    return [dense_row, *rows]
+    out = [dense_row, *(rows[i] for i in range(len(entries)))]
+    write_text(out_path, tables.rows_csv(out, tables.EFFICIENCY_COLUMNS))
+    return out
 
 
 def _stored_dtype(model_dir: str | Path) -> str:
@@ -222,7 +228,8 @@ def _stored_dtype(model_dir: str | Path) -> str:
     return stored if stored in ("float32", "float16", "bfloat16") else "auto"
 
 
-def torch_device(model: Any) -> Any:
+def _device(model: Any) -> Any:
+    """The device of a model's first parameter (its inputs go there)."""
     return next(model.parameters()).device
 
 
@@ -448,7 +455,7 @@ def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, co
     model, tokenizer = load_evaluated(sources, compute)
     manifest = read_json(Path(sources["model"]) / "model.json")
     plan, _, measured = _plan_sources(sources)
-    model.to(models.select_dtype(_stored_dtype(sources["model"]), torch_device(model)))
+    model.to(models.select_dtype(_stored_dtype(sources["model"]), _device(model)))
     records = {"plan.json": {**plan, "source_model": manifest["source"]}}
     if measured is not None:
         records["sparsity.json"] = measured
