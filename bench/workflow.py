@@ -4,8 +4,8 @@ Runs ``snakemake --cores <n>`` on the default config (``config.yaml``) in a fres
 under ``results/bench/workflow/``, then counts the tokens every stage must push through the model (capture
 and input norms: the calibration tokens; Wanda's sequential pruning: twice the calibration tokens per
 plan; perplexity: the evaluation windows of the dense and of every pruned model, a depth-pruned one
-weighted by the share of blocks it keeps; efficiency: every timed and warm-up pass of both models of
-each pair) and divides them by the forward speed measured in the same run, before the workflow starts,
+weighted by the share of blocks it keeps; efficiency: every timed and warm-up round of every model
+timed, the dense one once per group) and divides them by the forward speed measured in the same run, before the workflow starts,
 with the same thread count. Target: wall time <= 1.5x that forward-pass time."""
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ def needed_tokens(config: dict, n_layers: int) -> dict[str, float]:
     sparse = lc.sparse_evaluations(config)
     sequential = sum(1 for m, _ in sparse if m.startswith("wanda")) if config["sparsity"]["norms"] == "sequential" else 0
     eff = config["efficiency"]
-    per_round = 2 * eff["seqlen"] * eff["batch_size"] + eff["decode_tokens"] * eff["batch_size"]
-    pairs = len(depth) + len(sparse)
+    per_round = (eff["seqlen"] + eff["decode_tokens"]) * eff["batch_size"]  # a prefill, then the decoded tokens
+    runs = (len(depth) + 1) + 2 * len(sparse)  # the depth models with the dense one, each sparse one in a pair
     return {"capture": calib, "input_norms": calib if sparse else 0, "sequential_pruning": 2 * calib * sequential,
             "perplexity": per_eval * (1 + kept + len(sparse)),
-            "efficiency": pairs * 2 * (eff["warmup"] + eff["repeats"]) * per_round if eff["enabled"] else 0}
+            "efficiency": runs * (eff["warmup"] + eff["repeats"]) * per_round if eff["enabled"] else 0}
 
 
 def main() -> None:

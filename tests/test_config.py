@@ -133,6 +133,17 @@ def test_a_bad_value_in_an_entry_is_reported_alone():
     assert "Unevaluated" not in str(err.value)
 
 
+def test_a_device_map_enters_the_params_only_when_set():
+    """Configs without compute.device_map keep the params they had before the key existed (nothing reruns)."""
+    from lorp.workflow.config import compute_params
+
+    assert compute_params(check(BASE)) == {"device": "auto", "dtype": "auto"}
+    assert compute_params(check(modified(compute={"device_map": "auto"}))) == {
+        "device": "auto", "dtype": "auto", "device_map": "auto"}
+    with pytest.raises(ConfigError, match=r"compute\.device_map: 'everywhere' is not one of"):
+        check(modified(compute={"device_map": "everywhere"}))
+
+
 def test_budget_limit_depends_on_method():
     cfg = modified(methods={"angular": {}}, budgets=[30], checkpoints={"export": ["angular-30"]})
     check(cfg)  # angular may remove every block

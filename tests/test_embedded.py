@@ -201,3 +201,21 @@ def test_parameter_count_without_weights_equals_the_loaded_model(embedded_dir, t
 
     info = prepare_model(ModelSource("local", str(embedded_dir / "hf")), tmp_path, "auto")
     assert info["n_parameters"] == read_json(embedded_dir / "model.json")["n_parameters"] == 134_515_008
+
+
+def test_a_device_map_places_the_same_model(embedded_dir):
+    """compute.device_map (Accelerate's placement over several GPUs, for a model larger than one) takes the
+    same loading path on the CPU stand-in: the placed model has a device map and gives the plain model's
+    logits, and a pruned copy built from it in memory leaves it intact."""
+    from lorp.evaluation.pruned import build_pruned
+
+    placed, tok, _ = load(embedded_dir, "cpu", "auto", device_map="auto")
+    plain, _, _ = load(embedded_dir, "cpu", "auto")
+    assert set(placed.hf_device_map.values()) == {"cpu"}
+    ids = tok("def add(a, b):\n    return", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        assert torch.equal(placed(ids).logits, plain(ids).logits)
+        pruned = build_pruned(placed, {"family": "depth", "n_layers": 30, "pruned": [20, 21], "kept": []},
+                              keep_dense=True)
+        assert len(get_decoder_layers(pruned)) == 28 and len(get_decoder_layers(placed)) == 30
+        assert torch.equal(placed(ids).logits, plain(ids).logits)

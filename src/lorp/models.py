@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -202,11 +202,14 @@ def load_tokenizer(source: ModelSource) -> Any:
     return AutoTokenizer.from_pretrained(source.path, **kwargs)
 
 
-def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    """Load a causal LM in eval mode on ``device``; GGUF weights are dequantised and made serialisable."""
+def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype,
+               device_map: str | None = None) -> torch.nn.Module:
+    """Load a causal LM in eval mode on ``device``, or with a ``device_map`` (``auto``, ``balanced``,
+    ``sequential``) placed by Accelerate over the visible GPUs; GGUF weights are dequantised and made
+    serialisable."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype, **({"device_map": device_map} if device_map else {})}
     if source.gguf_file:
         from transformers import GgufConfig
 
@@ -216,7 +219,7 @@ def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype) ->
     if source.gguf_file:
         make_serialisable(model)
     get_decoder_layers(model)
-    return model.to(device).eval()
+    return (model if device_map else model.to(device)).eval()
 
 
 def make_serialisable(model: torch.nn.Module) -> None:
@@ -316,21 +319,29 @@ def source_of(model_dir: str | Path) -> tuple[ModelSource, dict[str, Any] | None
     return ModelSource("local", os.fspath(model_dir)), None
 
 
-def load(model_dir: str | Path, device: str = "auto", dtype: str = "auto") -> tuple[torch.nn.Module, Any,
-                                                                                     dict[str, Any] | None]:
+def load(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
+         device_map: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any] | None]:
     """Model (in eval mode), tokenizer and manifest (None for a checkpoint) of a model directory of
     the workflow (see :func:`source_of`), on ``device`` in ``dtype`` (``auto`` as in
-    :func:`select_device` and :func:`select_dtype`; ``stored`` keeps the dtype the weights are stored in)."""
+    :func:`select_device` and :func:`select_dtype`; ``stored`` keeps the dtype the weights are stored in),
+    or placed by a ``device_map`` (see :func:`load_model`)."""
     src, manifest = source_of(model_dir)
     dev = select_device(device)
     if dtype == "stored":
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(src.path, dtype="auto").to(dev).eval()
+        model = AutoModelForCausalLM.from_pretrained(src.path, dtype="auto",
+                                                     **({"device_map": device_map} if device_map else {}))
+        model = (model if device_map else model.to(dev)).eval()
         get_decoder_layers(model)
     else:
-        model = load_model(src, dev, select_dtype(dtype, dev))
+        model = load_model(src, dev, select_dtype(dtype, dev), device_map)
     return model, load_tokenizer(src), manifest
+
+
+def load_for(model_dir: str | Path, compute: Mapping[str, Any]) -> tuple[torch.nn.Module, Any, dict[str, Any] | None]:
+    """:func:`load` with a stage's ``compute`` settings (device, dtype and, where set, device_map)."""
+    return load(model_dir, compute["device"], compute["dtype"], compute.get("device_map"))
 
 
 def weights_dir(model_dir: str | Path) -> Path | None:

@@ -204,8 +204,11 @@ def zeroshot_params(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compute_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The device and compute dtype that every model-running stage's numbers depend on."""
-    return {"device": config["compute"]["device"], "dtype": config["compute"]["dtype"]}
+    """The device and compute dtype that every model-running stage's numbers depend on, and the device map
+    where one is set (left out otherwise, so that configs without one keep their params and rerun nothing)."""
+    compute = config["compute"]
+    placed = {"device_map": compute["device_map"]} if compute["device_map"] else {}
+    return {"device": compute["device"], "dtype": compute["dtype"], **placed}
 
 
 def figure_budget(config: Mapping[str, Any]) -> int:

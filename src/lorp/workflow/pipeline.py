@@ -58,7 +58,7 @@ def capture(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
     from .. import models
     from ..capture import capture_activations
 
-    model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    model, _, _ = models.load_for(model_dir, compute)
     tokens = np.load(tokens_path)
     start = time.perf_counter()
     with tqdm(total=len(tokens), desc="capture", unit="seq") as bar:
@@ -126,7 +126,7 @@ def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]
     from .. import models
     from ..evaluation.pruned import build_pruned
 
-    model, tokenizer, _ = models.load(sources["model"], compute["device"], compute["dtype"])
+    model, tokenizer, _ = models.load_for(sources["model"], compute)
     if sources.get("plan"):
         plan, norms, measured = _plan_sources(sources)
         build_pruned(model, plan, norms, measured)
@@ -176,21 +176,22 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     every pruned model of ``entries`` (labels, sources as in :func:`load_evaluated`), as one
     ``efficiency.csv`` per model.
 
-    The pruned models are built in memory beside the dense one and timed alternately with it
-    (:func:`lorp.evaluation.efficiency.interleaved`), so their speed-ups are paired ratios from one run,
-    with their spread: every depth-pruned model in one group with the dense model (they share its tensors,
-    so the group costs no memory), and each sparse model in a group of its own (it owns a copy of the
-    linear layers). The dense row pools the dense model's rounds of every group."""
+    Each pruned model is built in memory beside the dense one (a depth-pruned one shares its tensors, a
+    sparse one owns a copy of the linear layers) and the two are timed alternately, round after round
+    (:func:`lorp.evaluation.efficiency.interleaved`), so its speed-ups are ratios of adjacent runs from one
+    run, with their spread. (Timing all depth-pruned models in one group with a single dense run per round
+    halves the dense runs, but puts up to a group's length of time between the runs a ratio compares:
+    on the embedded model it gave prefill ratios from 0.56 to 1.34 where pairs give 0.9 to 1.1.) The
+    dense row pools the dense model's rounds of every pair."""
     from .. import models
     from ..evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups
     from ..evaluation.pruned import build_pruned
 
     cfg = EfficiencySettings(**{k: int(v) for k, v in settings.items()})
-    dense, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    dense, _, _ = models.load_for(model_dir, compute)
     stored = models.select_dtype(_stored_dtype(model_dir), _device(dense))
     plans = [_plan_sources(sources) for _, sources in entries]
-    depth = [i for i, (plan, _, _) in enumerate(plans) if plan.get("family") != "sparse"]
-    groups = [g for g in [depth, *([i] for i in range(len(entries)) if i not in depth)] if g] or [[]]
+    groups = [[i] for i in range(len(entries))] or [[]]  # pairs: each pruned model with the dense one
     pooled = Timings([], [])
     rows: dict[int, dict] = {}
     with tqdm(total=sum(len(g) + 1 for g in groups) * cfg.repeats, desc="efficiency", unit="run") as bar:
@@ -328,7 +329,7 @@ def capture_norms(model_dir: str | Path, tokens_path: str | Path, out_dir: str |
     from .. import models
     from ..sparse.norms import dense_input_norms, norm_file
 
-    model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    model, _, _ = models.load_for(model_dir, compute)
     tokens = np.load(tokens_path)
     with tqdm(total=len(tokens), desc="input norms", unit="seq") as bar:
         norms = dense_input_norms(model, tokens, batch_size=int(batch_size), progress=bar.update)
@@ -429,7 +430,7 @@ def prune_sparse(model_dir: str | Path, plan_path: str | Path, norms_out: str | 
     plan = SparsePlan.from_dict(read_json(plan_path))
     sequential = pruning["norms"] == "sequential"
     compute = pruning["compute"]
-    model, _, _ = models.load(model_dir, compute["device"], compute["dtype"])
+    model, _, _ = models.load_for(model_dir, compute)
     dense_norms = read_norms(norms_dir) if pruning["norms"] == "dense" else None
     with tqdm(total=len(plan.blocks), desc=f"prune {plan.method} {plan.percent}%", unit="block") as bar:
         used = prune_to_plan(model, plan, norms=dense_norms, tokens=np.load(tokens_path) if sequential else None,
