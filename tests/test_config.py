@@ -171,7 +171,7 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path, no_slurm_controll
     ({"calibration__python-docs": {"source": "python-docs", "seqlen": 600}}, "calibration.python-docs.seqlen: 600"),
     ({"evaluation__seqlen": 513}, "evaluation.seqlen: 513"),
     ({"evaluation__datasets": {"d": {"source": "python-docs", "seqlen": 1000}}}, "evaluation.datasets.d.seqlen: 1000"),
-    ({"efficiency__seqlen": 500}, "efficiency.seqlen + efficiency.decode_tokens: 516"),
+    ({"efficiency__seqlen": 510}, "efficiency.seqlen + efficiency.decode_tokens: 518"),
 ])
 def test_sequence_lengths_beyond_the_model_context(change, key):
     with pytest.raises(ConfigError, match=re.escape(key) + " positions is more than the 512 that model"):
