@@ -344,15 +344,6 @@ def load_for(model_dir: str | Path, compute: Mapping[str, Any]) -> tuple[torch.n
     return load(model_dir, compute["device"], compute["dtype"], compute.get("device_map"))
 
 
-def weights_dir(model_dir: str | Path) -> Path | None:
-    """The directory holding a model's weight files: a checkpoint itself, or the source of a prepared
-    model when it is local (None for a hub id)."""
-    src, manifest = source_of(model_dir)
-    if manifest is None:
-        return Path(model_dir)
-    return Path(src.path) if src.kind != "hub" and Path(src.path).is_dir() else None
-
-
 def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, records: dict[str, Any]) -> None:
     """Write ``model`` as a Hugging Face directory (safetensors weights, tokenizer, config) with the JSON
     ``records`` beside them (file name -> content, e.g. the plan), atomically: the directory appears only

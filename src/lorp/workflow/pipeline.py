@@ -191,7 +191,7 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     dense, _, _ = models.load_for(model_dir, compute)
     stored = models.select_dtype(_stored_dtype(model_dir), _device(dense))
     plans = [_plan_sources(sources) for _, sources in entries]
-    groups = [[i] for i in range(len(entries))] or [[]]  # pairs: each pruned model with the dense one
+    groups = [[i] for i in range(len(entries))] or [[]]  # each pruned model with the dense one; the dense alone if none
     pooled = Timings([], [])
     rows: dict[int, dict] = {}
     with tqdm(total=sum(len(g) + 1 for g in groups) * cfg.repeats, desc="efficiency", unit="run") as bar:
