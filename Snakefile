@@ -35,6 +35,7 @@ include: "rules/evaluation.smk"
 include: "rules/summary.smk"
 include: "rules/figures.smk"
 include: "rules/sparsity.smk"
+include: "rules/sensitivity.smk"
 
 
 rule all:

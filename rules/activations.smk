@@ -2,7 +2,7 @@ rule capture_activations:
     """One forward pass per calibration batch; the hidden state entering every block, one .npy per layer."""
     input:
         model=paths.MODEL_DIR,
-        tokens=paths.TOKENS,
+        tokens=lambda wildcards: paths.tokens_of(config, wildcards),
     output:
         **outputs("capture_activations"),
     params:

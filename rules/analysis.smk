@@ -1,9 +1,11 @@
 rule similarity:
-    """The N x N inter-layer cosine similarity, out of core from the activation files."""
+    """The N x N inter-layer similarity (similarity.statistic), out of core from the activation files."""
     input:
-        paths.ACTIVATIONS,
+        activations=lambda wildcards: paths.activations_of(config, wildcards),
     output:
         **outputs("similarity"),
+    params:
+        **params("similarity"),
     conda:
         "../envs/analysis.yaml"
     log:

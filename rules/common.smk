@@ -59,7 +59,7 @@ CALIBS = list(config["calibration"])
 
 wildcard_constraints:
     model="|".join(re.escape(m) for m in MODELS),
-    calib="|".join(re.escape(c) for c in config["calibration"]),
+    calib="|".join(re.escape(c) for c in lc.views(config)),  # calibrations and their compared statistics
     method="|".join(re.escape(m) for m in METHODS + ABLATION + SPARSE_METHODS),
     k=r"\d+",
     budget=r"\d+",
@@ -159,7 +159,7 @@ def model_figure(figure):
 def pruned_outputs(rule, methods=METHODS, budgets=BUDGETS):
     """The output of ``rule`` (an evaluation of a plan) for every model, calibration, method and budget."""
     (template,) = paths.RULES[rule].outputs.values()
-    return expand(template, model=MODELS, calib=list(config["calibration"]), method=methods, budget=budgets)
+    return expand(template, model=MODELS, calib=lc.evaluated_views(config), method=methods, budget=budgets)
 
 
 def sparse_outputs(rule):

@@ -92,3 +92,4 @@ rule k_ablation:
     threads: 1
     script:
         "../scripts/k_ablation.py"
+

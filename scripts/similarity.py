@@ -4,6 +4,6 @@ from lorp.workflow.jobs import job
 from lorp.workflow.pipeline import compute_similarity
 
 with job(snakemake):
-    w = snakemake.wildcards
     outputs = {k: v for k, v in snakemake.output.items() if k != "provenance"}
-    compute_similarity(snakemake.input[0], outputs, title=f"{w.model}: cosine similarity ({w.calib})")
+    compute_similarity(snakemake.input.activations, outputs, snakemake.params.similarity,
+                       title=f"{snakemake.wildcards.model} ({snakemake.wildcards.calib})")

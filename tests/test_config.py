@@ -100,10 +100,11 @@ def test_invalid_configs(cfg, match):
 def test_activation_dtype_per_model_overrides_the_global_one():
     cfg = check(modified(models={"smol": {"source": "embedded"},
                                  "gemma": {"source": "embedded", "activations_dtype": "float32"}}))
-    assert activation_params(cfg, "smol")["dtype"] == "float16"
-    assert activation_params(cfg, "gemma")["dtype"] == "float32"
+    calib = next(iter(cfg["calibration"]))
+    assert activation_params(cfg, "smol", calib)["dtype"] == "float16"
+    assert activation_params(cfg, "gemma", calib)["dtype"] == "float32"
     cfg["activations"]["dtype"] = "float32"
-    assert activation_params(cfg, "smol")["dtype"] == "float32"
+    assert activation_params(cfg, "smol", calib)["dtype"] == "float32"
 
 
 def test_bos_per_window_per_model_overrides_the_evaluation_default():

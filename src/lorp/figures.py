@@ -116,6 +116,114 @@ def heatmap_with_plans(cosine: np.ndarray, labels: Sequence[int], rls: float, k:
     _save(fig, path)
 
 
+def statistics_grid(panels: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, budget: int) -> None:
+    """One row of similarity heatmaps per ``model/calib`` label, one column per statistic, each with its
+    cluster boundaries, RLS, K, and every method's pruned layers at ``budget`` in its title.
+
+    ``panels`` maps a label to its statistics' entries: ``statistic``, ``matrix``, ``labels`` (the
+    clustering), ``rls``, ``k`` and ``pruned`` (method -> pruned layers at ``budget``)."""
+    plt = _plt()
+    n_rows = len(panels)
+    n_cols = max(len(v) for v in panels.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 4.2 * n_rows), dpi=110, squeeze=False,
+                             layout="constrained")
+    for row, (label, entries) in enumerate(panels.items()):
+        for col in range(n_cols):
+            ax = axes[row][col]
+            if col >= len(entries):
+                ax.axis("off")
+                continue
+            e = entries[col]
+            m = np.asarray(e["matrix"])
+            ax.imshow(m, cmap="viridis", vmin=min(0.0, float(np.nanmin(m))), vmax=1.0, interpolation="nearest")
+            for b in cluster_boundaries(e["labels"]):
+                ax.axhline(b, color="white", lw=0.9)
+                ax.axvline(b, color="white", lw=0.9)
+            integer_ticks(ax)
+            ax.tick_params(labelsize=7)
+            plans = "\n".join(f"{method}: {' '.join(map(str, sorted(layers)))}" for method, layers in e["pruned"].items())
+            ax.set_title(f"{label}\n{e['statistic']}: RLS {e['rls']:.3f}, K {e['k']}", fontsize=8)
+            ax.set_xlabel(f"pruned at budget {budget}\n{plans}", fontsize=7)
+    fig.suptitle("similarity statistics: the matrix, its clusters (white) and the plans they give", fontsize=10)
+    _save(fig, path)
+
+
+def sensitivity_rls(rows: Sequence[Mapping[str, Any]], path: str | Path, model: str) -> None:
+    """RLS of every calibration view against its token count, with the bootstrap interval where one ran,
+    each point labelled by its variation; LoRP's default thresholds drawn for reference."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for i, r in enumerate(rows):
+        lo, hi = r["rls_low"], r["rls_high"]
+        err = None if not np.isfinite(lo) else [[r["rls"] - lo], [hi - r["rls"]]]
+        ax.errorbar([r["n_tokens"]], [r["rls"]], yerr=err, fmt="o" if i else "D", color=DENSE_COLOR if not i else f"C{i % 10}",
+                    capsize=4, ms=6)
+        ax.annotate(f"{r['variation']} (K {r['k']})", (r["n_tokens"], r["rls"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=7)
+    for t in (1.0, 0.7):
+        ax.axhline(t, color="0.6", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("calibration tokens captured (log scale)")
+    ax.set_ylabel("RLS (interval: bootstrap over sequences)")
+    ax.set_title(f"{model}: RLS under the calibration variations", fontsize=10)
+    ax.grid(color="0.92", lw=0.5)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def sensitivity_stability(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], path: str | Path,
+                          model: str) -> None:
+    """Per method, the mean Jaccard similarity of each view's plans to the reference's (left) and of the
+    bootstrap's plans to the view's own (right, where it ran), against the calibration tokens."""
+    plt = _plt()
+    boot = any(np.isfinite(r[f"bootstrap_jaccard_{m}"]) for r in rows for m in methods)
+    fig, axes = plt.subplots(1, 2 if boot else 1, figsize=(11.0 if boot else 6.0, 4.0), dpi=120, squeeze=False)
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["n_tokens"])
+    x = [rows[i]["n_tokens"] for i in order]
+    panels = [("jaccard", "Jaccard to the reference calibration's plan")]
+    if boot:
+        panels.append(("bootstrap_jaccard", "bootstrap: mean Jaccard to the view's own plan"))
+    for ax, (key, label) in zip(axes[0], panels):
+        for j, method in enumerate(methods):
+            ax.plot(x, [rows[i][f"{key}_{method}"] for i in order], "o-", color=_color(method, j), label=method, lw=1.2,
+                    ms=4)
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("calibration tokens captured (log scale)")
+        ax.set_ylabel(label + "\n(mean over budgets)", fontsize=8)
+        ax.grid(color="0.92", lw=0.5)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{model}: plan stability under the calibration", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def selection_map(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], budget: int, path: str | Path,
+                  model: str) -> None:
+    """One panel per method: variations (rows) x layers (columns), how often each layer is pruned at ``budget``."""
+    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
+    variations = list(dict.fromkeys(r["variation"] for r in rows))
+    n_layers = 1 + max(int(r["layer"]) for r in rows)
+    fig, axes = plt.subplots(len(methods), 1, figsize=(max(6.0, 0.22 * n_layers + 2.5),
+                                                       1.0 + (0.28 * len(variations) + 0.9) * len(methods)),
+                             dpi=120, squeeze=False, layout="constrained")
+    for ax, method in zip(axes[:, 0], methods):
+        grid = np.zeros((len(variations), n_layers))
+        for r in rows:
+            if r["method"] == method and int(r["budget"]) == budget:
+                grid[variations.index(r["variation"]), int(r["layer"])] = r["frequency"]
+        im = ax.imshow(grid, cmap="magma_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_yticks(range(len(variations)), variations, fontsize=7)
+        ax.set_title(f"{method}, budget {budget}", fontsize=9, loc="left")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("layer")
+    fig.colorbar(im, ax=axes[:, 0].tolist(), label="share pruned", shrink=0.8)
+    fig.suptitle(f"{model}: how often each layer is pruned", fontsize=10)
+    _save(fig, path)
+
+
 def distance_profile(cosine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean similarity at each layer distance d = 1..N-1, and d normalised by N-1."""
     n = cosine.shape[0]

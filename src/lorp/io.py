@@ -118,3 +118,10 @@ def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
+
+
+def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
+    """Atomically write an uncompressed ``.npz`` file of named arrays (no pickles)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)

@@ -238,3 +238,35 @@ def summary_table(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             note += (" Every window starts with the tokenizer's BOS for " + ", ".join(with_bos)
                      + " (`bos_per_window`); the others follow the paper protocol, without special tokens.")
     return table, to_markdown(table, title, note, floatfmt=".3f" if kind != "efficiency" else ".4g")
+
+
+STATISTICS_COLUMNS = ("model", "calib", "statistic", "rls", "k", "clusters", "excluded_dimensions", "method", "budget",
+                      "pruned", "jaccard_to_reference")
+
+
+def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    """|A ∩ B| / |A ∪ B| of two pruned sets (1 for two empty sets)."""
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+
+
+def cluster_spans(labels: Sequence[int]) -> str:
+    """A layer clustering as its contiguous runs, ``0-3 4-12 13-29`` (a label that recurs gives two runs)."""
+    runs, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            runs.append(f"{start}-{i - 1}" if i - 1 > start else f"{start}")
+            start = i
+    return " ".join(runs)
+
+
+def statistics_table(rows: Sequence[Mapping[str, Any]], reference: str) -> pd.DataFrame:
+    """How the structure and the plans move with the similarity statistic: one row per model, calibration,
+    statistic, method and budget, with the Jaccard similarity of the pruned set to the one under
+    ``reference`` (the configured statistic) for the same model, calibration, method and budget."""
+    frame = pd.DataFrame(list(rows))
+    ref = {(r["model"], r["calib"], r["method"], r["budget"]): r["pruned"] for r in rows if r["statistic"] == reference}
+    frame["jaccard_to_reference"] = [jaccard(r["pruned"], ref[(r["model"], r["calib"], r["method"], r["budget"])])
+                                     for r in rows]
+    frame["pruned"] = [" ".join(map(str, sorted(p))) for p in frame["pruned"]]
+    return frame[list(STATISTICS_COLUMNS)]

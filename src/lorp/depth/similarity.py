@@ -1,10 +1,23 @@
-"""Inter-layer cosine similarity, computed out of core from per-layer activation files.
+"""Inter-layer similarity, computed out of core from per-layer activation files.
 
 The activation files ``layer_000.npy`` .. ``layer_{N:03d}.npy`` hold the hidden state entering
 each decoder block (the last one: the output of the final block), one row per captured token.
-For every pair of layers (i, j) we need the mean over tokens of cos(h_i[t], h_j[t]). With
-unit-normalised rows X_i, that mean is ``sum_t <X_i[t], X_j[t]> / T``, i.e. one Gram matrix
-over the flattened (token, feature) axis, accumulated chunk by chunk from memory-mapped files.
+For every pair of layers (i, j) the paper's statistic is the mean over tokens of cos(h_i[t], h_j[t]).
+With unit-normalised rows X_i, that mean is ``sum_t <X_i[t], X_j[t]> / T``, i.e. one Gram matrix over
+the flattened (token, feature) axis, accumulated chunk by chunk from memory-mapped files.
+
+Three statistics robust to massive activations (a few dimensions of magnitude ~1e5 that dominate every
+cosine) are computed from the same files, each a second pass after one that gathers per-layer moments:
+
+- ``centred``: the mean token cosine after subtracting each layer's mean hidden state;
+- ``no-massive``: the mean token cosine over the dimensions left after excluding those whose mean
+  magnitude, in any layer, exceeds ``massive_multiple`` times that layer's median dimension;
+- ``cka``: linear centred kernel alignment (Kornblith et al., 2019), estimated over token minibatches with
+  the unbiased HSIC estimator (Song et al., 2012) as in Nguyen et al. (2021): the sums of the minibatches'
+  HSIC values, normalised. Exact for one batch; its memory is a batch's Gram matrices, not the tokens'.
+
+For the mean-cosine statistics the Gram sums are also kept per calibration sequence, so that a bootstrap
+over sequences (:func:`resample`) needs no second pass over the activations.
 """
 
 from __future__ import annotations
@@ -15,28 +28,59 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+STATISTICS: dict[str, str] = {
+    "cosine": "mean token cosine (the paper's)",
+    "centred": "mean token cosine after subtracting each layer's mean hidden state",
+    "no-massive": "mean token cosine without the massive-activation dimensions",
+    "cka": "linear CKA (unbiased HSIC over token minibatches)",
+}
+"""The similarity statistics, by the name ``similarity.statistic`` takes."""
+
+MEAN_COSINE = ("cosine", "centred", "no-massive")
+"""The statistics that are a mean over tokens (and so decompose over calibration sequences)."""
+
 
 @dataclass(frozen=True)
 class SimilarityResult:
-    """Cosine matrices over the N + 1 captured hidden states.
+    """Similarity matrices over the N + 1 captured hidden states.
 
     Attributes:
-        extended: (N+1) x (N+1) mean cosine over all captured tokens; index N is the final block's output.
-        last_token: (N+1) x (N+1) mean cosine over the last token of each sequence only.
-        n_tokens: number of token rows averaged in ``extended``.
-        n_last_tokens: number of rows averaged in ``last_token``.
+        extended: (N+1) x (N+1) similarity over all captured tokens; index N is the final block's output.
+        last_token: (N+1) x (N+1) similarity over the last token of each sequence only.
+        n_tokens: number of token rows in ``extended``.
+        n_last_tokens: number of rows in ``last_token``.
+        statistic: the statistic (a key of :data:`STATISTICS`).
+        excluded_dimensions: hidden dimensions left out (``no-massive``), ascending.
+        per_sequence: [S, N+1, N+1] sums of the unit-normalised inner products over each calibration
+            sequence's captured tokens (mean-cosine statistics with known sequences), else None.
+        per_sequence_last: [S, N+1, N+1] the same over each sequence's last token, else None.
     """
 
     extended: np.ndarray
     last_token: np.ndarray
     n_tokens: int
     n_last_tokens: int
+    statistic: str = "cosine"
+    excluded_dimensions: tuple[int, ...] = ()
+    per_sequence: np.ndarray | None = None
+    per_sequence_last: np.ndarray | None = None
 
     @property
     def cosine(self) -> np.ndarray:
         """The N x N matrix over the inputs of blocks 0..N-1 (the artifact ``cosine.npy``)."""
         n = self.extended.shape[0] - 1
         return self.extended[:n, :n]
+
+
+def passes(statistic: str) -> int:
+    """How many times :func:`similarity_from_arrays` reads every row for ``statistic``."""
+    _check_statistic(statistic)
+    return 1 if statistic == "cosine" else 2
+
+
+def _check_statistic(statistic: str) -> None:
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown similarity statistic {statistic!r}; choose from {', '.join(STATISTICS)}")
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -53,44 +97,167 @@ def _finalise(gram: np.ndarray, count: int) -> np.ndarray:
     return np.clip(s, -1.0, 1.0)
 
 
-def cosine_from_arrays(
+def _chunks(n_rows: int, chunk: int) -> list[tuple[int, int]]:
+    return [(start, min(n_rows, start + chunk)) for start in range(0, n_rows, chunk)]
+
+
+def layer_moments(layers: Sequence[np.ndarray], chunk_tokens: int,
+                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each layer's mean hidden state and mean magnitude per dimension, both [L, hidden] float64."""
+    n_rows, hidden = layers[0].shape
+    total = np.zeros((len(layers), hidden))
+    magnitude = np.zeros((len(layers), hidden))
+    for start, stop in _chunks(n_rows, chunk_tokens):
+        for i, a in enumerate(layers):
+            x = np.asarray(a[start:stop], dtype=np.float64)
+            total[i] += x.sum(axis=0)
+            magnitude[i] += np.abs(x).sum(axis=0)
+        if progress is not None:
+            progress(stop - start)
+    return total / n_rows, magnitude / n_rows
+
+
+def massive_dimensions(mean_magnitude: np.ndarray, multiple: float) -> np.ndarray:
+    """The dimensions whose mean magnitude exceeds ``multiple`` times the median dimension's, in any layer.
+
+    Args:
+        mean_magnitude: [L, hidden] mean |h| per layer and dimension (:func:`layer_moments`).
+        multiple: the threshold as a multiple of each layer's median mean magnitude (> 1).
+
+    Returns:
+        The excluded dimensions, ascending (the same for every layer, so that the layers stay comparable).
+    """
+    if multiple <= 1:
+        raise ValueError(f"massive_multiple must exceed 1, got {multiple}")
+    median = np.median(mean_magnitude, axis=1, keepdims=True)
+    return np.flatnonzero((mean_magnitude > multiple * median).any(axis=0))
+
+
+def unbiased_hsic(grams: np.ndarray) -> np.ndarray:
+    """The unbiased HSIC estimator (Song et al., 2012) between every pair of n x n Gram matrices.
+
+    Args:
+        grams: [L, n, n] symmetric Gram matrices of the same n >= 4 samples.
+
+    Returns:
+        [L, L] estimates: ``(tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1) / (n(n-3))``,
+        where K~ is K with its diagonal zeroed.
+    """
+    n_layers, n, _ = grams.shape
+    if n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    k = np.array(grams, dtype=np.float64)
+    idx = np.arange(n)
+    k[:, idx, idx] = 0.0
+    flat = k.reshape(n_layers, -1)
+    rows = k.sum(axis=2)
+    sums = rows.sum(axis=1)
+    trace = flat @ flat.T
+    return (trace + np.outer(sums, sums) / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (rows @ rows.T)) / (n * (n - 3))
+
+
+def _cka(hsic: np.ndarray) -> np.ndarray:
+    scale = np.sqrt(np.clip(np.diag(hsic), np.finfo(np.float64).tiny, None))
+    s = hsic / np.outer(scale, scale)
+    s = 0.5 * (s + s.T)
+    np.fill_diagonal(s, 1.0)
+    return np.clip(s, -1.0, 1.0)
+
+
+def _batch_sizes(n_rows: int, batch: int) -> list[tuple[int, int]]:
+    """Contiguous minibatches of near-equal size, none below 4 rows where there are at least 4."""
+    count = max(1, -(-n_rows // batch))
+    edges = np.linspace(0, n_rows, count + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def similarity_from_arrays(
     layers: Sequence[np.ndarray],
+    statistic: str = "cosine",
     last_token_rows: np.ndarray | None = None,
+    tokens_per_sequence: int | None = None,
     chunk_tokens: int | None = None,
+    massive_multiple: float = 100.0,
+    cka_batch_tokens: int = 1024,
     progress: Callable[[int], None] | None = None,
 ) -> SimilarityResult:
-    """Mean token-wise cosine similarity between every pair of hidden-state arrays.
+    """Similarity between every pair of hidden-state arrays under ``statistic``.
 
     Args:
         layers: L arrays of identical shape [T, hidden] (memory-mapped arrays are read chunk by chunk).
+        statistic: a key of :data:`STATISTICS`.
         last_token_rows: row indices of the last token of each sequence (for ``last_token``);
             defaults to no rows, in which case ``last_token`` is all-NaN off the diagonal.
-        chunk_tokens: rows per chunk; by default sized to keep a chunk of all layers near 256 MiB.
-        progress: called with the number of rows processed after every chunk.
+        tokens_per_sequence: rows per calibration sequence (rows are sequence-major); when given, the
+            mean-cosine statistics also return their sums per sequence (for :func:`resample`).
+        chunk_tokens: rows per chunk; by default sized to keep a chunk of all layers near 256 MiB
+            (rounded down to whole sequences).
+        massive_multiple: the ``no-massive`` threshold (:func:`massive_dimensions`).
+        cka_batch_tokens: the ``cka`` minibatch size.
+        progress: called with the number of rows read after every chunk (:func:`passes` reads per row).
 
     Returns:
         A :class:`SimilarityResult` with float64 matrices (symmetric, unit diagonal, in [-1, 1]).
     """
+    _check_statistic(statistic)
     if not layers:
         raise ValueError("need at least one layer")
     shape = layers[0].shape
     if any(a.shape != shape for a in layers):
         raise ValueError(f"all layers must have the same shape, got {[a.shape for a in layers]}")
     n_layers, (n_rows, hidden) = len(layers), shape
+    if n_rows == 0:
+        raise ValueError("no tokens to average over")
+    if tokens_per_sequence is not None and (tokens_per_sequence < 1 or n_rows % tokens_per_sequence):
+        raise ValueError(f"{n_rows} rows are not whole sequences of {tokens_per_sequence} tokens")
     if chunk_tokens is None:
         chunk_tokens = max(1, (256 << 20) // (4 * n_layers * hidden))
+    if tokens_per_sequence is not None:
+        chunk_tokens = max(1, chunk_tokens // tokens_per_sequence) * tokens_per_sequence
     last_mask = np.zeros(n_rows, dtype=bool)
     if last_token_rows is not None and len(last_token_rows):
         last_mask[np.asarray(last_token_rows, dtype=np.int64)] = True
 
+    mean = keep = None
+    excluded: tuple[int, ...] = ()
+    if statistic != "cosine":
+        mean, magnitude = layer_moments(layers, chunk_tokens, progress)
+        if statistic == "no-massive":
+            dims = massive_dimensions(magnitude, massive_multiple)
+            if len(dims) == hidden:
+                raise ValueError(f"every dimension exceeds {massive_multiple} x the median; raise massive_multiple")
+            excluded = tuple(int(d) for d in dims)
+            keep = np.setdiff1d(np.arange(hidden), dims)
+    if statistic == "cka":
+        return _cka_from_arrays(layers, mean, last_mask, cka_batch_tokens, progress)
+
+    def rows(i: int, start: int, stop: int) -> np.ndarray:
+        x = np.asarray(layers[i][start:stop], dtype=np.float32)
+        if statistic == "centred":
+            x = x - mean[i].astype(np.float32)
+        elif keep is not None:
+            x = x[:, keep]
+        return _normalise_rows(x)
+
+    per_seq = tokens_per_sequence is not None
     gram = np.zeros((n_layers, n_layers), dtype=np.float64)
     gram_last = np.zeros((n_layers, n_layers), dtype=np.float64)
-    for start in range(0, n_rows, chunk_tokens):
-        stop = min(n_rows, start + chunk_tokens)
-        block = np.stack([_normalise_rows(np.asarray(a[start:stop], dtype=np.float32)) for a in layers])
-        flat = block.reshape(n_layers, -1)
-        gram += (flat @ flat.T).astype(np.float64)
+    seq_grams, seq_last = [], []
+    for start, stop in _chunks(n_rows, chunk_tokens):
+        block = np.stack([rows(i, start, stop) for i in range(n_layers)])
         sel = last_mask[start:stop]
+        if per_seq:
+            n_seq = (stop - start) // tokens_per_sequence
+            by_seq = block.reshape(n_layers, n_seq, -1).transpose(1, 0, 2)
+            sums = (by_seq @ by_seq.transpose(0, 2, 1)).astype(np.float64)
+            seq_grams.append(sums)
+            gram += sums.sum(axis=0)
+            last = block[:, sel, :]
+            if last.shape[1] == n_seq:
+                seq_last.append(np.einsum("lsd,msd->slm", last, last).astype(np.float64))
+        else:
+            flat = block.reshape(n_layers, -1)
+            gram += (flat @ flat.T).astype(np.float64)
         if sel.any():
             sub = block[:, sel, :].reshape(n_layers, -1)
             gram_last += (sub @ sub.T).astype(np.float64)
@@ -101,7 +268,54 @@ def cosine_from_arrays(
     last = _finalise(gram_last, n_last) if n_last else np.full((n_layers, n_layers), np.nan)
     if not n_last:
         np.fill_diagonal(last, 1.0)
-    return SimilarityResult(_finalise(gram, n_rows), last, n_rows, n_last)
+    n_sequences = n_rows // tokens_per_sequence if per_seq else 0
+    return SimilarityResult(
+        _finalise(gram, n_rows), last, n_rows, n_last, statistic, excluded,
+        np.concatenate(seq_grams) if per_seq else None,
+        np.concatenate(seq_last) if per_seq and sum(len(s) for s in seq_last) == n_sequences else None)
+
+
+def _cka_from_arrays(layers: Sequence[np.ndarray], mean: np.ndarray, last_mask: np.ndarray, batch: int,
+                     progress: Callable[[int], None] | None) -> SimilarityResult:
+    """Linear CKA over minibatches of ``batch`` rows (rows centred by each layer's mean first, for precision:
+    the estimator itself is invariant to the shift)."""
+    n_layers, n_rows = len(layers), layers[0].shape[0]
+    if n_rows < 4:
+        raise ValueError(f"linear CKA needs at least 4 token rows, got {n_rows}")
+    hsic = np.zeros((n_layers, n_layers))
+    last_rows = []
+    for start, stop in _batch_sizes(n_rows, batch):
+        xs = [np.asarray(a[start:stop], dtype=np.float32) - mean[i].astype(np.float32) for i, a in enumerate(layers)]
+        hsic += unbiased_hsic(np.stack([x @ x.T for x in xs]))
+        sel = last_mask[start:stop]
+        if sel.any():
+            last_rows.append(np.stack([x[sel] for x in xs]))
+        if progress is not None:
+            progress(stop - start)
+    n_last = int(last_mask.sum())
+    if n_last >= 4:
+        last_x = np.concatenate(last_rows, axis=1)
+        last = _cka(unbiased_hsic(np.stack([x @ x.T for x in last_x])))
+    else:
+        last = np.full((n_layers, n_layers), np.nan)
+        np.fill_diagonal(last, 1.0)
+    return SimilarityResult(_cka(hsic), last, n_rows, n_last, "cka")
+
+
+def cosine_from_arrays(
+    layers: Sequence[np.ndarray],
+    last_token_rows: np.ndarray | None = None,
+    chunk_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SimilarityResult:
+    """The paper's mean token cosine (:func:`similarity_from_arrays` with ``statistic="cosine"``)."""
+    return similarity_from_arrays(layers, "cosine", last_token_rows, chunk_tokens=chunk_tokens, progress=progress)
+
+
+def open_layers(directory: str | Path, n_layers: int) -> list[np.ndarray]:
+    """``layer_000.npy`` .. ``layer_{n_layers-1:03d}.npy`` of ``directory``, memory-mapped."""
+    directory = Path(directory)
+    return [np.load(directory / f"layer_{i:03d}.npy", mmap_mode="r") for i in range(n_layers)]
 
 
 def cosine_from_directory(
@@ -112,6 +326,22 @@ def cosine_from_directory(
     progress: Callable[[int], None] | None = None,
 ) -> SimilarityResult:
     """:func:`cosine_from_arrays` over ``layer_000.npy`` .. ``layer_{n_layers-1:03d}.npy``, memory-mapped."""
-    directory = Path(directory)
-    arrays = [np.load(directory / f"layer_{i:03d}.npy", mmap_mode="r") for i in range(n_layers)]
-    return cosine_from_arrays(arrays, last_token_rows, chunk_tokens, progress)
+    return cosine_from_arrays(open_layers(directory, n_layers), last_token_rows, chunk_tokens, progress)
+
+
+def resample(per_sequence: np.ndarray, tokens_per_sequence: int, counts: np.ndarray) -> np.ndarray:
+    """The mean-cosine matrix of a resample of the calibration sequences, from their per-sequence sums.
+
+    Args:
+        per_sequence: [S, L, L] sums per sequence (:attr:`SimilarityResult.per_sequence` or ``_last``).
+        tokens_per_sequence: the rows each sum covers (1 for the last-token sums).
+        counts: [S] how many times each sequence is drawn (a bootstrap draw: ``rng.multinomial``).
+
+    Returns:
+        [L, L] as :func:`similarity_from_arrays` would give on the drawn sequences.
+    """
+    counts = np.asarray(counts)
+    if counts.shape != per_sequence.shape[:1]:
+        raise ValueError(f"need one count per sequence ({per_sequence.shape[0]}), got {counts.shape}")
+    gram = np.tensordot(counts.astype(np.float64), per_sequence, axes=1)
+    return _finalise(gram, int(counts.sum()) * tokens_per_sequence)

@@ -105,6 +105,9 @@ def _explain(err: Any, schema: Mapping[str, Any]) -> str:
         return "; ".join(parts) + f"; allowed: {', '.join(allowed) or '(none)'}"
     if err.validator == "enum":
         return err.message + did_you_mean(err.instance, err.validator_value)
+    if err.validator == "not" and list(err.absolute_path) == ["sensitivity", "variations"]:
+        return (f"the variation name {err.instance!r} is a similarity statistic's, which names the views of "
+                "similarity.compare; choose another name (the statistic itself goes inside: {statistic: ...})")
     return err.message
 
 
@@ -122,9 +125,128 @@ def model_params(config: Mapping[str, Any], model: str) -> dict[str, Any]:
     return {"source": entry["source"], "storage_dtype": entry["storage_dtype"]}
 
 
+VIEW_SEPARATOR = "~"
+"""Between a calibration's name and a variation's in a view's name (``python-docs~cka``): names cannot hold it."""
+
+
+@dataclass(frozen=True)
+class View:
+    """A calibration as the stages after the tokens see it: the ``{calib}`` of every path.
+
+    Each entry of ``calibration`` is a view of its own; ``similarity.compare`` adds one per other statistic
+    (``<entry>~<statistic>``), which shares the entry's tokens and activations, and ``sensitivity.variations``
+    one per variation of the reference entry (``<entry>~<variation>``), which shares what it does not change.
+
+    Attributes:
+        name: the view's name, the ``{calib}`` wildcard.
+        calibration: the ``calibration`` entry it departs from.
+        spec: what its tokens depend on (:func:`calibration_spec`).
+        tokens_per_sequence: the token positions kept per sequence (None: all).
+        statistic: its similarity statistic (a key of :data:`lorp.depth.similarity.STATISTICS`).
+        evaluated: whether its plans are evaluated (and drawn): a compared statistic's are not, a
+            variation's where ``sensitivity.evaluate`` says so.
+    """
+
+    name: str
+    calibration: str
+    spec: Mapping[str, Any]
+    tokens_per_sequence: int | None
+    statistic: str
+    evaluated: bool
+
+
+def views(config: Mapping[str, Any]) -> dict[str, View]:
+    """Every view of a validated config by name: the calibration entries first, then each entry's
+    compared statistics, then the sensitivity variations."""
+    sim, act = config["similarity"], config["activations"]
+    out = {}
+    for name, spec in config["calibration"].items():
+        out[name] = View(name, name, _sorted(spec), act["tokens_per_sequence"], sim["statistic"], True)
+    for name, spec in config["calibration"].items():
+        for statistic in sim["compare"]:
+            if statistic != sim["statistic"]:
+                full = f"{name}{VIEW_SEPARATOR}{statistic}"
+                out[full] = View(full, name, _sorted(spec), act["tokens_per_sequence"], statistic, False)
+    reference = sensitivity_reference(config)
+    for variation, change in config["sensitivity"]["variations"].items():
+        base = out[reference]
+        calib = {k: v for k, v in change.items() if k not in ("tokens_per_sequence", "statistic")}
+        full = f"{reference}{VIEW_SEPARATOR}{variation}"
+        merged = {"tokens_per_sequence": base.tokens_per_sequence, "statistic": base.statistic, **change}
+        out[full] = View(full, reference, _sorted({**base.spec, **calib}), merged["tokens_per_sequence"],
+                         merged["statistic"], config["sensitivity"]["evaluate"])
+    return out
+
+
+def sensitivity_reference(config: Mapping[str, Any]) -> str:
+    """The calibration entry the sensitivity variations depart from (``sensitivity.calibration``, else the first)."""
+    return config["sensitivity"]["calibration"] or next(iter(config["calibration"]))
+
+
+def sensitivity_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether the config asks for the sensitivity tables (variations or a bootstrap)."""
+    sens = config["sensitivity"]
+    return bool(sens["variations"]) or sens["bootstrap"]["resamples"] > 0
+
+
+def sensitivity_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the sensitivity tables depend on: every view's calibration (its label, size, corpus, seed,
+    positions and statistic), the methods and budgets whose plans are resampled, the clustering, the
+    bootstrap and the figures' budget."""
+    entries = []
+    for name in sensitivity_views(config):
+        v = view(config, name)
+        entries.append({"view": name, "variation": name.partition(VIEW_SEPARATOR)[2] or "reference",
+                        "n_samples": v.spec["n_samples"], "seqlen": v.spec["seqlen"], "source": v.spec["source"],
+                        "seed": v.spec["seed"], "tokens_per_sequence": v.tokens_per_sequence, "statistic": v.statistic})
+    return {"views": entries, "methods": {m: method_params(config, m) for m in config["methods"]},
+            "budgets": sorted(config["budgets"]), "structure": structure_params(config),
+            "bootstrap": _sorted(config["sensitivity"]["bootstrap"]), "budget": figure_budget(config)}
+
+
+def sensitivity_views(config: Mapping[str, Any]) -> list[str]:
+    """The views of the sensitivity analysis: the reference calibration, then each variation."""
+    reference = sensitivity_reference(config)
+    return [reference] + [f"{reference}{VIEW_SEPARATOR}{v}" for v in config["sensitivity"]["variations"]]
+
+
+def view(config: Mapping[str, Any], name: str) -> View:
+    """The view ``name`` (:func:`views`); a clear error for a name the config does not imply."""
+    known = views(config)
+    if name not in known:
+        raise ConfigError(f"no calibration view {name!r} in this config; known: {', '.join(known)}")
+    return known[name]
+
+
+def evaluated_views(config: Mapping[str, Any]) -> list[str]:
+    """The views whose plans are evaluated, checkpointed on request and drawn."""
+    return [name for name, v in views(config).items() if v.evaluated]
+
+
+def token_source(config: Mapping[str, Any], name: str) -> str:
+    """The view whose tokens ``name`` uses: the first with the same calibration spec."""
+    v = view(config, name)
+    return next(n for n, other in views(config).items() if other.spec == v.spec)
+
+
+def activation_source(config: Mapping[str, Any], name: str) -> str:
+    """The view whose stored activations ``name`` reads: the first with the same tokens and positions
+    (a compared statistic reads its calibration's)."""
+    v = view(config, name)
+    return next(n for n, o in views(config).items()
+                if o.spec == v.spec and o.tokens_per_sequence == v.tokens_per_sequence)
+
+
 def calibration_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """Everything the calibration tokens of ``name`` depend on."""
-    return _sorted(config["calibration"][name])
+    """Everything the calibration tokens of view ``name`` depend on."""
+    return dict(view(config, name).spec)
+
+
+def similarity_params(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """What view ``name``'s similarity depends on: its statistic, and the statistic's own setting."""
+    statistic = view(config, name).statistic
+    extra = {"no-massive": "massive_multiple", "cka": "cka_batch_tokens"}.get(statistic)
+    return {"statistic": statistic, **({extra: config["similarity"][extra]} if extra else {})}
 
 
 def evaluation_datasets(config: Mapping[str, Any], model: str) -> dict[str, dict[str, Any]]:
@@ -142,12 +264,12 @@ def evaluation_datasets(config: Mapping[str, Any], model: str) -> dict[str, dict
     return out
 
 
-def activation_params(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """What the stored activations of ``model`` depend on (batch size excluded: it does not change the
-    values). ``models.<model>.activations_dtype``, where set, overrides ``activations.dtype``."""
+def activation_params(config: Mapping[str, Any], model: str, calib: str) -> dict[str, Any]:
+    """What the stored activations of ``model`` on view ``calib`` depend on (batch size excluded: it does not
+    change the values). ``models.<model>.activations_dtype``, where set, overrides ``activations.dtype``."""
     act = config["activations"]
     return {"dtype": config["models"][model]["activations_dtype"] or act["dtype"],
-            "tokens_per_sequence": act["tokens_per_sequence"], "seed": act["seed"]}
+            "tokens_per_sequence": view(config, calib).tokens_per_sequence, "seed": act["seed"]}
 
 
 def structure_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,8 +443,9 @@ SUMMARY_KINDS = {"summary": "ppl", "summary_tasks": "tasks", "summary_efficiency
 RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]] = {
     "prepare_model": lambda c, w: {"model": model_params(c, w["model"])},
     "calibration_tokens": lambda c, w: {"spec": calibration_spec(c, w["calib"])},
-    "capture_activations": lambda c, w: {"activations": activation_params(c, w["model"]), "compute": compute_params(c)},
-    "similarity": lambda c, w: {},
+    "capture_activations": lambda c, w: {"activations": activation_params(c, w["model"], w["calib"]),
+                                          "compute": compute_params(c)},
+    "similarity": lambda c, w: {"similarity": similarity_params(c, w["calib"])},
     "structure": lambda c, w: {"structure": structure_params(c)},
     "structure_fixed_k": lambda c, w: {"structure": fixed_k_structure_params(c, w["k"])},
     "plan": lambda c, w: {"method_params": method_params(c, w["method"])},
@@ -337,6 +460,9 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     **{rule: (lambda c, w, kind=kind: {"kind": kind}) for rule, kind in SUMMARY_KINDS.items()},
     "figure_structure": lambda c, w: {"budget": figure_budget(c), "methods": list(c["methods"])},
     "figure_pruned_layers": lambda c, w: {"methods": list(c["methods"]), "budgets": sorted(c["budgets"])},
+    "statistics": lambda c, w: {"views": _statistics_views(c), "methods": list(c["methods"]),
+                                "budgets": sorted(c["budgets"]), "budget": figure_budget(c)},
+    "sensitivity": lambda c, w: {"sensitivity": sensitivity_params(c)},
     "figure_locality": lambda c, w: {"labels": figure_labels(c)},
     "figure_vs_budget": lambda c, w: {},
     "k_ablation": lambda c, w: {"labels": figure_labels(c)},
@@ -358,6 +484,12 @@ def _efficiency_entries(config: Mapping[str, Any], model: str) -> list:
     from .paths import efficiency_entries  # paths imports this module
 
     return efficiency_entries(config, model)
+
+
+def _statistics_views(config: Mapping[str, Any]) -> list:
+    from .paths import statistics_views  # paths imports this module
+
+    return statistics_views(config)
 
 
 def rule_params(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, str]) -> dict[str, Any]:
@@ -385,6 +517,8 @@ def _file_errors(config: Mapping[str, Any], base: Path) -> list[str]:
     """Local corpus files and the zero-shot data directory must exist."""
     errors = []
     entries = [(f"calibration.{name}", spec) for name, spec in config["calibration"].items()]
+    entries += [(f"sensitivity.variations.{name}", spec) for name, spec in config["sensitivity"]["variations"].items()
+                if "source" in spec]
     entries += [(f"evaluation.datasets.{name}", spec) for name, spec in config["evaluation"]["datasets"].items()]
     for key, spec in entries:
         p = _local_path(spec["source"], base)
@@ -422,6 +556,8 @@ def _depth_errors(config: Mapping[str, Any], model: str, n: int) -> list[str]:
 def sequence_lengths(config: Mapping[str, Any]) -> dict[str, int]:
     """Every number of positions a job feeds a model, by the config key that sets it."""
     lengths = {f"calibration.{name}.seqlen": spec["seqlen"] for name, spec in config["calibration"].items()}
+    lengths.update({f"sensitivity.variations.{name}.seqlen": spec["seqlen"]
+                    for name, spec in config["sensitivity"]["variations"].items() if "seqlen" in spec})
     datasets = config["evaluation"]["datasets"]
     if any("seqlen" not in spec for spec in datasets.values()):
         lengths["evaluation.seqlen"] = config["evaluation"]["seqlen"]
@@ -479,6 +615,22 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
     return errors  # N:M divisibility of every layer's inputs is checked by the plan (it needs the shapes)
 
 
+def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
+    """The reference calibration must exist, and a bootstrap needs sequences to draw."""
+    sens = config["sensitivity"]
+    name = sens["calibration"]
+    if name is not None and name not in config["calibration"]:
+        return [f"sensitivity.calibration: {name!r} is not a calibration entry{did_you_mean(name, list(config['calibration']))}; "
+                f"choose from {', '.join(config['calibration'])} (or null for the first)"]
+    errors = []
+    if sens["bootstrap"]["resamples"]:
+        for view_name in sensitivity_views(config):
+            if view(config, view_name).spec["n_samples"] < 2:
+                errors.append(f"sensitivity.bootstrap.resamples: the view {view_name!r} has 1 calibration sequence, and "
+                              "a bootstrap over sequences needs at least 2 (raise its n_samples or set resamples: 0)")
+    return errors
+
+
 def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
                     base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
     """Checks the schema cannot express, as (errors, warnings): files that must exist, RLS thresholds,
@@ -489,7 +641,8 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     offline before the run (a hub model not in the cache): then a warning says what is not checked.
     It raises ``OSError`` or ``ValueError`` for a source that names no model.
     """
-    errors = _file_errors(config, Path(base_dir)) + sparsity_errors(config) + export_errors(config)
+    errors = (_file_errors(config, Path(base_dir)) + sparsity_errors(config) + export_errors(config)
+              + sensitivity_errors(config))
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
         errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "

@@ -28,6 +28,7 @@ TOKENS = CALIBRATION + "/tokens.npy"
 ACTIVATIONS = "results/{model}/activations/{calib}"
 SIMILARITY = "results/{model}/similarity/{calib}"
 COSINE = SIMILARITY + "/cosine.npy"
+PER_SEQUENCE = SIMILARITY + "/per_sequence.npz"
 STRUCTURE = "results/{model}/structure/{calib}"
 RLS = STRUCTURE + "/rls.json"
 RLS_FIXED_K = STRUCTURE + "/rls-k{k}.json"
@@ -52,6 +53,7 @@ SPARSE_CHECKPOINT = SPARSITY + "/checkpoints/" + SPARSE_NAME
 MEASURED = SPARSITY + "/measured/" + SPARSE_NAME + ".json"
 PRUNING_NORMS = SPARSITY + "/pruned/" + SPARSE_NAME + ".npz"
 EFFICIENCY = "results/{model}/eval/efficiency"
+SENSITIVITY = "results/{model}/sensitivity"
 
 PLAN_INPUTS = {"extended": SIMILARITY + "/cosine_extended.npy", "last_token": SIMILARITY + "/cosine_last_token.npy",
                "structure": RLS}
@@ -88,7 +90,8 @@ RULES: dict[str, RuleFiles] = {
     "capture_activations": RuleFiles({"activations": ACTIVATIONS}, ACTIVATIONS + ".provenance.json",
                                      ("activations",)),
     "similarity": RuleFiles({"cosine": COSINE, "csv": SIMILARITY + "/cosine.csv", "heatmap": SIMILARITY + "/heatmap.png",
-                             "extended": PLAN_INPUTS["extended"], "last_token": PLAN_INPUTS["last_token"]},
+                             "extended": PLAN_INPUTS["extended"], "last_token": PLAN_INPUTS["last_token"],
+                             "summary": SIMILARITY + "/similarity.json", "per_sequence": PER_SEQUENCE},
                             SIMILARITY + "/provenance.json"),
     "structure": RuleFiles({"rls": RLS}, STRUCTURE + "/provenance.json"),
     "structure_fixed_k": RuleFiles({"rls": RLS_FIXED_K}, STRUCTURE + "/rls-k{k}.provenance.json"),
@@ -102,6 +105,13 @@ RULES: dict[str, RuleFiles] = {
     "figure_structure": RuleFiles({"png": MODEL_FIGURES + "/structure.png"}, MODEL_FIGURES + "/structure.provenance.json"),
     "figure_pruned_layers": RuleFiles({"png": MODEL_FIGURES + "/pruned_layers.png"},
                                       MODEL_FIGURES + "/pruned_layers.provenance.json"),
+    "statistics": RuleFiles({"csv": SUMMARY + "/statistics.csv", "png": FIGURES + "/statistics.png"},
+                            SUMMARY + "/statistics.provenance.json"),
+    "sensitivity": RuleFiles({"stability": SENSITIVITY + "/stability.csv", "rls": SENSITIVITY + "/rls.csv",
+                              "selection": SENSITIVITY + "/selection.csv", "rls_png": SENSITIVITY + "/rls.png",
+                              "stability_png": SENSITIVITY + "/stability.png",
+                              "selection_png": SENSITIVITY + "/selection.png"},
+                             SENSITIVITY + "/provenance.json"),
     "figure_locality": RuleFiles({"png": FIGURES + "/locality.png"}, FIGURES + "/locality.provenance.json"),
     "figure_vs_budget": RuleFiles({"png": FIGURES + "/{kind}_vs_budget.png"},
                                   FIGURES + "/{kind}_vs_budget.provenance.json"),
@@ -168,6 +178,64 @@ def efficiency_entries(config: Mapping[str, Any], model: str) -> list[tuple[dict
     return out
 
 
+def tokens_of(config: Mapping[str, Any], wildcards: Mapping[str, Any]) -> str:
+    """The calibration tokens a capture of ``{calib}`` reads (a view's shared tokens)."""
+    return fill(TOKENS, {**wildcards, "calib": lc.token_source(config, wildcards["calib"])})
+
+
+def activations_of(config: Mapping[str, Any], wildcards: Mapping[str, Any]) -> str:
+    """The activations the similarity of ``{calib}`` reads (a compared statistic reads its calibration's)."""
+    return fill(ACTIVATIONS, {**wildcards, "calib": lc.activation_source(config, wildcards["calib"])})
+
+
+def compared_statistics(config: Mapping[str, Any]) -> list[str]:
+    """The statistics of the statistics table: the main one first, then the compared ones (none: no table)."""
+    sim = config["similarity"]
+    others = [s for s in sim["compare"] if s != sim["statistic"]]
+    return [sim["statistic"], *others] if others else []
+
+
+def statistics_views(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The views of the statistics table, as ``model``, ``calib`` (the calibration entry), ``statistic`` and
+    ``view`` (the ``{calib}`` of its files), model by model, each calibration's statistics in
+    :func:`compared_statistics` order."""
+    statistics = compared_statistics(config)
+    out = []
+    for model in config["models"]:
+        for calib in config["calibration"]:
+            out += [{"model": model, "calib": calib, "statistic": s,
+                     "view": calib if s == statistics[0] else f"{calib}{lc.VIEW_SEPARATOR}{s}"} for s in statistics]
+    return out
+
+
+def statistics_inputs(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What the statistics table reads, in :func:`statistics_views` order: each view's structure, similarity
+    matrix and summary, and its plans (methods x budgets, in config order, view by view)."""
+    out: dict[str, list[str]] = {"rls": [], "cosine": [], "summary": [], "plans": []}
+    for v in statistics_views(config):
+        w = {"model": v["model"], "calib": v["view"]}
+        out["rls"].append(fill(RLS, w))
+        out["cosine"].append(fill(COSINE, w))
+        out["summary"].append(fill(RULES["similarity"].outputs["summary"], w))
+        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in config["methods"]
+                         for b in sorted(config["budgets"])]
+    return out
+
+
+def sensitivity_inputs(config: Mapping[str, Any], model: str) -> dict[str, list[str]]:
+    """What the sensitivity tables of ``model`` read, view by view (:func:`lorp.workflow.config.sensitivity_views`):
+    the structure, the similarity summary, the per-sequence sums and the plans (methods x budgets per view)."""
+    out: dict[str, list[str]] = {"rls": [], "summary": [], "per_sequence": [], "plans": []}
+    for calib in lc.sensitivity_views(config):
+        w = {"model": model, "calib": calib}
+        out["rls"].append(fill(RLS, w))
+        out["summary"].append(fill(RULES["similarity"].outputs["summary"], w))
+        out["per_sequence"].append(fill(PER_SEQUENCE, w))
+        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in config["methods"]
+                         for b in sorted(config["budgets"])]
+    return out
+
+
 def checkpoint_rule(method: str) -> str:
     """The export rule of a method's checkpoints: ``prune_checkpoint`` (depth) or ``sparse_checkpoint``."""
     return "prune_checkpoint" if parse_method(method) is None else "sparse_checkpoint"
@@ -205,18 +273,28 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
     """Every job a validated config implies, in a stable order."""
     evaluations = evaluation_rules(config)
     exported = lc.exported_checkpoints(config)
-    pairs = [(m, b) for m in config["methods"] for b in sorted(config["budgets"])]
-    pairs += [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
+    depth = [(m, b) for m in config["methods"] for b in sorted(config["budgets"])]
+    pairs = depth + [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
     for model in config["models"]:
         yield _job(config, "prepare_model", model=model)
+        if lc.sensitivity_enabled(config):
+            yield _job(config, "sensitivity", model=model)
         for rule in evaluations:
             yield _job(config, f"{rule}_dense", model=model)
         if config["efficiency"]["enabled"]:
             yield _job(config, "efficiency", model=model)
-        for calib in config["calibration"]:
+        for calib, view in lc.views(config).items():
             w = {"model": model, "calib": calib}
-            for rule in ("calibration_tokens", "capture_activations", "similarity", "structure"):
+            if lc.token_source(config, calib) == calib:
+                yield _job(config, "calibration_tokens", **w)
+            if lc.activation_source(config, calib) == calib:
+                yield _job(config, "capture_activations", **w)
+            for rule in ("similarity", "structure"):
                 yield _job(config, rule, **w)
+            if not view.evaluated:  # a compared statistic: its structure and plans only
+                for method, budget in depth:
+                    yield _job(config, "plan", **w, method=method, budget=budget)
+                continue
             for k in config["ablation"]["lorp_k"]:
                 yield _job(config, "structure_fixed_k", **w, k=k)
             for rule in ("figure_structure", "figure_pruned_layers"):
@@ -234,6 +312,8 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
     if config["efficiency"]["enabled"]:
         yield _job(config, "summary_efficiency")
     yield _job(config, "figure_locality")
+    if compared_statistics(config):
+        yield _job(config, "statistics")
     if config["ablation"]["lorp_k"]:
         yield _job(config, "k_ablation")
     yield from _sparse_jobs(config, evaluations, exported)

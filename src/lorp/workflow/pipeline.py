@@ -18,9 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import data, figures, tables
-from ..depth import methods, structure
-from ..io import atomic_path, read_json, write_json, write_npy, write_text
-from ..depth.similarity import cosine_from_directory
+from ..depth import methods, sensitivity, structure
+from ..io import atomic_path, read_json, write_json, write_npy, write_npz, write_text
+from ..depth.similarity import STATISTICS, SimilarityResult, open_layers, passes, similarity_from_arrays
 
 
 def prepare_model(source: str, out_dir: str | Path, storage_dtype: str, key: str = "source") -> dict[str, Any]:
@@ -70,23 +70,47 @@ def capture(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
     return manifest
 
 
-def compute_similarity(activation_dir: str | Path, outputs: Mapping[str, str | Path], title: str = "") -> None:
-    """Stage 3: N x N cosine matrix (and the extended and last-token matrices used by the baselines).
+def compute_similarity(activation_dir: str | Path, outputs: Mapping[str, str | Path],
+                       params: Mapping[str, Any] | None = None, title: str = "") -> SimilarityResult:
+    """Stage 3: the N x N similarity matrix (and the extended and last-token matrices used by the baselines).
 
-    ``outputs`` maps ``cosine``, ``csv``, ``heatmap``, ``extended`` and ``last_token`` to paths.
+    ``outputs`` maps ``cosine``, ``csv``, ``heatmap``, ``extended``, ``last_token``, ``summary`` (the
+    statistic, token counts and excluded dimensions) and ``per_sequence`` (the per-sequence sums a bootstrap
+    resamples; empty for ``cka``) to paths; ``params`` holds ``statistic`` and its setting
+    (``massive_multiple``, ``cka_batch_tokens``), the paper's cosine by default; ``title`` prefixes the
+    heatmap's title (the model and calibration).
     """
+    params = dict(params or {"statistic": "cosine"})
+    statistic = params.pop("statistic")
     activation_dir = Path(activation_dir)
     manifest = read_json(activation_dir / "manifest.json")
-    with tqdm(total=manifest["shape"][0], desc="similarity", unit="tok") as bar:
-        result = cosine_from_directory(activation_dir, manifest["n_layers"] + 1,
-                                       np.asarray(manifest["last_token_rows"]), progress=bar.update)
+    n_rows = manifest["shape"][0]
+    with tqdm(total=passes(statistic) * n_rows, desc=f"similarity ({statistic})", unit="tok") as bar:
+        result = similarity_from_arrays(open_layers(activation_dir, manifest["n_layers"] + 1), statistic,
+                                        np.asarray(manifest["last_token_rows"]),
+                                        tokens_per_sequence=manifest["tokens_per_sequence"], progress=bar.update,
+                                        **params)
     cosine = result.cosine
     write_npy(outputs["cosine"], cosine)
     write_npy(outputs["extended"], result.extended)
     write_npy(outputs["last_token"], result.last_token)
     write_text(outputs["csv"], tables.matrix_csv(cosine))
+    if "summary" in outputs:
+        write_json(outputs["summary"], {
+            "statistic": statistic, "description": STATISTICS[statistic], **params,
+            "n_tokens": result.n_tokens, "n_last_tokens": result.n_last_tokens,
+            "tokens_per_sequence": manifest["tokens_per_sequence"],
+            "excluded_dimensions": list(result.excluded_dimensions)})
+    if "per_sequence" in outputs:
+        size = result.extended.shape
+        write_npz(outputs["per_sequence"],
+                  extended=result.per_sequence if result.per_sequence is not None else np.zeros((0, *size)),
+                  last_token=result.per_sequence_last if result.per_sequence_last is not None else np.zeros((0, *size)),
+                  tokens_per_sequence=np.int64(manifest["tokens_per_sequence"]))
+    label = "cosine similarity" if statistic == "cosine" else STATISTICS[statistic]
     figures.similarity_heatmap(cosine, outputs["heatmap"],
-                               title or f"inter-layer cosine similarity ({cosine.shape[0]} blocks)")
+                               f"{title}: {label}" if title else f"inter-layer {label} ({cosine.shape[0]} blocks)")
+    return result
 
 
 def analyse_structure(cosine_path: str | Path, out_path: str | Path,
@@ -283,6 +307,93 @@ def draw_pruned_layers(plan_paths: Sequence[str | Path], names: Sequence[str], o
         by_budget.setdefault(int(plan["budget"]), {})[name] = plan["pruned"]
         n_layers = int(plan["n_layers"])
     figures.pruned_layer_map(by_budget, n_layers, out_path, title)
+
+
+def compare_statistics(views: Sequence[Mapping[str, str]], inputs: Mapping[str, Sequence[str | Path]],
+                       methods_: Sequence[str], budgets: Sequence[int], budget: int,
+                       out_csv: str | Path, out_png: str | Path) -> None:
+    """Stage 9: how RLS, K, the clusters and the plans move with the similarity statistic (issue 13 §2).
+
+    ``views`` lists the compared views (``model``, ``calib``, ``statistic``, ``view``; each model and
+    calibration's statistics in a row, the reference first), ``inputs`` their ``rls``, ``cosine`` and
+    ``summary`` files in that order and their ``plans`` (``methods_`` x ``budgets`` per view). Writes the
+    long table (:func:`lorp.tables.statistics_table`) and a grid of heatmaps with the plans at ``budget``.
+    """
+    n_plans = len(methods_) * len(budgets)
+    rows: list[dict[str, Any]] = []
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for i, v in enumerate(views):
+        rls, summary = read_json(inputs["rls"][i]), read_json(inputs["summary"][i])
+        plans = [read_json(p) for p in inputs["plans"][i * n_plans:(i + 1) * n_plans]]
+        common = {"model": v["model"], "calib": v["calib"], "statistic": v["statistic"], "rls": float(rls["rls"]),
+                  "k": int(rls["k"]), "clusters": tables.cluster_spans(rls["labels"]),
+                  "excluded_dimensions": len(summary["excluded_dimensions"])}
+        rows += [{**common, "method": p["method"], "budget": int(p["budget"]), "pruned": p["pruned"]} for p in plans]
+        panels.setdefault(f"{v['model']}/{v['calib']}", []).append({
+            "statistic": v["statistic"], "matrix": np.load(inputs["cosine"][i]), "labels": rls["labels"],
+            "rls": float(rls["rls"]), "k": int(rls["k"]),
+            "pruned": {p["method"]: p["pruned"] for p in plans if int(p["budget"]) == budget}})
+    table = tables.statistics_table(rows, views[0]["statistic"])
+    write_text(out_csv, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    figures.statistics_grid(panels, out_png, budget)
+
+
+def analyse_sensitivity(params: Mapping[str, Any], inputs: Mapping[str, Sequence[str | Path]],
+                        outputs: Mapping[str, str | Path], model: str) -> None:
+    """Stage 9: how stable the structure and the plans of ``model`` are under the calibration (issue 13 §1).
+
+    ``params`` is :func:`lorp.workflow.config.sensitivity_params`; ``inputs`` holds, view by view (the reference
+    first), the ``rls``, ``summary`` and ``per_sequence`` files and the ``plans`` (methods x budgets per view).
+    Writes ``stability`` (every plan of every view and its Jaccard similarity to the reference's), ``rls`` (RLS
+    and K per view, with the bootstrap's interval and mean Jaccard where it ran), ``selection`` (how often each
+    layer is pruned, per view, method and budget) and their figures.
+    """
+    views, methods_, budgets = params["views"], params["methods"], [int(b) for b in params["budgets"]]
+    boot = params["bootstrap"]
+    n_plans = len(methods_) * len(budgets)
+    plans = [[read_json(p) for p in inputs["plans"][i * n_plans:(i + 1) * n_plans]] for i in range(len(views))]
+    reference = {(p["method"], int(p["budget"])): p["pruned"] for p in plans[0]}
+    stability, rls_rows, selection = [], [], []
+    for i, v in enumerate(tqdm(views, desc="sensitivity", unit="view")):
+        rls, summary = read_json(inputs["rls"][i]), read_json(inputs["summary"][i])
+        label = {"model": model, "variation": v["variation"], "calib": v["view"], "n_samples": v["n_samples"],
+                 "seqlen": v["seqlen"], "n_tokens": summary["n_tokens"], "source": v["source"], "seed": v["seed"],
+                 "tokens_per_sequence": v["tokens_per_sequence"] or "all", "statistic": v["statistic"]}
+        own = {(p["method"], int(p["budget"])): p["pruned"] for p in plans[i]}
+        for (method, budget), pruned in own.items():
+            stability.append({**label, "rls": float(rls["rls"]), "k": int(rls["k"]), "method": method,
+                              "budget": budget, "pruned": " ".join(map(str, pruned)),
+                              "jaccard_to_reference": tables.jaccard(pruned, reference[(method, budget)])})
+        sums = np.load(inputs["per_sequence"][i])
+        result = None
+        if boot["resamples"] and len(sums["extended"]):
+            result = sensitivity.bootstrap(sums["extended"], sums["last_token"], int(sums["tokens_per_sequence"]),
+                                           methods_, budgets, params["structure"], boot["resamples"], boot["seed"],
+                                           reference=own)
+        lo, hi = sensitivity.percentile_interval(result.rls, boot["confidence"]) if result else (np.nan, np.nan)
+        row = {**label, "rls": float(rls["rls"]), "k": int(rls["k"]), "rls_low": lo, "rls_high": hi,
+               "confidence": boot["confidence"] if result else np.nan, "resamples": boot["resamples"] if result else 0,
+               "k_values": " ".join(f"{k}:{c}" for k, c in zip(*np.unique(result.k, return_counts=True)))
+               if result else str(rls["k"])}
+        for method in methods_:
+            row[f"jaccard_{method}"] = float(np.mean([tables.jaccard(own[(method, b)], reference[(method, b)])
+                                                      for b in budgets]))
+            row[f"bootstrap_jaccard_{method}"] = (float(np.mean([result.jaccard[(method, b)].mean() for b in budgets]))
+                                                  if result else np.nan)
+        rls_rows.append(row)
+        n_blocks = len(rls["labels"])
+        for (method, budget), pruned in own.items():
+            freq = result.frequency[(method, budget)] if result else np.isin(np.arange(n_blocks), pruned).astype(float)
+            selection += [{"model": model, "variation": v["variation"], "calib": v["view"], "method": method,
+                           "budget": budget, "layer": layer, "frequency": float(freq[layer]),
+                           "from": "bootstrap" if result else "plan"} for layer in range(n_blocks)]
+    import pandas as pd
+
+    for key, rows in (("stability", stability), ("rls", rls_rows), ("selection", selection)):
+        write_text(outputs[key], pd.DataFrame(rows).to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    figures.sensitivity_rls(rls_rows, outputs["rls_png"], model)
+    figures.sensitivity_stability(rls_rows, list(methods_), outputs["stability_png"], model)
+    figures.selection_map(selection, list(methods_), int(params["budget"]), outputs["selection_png"], model)
 
 
 def draw_locality(entries: Mapping[str, tuple[str | Path, str | Path]], out_path: str | Path) -> None:
