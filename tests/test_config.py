@@ -205,7 +205,7 @@ MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"sourc
            "methods": {"lorp": {}, "shortgpt": {}}, "budgets": [2],
            "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
 # rules whose params hold no key the schema fills in (none at all, or only required keys)
-NOTHING_DEFAULTED = {"similarity", "summary", "summary_tasks", "summary_efficiency",
+NOTHING_DEFAULTED = {"summary", "summary_tasks", "summary_efficiency",
                      "figure_vs_budget", "figure_pruned_layers", "figure_locality", "k_ablation", "summary_sparsity",
                      "figure_sparsity", "figure_vs_sparsity"}
 
@@ -279,3 +279,52 @@ def test_an_unknown_context_length_is_a_warning():
     cfg = modified(models={"llama": {"source": "meta-llama/Llama-3.1-8B", "num_hidden_layers": 32}})
     warnings = check_config(cfg, lambda model: ModelShape(32, None), base_dir=ROOT)
     assert warnings and "models.llama.max_position_embeddings" in warnings[0]
+
+
+# ---------------------------------------------------- calibration views (issue 13)
+def test_views_share_what_they_do_not_change():
+    from lorp.workflow import config as lc
+
+    cfg = check(modified(similarity={"compare": ["cka", "cosine"], "massive_multiple": 50},
+                         sensitivity={"variations": {"n8": {"n_samples": 8}, "sub": {"tokens_per_sequence": 16},
+                                                     "nm": {"statistic": "no-massive"}},
+                                      "bootstrap": {"resamples": 10}}))
+    views = lc.views(cfg)
+    assert list(views) == ["python-docs", "python-docs~cka", "python-docs~n8", "python-docs~sub", "python-docs~nm"]
+    assert [v.evaluated for v in views.values()] == [True, False, False, False, False]
+    assert lc.evaluated_views(cfg) == ["python-docs"]
+    assert [lc.token_source(cfg, v) for v in views] == ["python-docs", "python-docs", "python-docs~n8",
+                                                         "python-docs", "python-docs"]
+    assert [lc.activation_source(cfg, v) for v in views] == ["python-docs", "python-docs", "python-docs~n8",
+                                                              "python-docs~sub", "python-docs"]
+    assert lc.calibration_spec(cfg, "python-docs~n8")["n_samples"] == 8
+    assert lc.activation_params(cfg, "smollm2-135m", "python-docs~sub")["tokens_per_sequence"] == 16
+    assert lc.similarity_params(cfg, "python-docs") == {"statistic": "cosine"}
+    assert lc.similarity_params(cfg, "python-docs~nm") == {"statistic": "no-massive", "massive_multiple": 50}
+    assert lc.similarity_params(cfg, "python-docs~cka") == {"statistic": "cka", "cka_batch_tokens": 1024}
+    assert lc.sensitivity_views(cfg) == ["python-docs", "python-docs~n8", "python-docs~sub", "python-docs~nm"]
+    with pytest.raises(ConfigError, match="no calibration view 'python-docs~x'"):
+        lc.view(cfg, "python-docs~x")
+    # the default config has no views beyond its calibrations, and its similarity params are the paper's
+    base = check(BASE)
+    assert list(lc.views(base)) == list(base["calibration"]) and not lc.sensitivity_enabled(base)
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"sensitivity": {"calibration": "python-doc"}},
+     r"sensitivity\.calibration: 'python-doc' is not a calibration entry \(did you mean 'python-docs'\?\)"),
+    ({"sensitivity": {"variations": {"cka": {"statistic": "cka"}}}},
+     r"the variation name 'cka' is a similarity statistic's"),
+    ({"sensitivity": {"variations": {"one": {"n_samples": 1}}, "bootstrap": {"resamples": 5}}},
+     r"view 'python-docs~one' has 1 calibration sequence"),
+    ({"sensitivity": {"variations": {"wiki": {"source": "no/such.txt"}}}},
+     r"sensitivity\.variations\.wiki\.source: file .*no/such.txt does not exist"),
+    ({"sensitivity": {"variations": {"long": {"seqlen": 9000}}}},
+     r"sensitivity\.variations\.long\.seqlen: 9000 positions is more than the 8192"),
+    ({"sensitivity": {"variations": {"empty": {}}}}, r"sensitivity\.variations\.empty"),
+    ({"similarity": {"statistic": "pearson"}}, r"similarity\.statistic: 'pearson' is not one of"),
+    ({"similarity": {"massive_multiple": 1}}, r"similarity\.massive_multiple: 1 is less than or equal to"),
+])
+def test_bad_statistics_and_sensitivity_settings(change, match):
+    with pytest.raises(ConfigError, match=match):
+        check({**copy.deepcopy(BASE), **change})

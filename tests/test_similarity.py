@@ -39,20 +39,29 @@ def test_mean_over_tokens_and_chunking():
     assert np.array_equal(s, s.T) and np.all(np.diag(s) == 1) and s.min() >= -1 and s.max() <= 1
 
 
-def test_directory_is_memory_mapped(tmp_path, monkeypatch):
-    """The layer files are read as memory maps, chunk by chunk, never loaded whole."""
+def test_directory_is_read_chunk_by_chunk(tmp_path, monkeypatch):
+    """The layer files are read a chunk of rows at a time, never whole (nor memory-mapped, whose pages
+    would stay resident), and give what the arrays in memory give."""
     from lorp.depth import similarity
 
     layers = make_layers(np.random.default_rng(2))
     for i, a in enumerate(layers):
         np.save(tmp_path / f"layer_{i:03d}.npy", a.astype(np.float16))
-    seen = []
-    original = similarity.cosine_from_arrays
-    monkeypatch.setattr(similarity, "cosine_from_arrays",
-                        lambda arrays, *args, **kwargs: seen.extend(arrays) or original(arrays, *args, **kwargs))
+    reads = []
+    original = similarity.LayerFile.__getitem__
+    monkeypatch.setattr(similarity.LayerFile, "__getitem__",
+                        lambda self, rows: reads.append(rows) or original(self, rows))
     result = cosine_from_directory(tmp_path, 4, chunk_tokens=3)
-    assert len(seen) == 4 and all(isinstance(a, np.memmap) for a in seen)
+    assert reads and max(r.stop - r.start for r in reads) <= 3
     np.testing.assert_allclose(result.extended[0, 2], -1.0, atol=1e-3)
+    in_memory = cosine_from_arrays([a.astype(np.float16) for a in layers], chunk_tokens=3)
+    np.testing.assert_array_equal(result.extended, in_memory.extended)
+    reader = similarity.LayerFile(tmp_path / "layer_001.npy")
+    np.testing.assert_array_equal(reader[2:7], layers[1].astype(np.float16)[2:7])
+    with open(tmp_path / "layer_001.npy", "r+b") as fh:
+        fh.truncate(200)
+    with pytest.raises(OSError, match="truncated"):
+        similarity.LayerFile(tmp_path / "layer_001.npy")[0:10]
 
 
 def test_shape_mismatch():

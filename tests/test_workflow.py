@@ -765,3 +765,50 @@ def test_gpu_only_where_used_and_memory_scales_with_the_model(workdir, tiny_run)
     res = job_resources(workdir, cpu_only)
     assert "gpu=0" in res["capture_activations"]["resources"]
     assert "mem_mb=3000" in res["capture_activations"]["resources"] and "runtime=7" in res["capture_activations"]["resources"]
+
+
+# ---------------------------------------------------- which method for which model (issue 13)
+def test_statistics_and_sensitivity_run_only_their_own_stages(workdir, tiny_run):
+    """Comparing similarity statistics adds their similarity, structure and plans and the statistics table,
+    reading the stored activations (no capture); a calibration variation captures only what it changes.
+    Run: the tables hold every view, the reference's plans agree with themselves, and the bootstrap's
+    selection frequencies add up to the budget (every resample prunes exactly that many blocks)."""
+    compare = ["centred", "no-massive", "cka"]
+    cfg = tiny_config(similarity={"compare": ["cka"]})
+    view = "docs~cka"
+    assert planned_jobs(workdir, cfg) == ({job(r, "smol", view) for r in ("similarity", "structure")}
+                                          | {job("plan", "smol", view, m, 3) for m in METHODS} | {("statistics", "")})
+    variations = {"n6": {"n_samples": 6}, "sub16": {"tokens_per_sequence": 16}, "lin": {"statistic": "cka"}}
+    cfg = tiny_config(sensitivity={"variations": variations})
+    jobs = planned_jobs(workdir, cfg)
+    assert {w for r, w in jobs if r == "calibration_tokens"} == {"model=smol, calib=docs~n6"}
+    assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~n6",
+                                                                   "model=smol, calib=docs~sub16"}
+    assert not {r for r, _ in jobs} & {"evaluate_pruned", "prune_checkpoint", "efficiency", "summary"}
+
+    cfg = tiny_config(similarity={"compare": compare, "cka_batch_tokens": 64},
+                      sensitivity={"variations": variations, "bootstrap": {"resamples": 8}})
+    out = snakemake(workdir, cfg)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = read_rows(workdir / "results" / "summary" / "statistics.csv")
+    assert [r["statistic"] for r in rows[::len(METHODS)]] == ["cosine", *compare]
+    assert all(float(r["jaccard_to_reference"]) == 1.0 for r in rows if r["statistic"] == "cosine")
+    reference_plans = {m: json.loads((workdir / f"results/smol/plans/docs/{m}-3.json").read_text())["pruned"]
+                       for m in METHODS}
+    assert {r["method"]: [int(x) for x in r["pruned"].split()] for r in rows if r["statistic"] == "cosine"} \
+        == reference_plans
+    sens = workdir / "results" / "smol" / "sensitivity"
+    rls = read_rows(sens / "rls.csv")
+    assert [r["variation"] for r in rls] == ["reference", "n6", "sub16", "lin"]
+    ref = rls[0]
+    assert float(ref["rls_low"]) <= float(ref["rls_high"]) and ref["resamples"] == "8"
+    assert rls[-1]["statistic"] == "cka" and rls[-1]["rls_low"] == ""  # no bootstrap for CKA
+    selection = read_rows(sens / "selection.csv")
+    for variation in ("reference", "n6", "sub16"):
+        for method in METHODS:
+            share = sum(float(r["frequency"]) for r in selection if r["variation"] == variation and r["method"] == method)
+            assert share == pytest.approx(3.0), (variation, method)
+    for name in ("rls", "stability", "selection"):
+        assert (sens / f"{name}.png").stat().st_size > 10_000
+    assert planned_jobs(workdir, cfg) == set()
+    assert planned_jobs(workdir, tiny_config()) == set()  # the reference calibration's results are untouched

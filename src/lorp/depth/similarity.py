@@ -4,7 +4,7 @@ The activation files ``layer_000.npy`` .. ``layer_{N:03d}.npy`` hold the hidden 
 each decoder block (the last one: the output of the final block), one row per captured token.
 For every pair of layers (i, j) the paper's statistic is the mean over tokens of cos(h_i[t], h_j[t]).
 With unit-normalised rows X_i, that mean is ``sum_t <X_i[t], X_j[t]> / T``, i.e. one Gram matrix over
-the flattened (token, feature) axis, accumulated chunk by chunk from memory-mapped files.
+the flattened (token, feature) axis, accumulated chunk by chunk from the files (:class:`LayerFile`).
 
 Three statistics robust to massive activations (a few dimensions of magnitude ~1e5 that dominate every
 cosine) are computed from the same files, each a second pass after one that gathers per-layer moments:
@@ -184,14 +184,13 @@ def similarity_from_arrays(
     """Similarity between every pair of hidden-state arrays under ``statistic``.
 
     Args:
-        layers: L arrays of identical shape [T, hidden] (memory-mapped arrays are read chunk by chunk).
+        layers: L arrays of identical shape [T, hidden] (or :class:`LayerFile` readers), read chunk by chunk.
         statistic: a key of :data:`STATISTICS`.
         last_token_rows: row indices of the last token of each sequence (for ``last_token``);
             defaults to no rows, in which case ``last_token`` is all-NaN off the diagonal.
         tokens_per_sequence: rows per calibration sequence (rows are sequence-major); when given, the
             mean-cosine statistics also return their sums per sequence (for :func:`resample`).
-        chunk_tokens: rows per chunk; by default sized to keep a chunk of all layers near 256 MiB
-            (rounded down to whole sequences).
+        chunk_tokens: rows per chunk; by default sized to keep a chunk of all layers near 256 MiB.
         massive_multiple: the ``no-massive`` threshold (:func:`massive_dimensions`).
         cka_batch_tokens: the ``cka`` minibatch size.
         progress: called with the number of rows read after every chunk (:func:`passes` reads per row).
@@ -212,8 +211,6 @@ def similarity_from_arrays(
         raise ValueError(f"{n_rows} rows are not whole sequences of {tokens_per_sequence} tokens")
     if chunk_tokens is None:
         chunk_tokens = max(1, (256 << 20) // (4 * n_layers * hidden))
-    if tokens_per_sequence is not None:
-        chunk_tokens = max(1, chunk_tokens // tokens_per_sequence) * tokens_per_sequence
     last_mask = np.zeros(n_rows, dtype=bool)
     if last_token_rows is not None and len(last_token_rows):
         last_mask[np.asarray(last_token_rows, dtype=np.int64)] = True
@@ -240,21 +237,27 @@ def similarity_from_arrays(
         return _normalise_rows(x)
 
     per_seq = tokens_per_sequence is not None
+    n_sequences = n_rows // tokens_per_sequence if per_seq else 0
     gram = np.zeros((n_layers, n_layers), dtype=np.float64)
     gram_last = np.zeros((n_layers, n_layers), dtype=np.float64)
-    seq_grams, seq_last = [], []
+    seq_grams = np.zeros((n_sequences, n_layers, n_layers)) if per_seq else None
+    seq_last = np.zeros((n_sequences, n_layers, n_layers)) if per_seq else None
     for start, stop in _chunks(n_rows, chunk_tokens):
         block = np.stack([rows(i, start, stop) for i in range(n_layers)])
         sel = last_mask[start:stop]
-        if per_seq:
-            n_seq = (stop - start) // tokens_per_sequence
-            by_seq = block.reshape(n_layers, n_seq, -1).transpose(1, 0, 2)
-            sums = (by_seq @ by_seq.transpose(0, 2, 1)).astype(np.float64)
-            seq_grams.append(sums)
-            gram += sums.sum(axis=0)
-            last = block[:, sel, :]
-            if last.shape[1] == n_seq:
-                seq_last.append(np.einsum("lsd,msd->slm", last, last).astype(np.float64))
+        if per_seq:  # the chunk split at sequence boundaries: each piece's Gram goes to its sequence
+            for seq in range(start // tokens_per_sequence, (stop - 1) // tokens_per_sequence + 1):
+                a = max(start, seq * tokens_per_sequence) - start
+                b = min(stop, (seq + 1) * tokens_per_sequence) - start
+                flat = block[:, a:b, :].reshape(n_layers, -1)
+                piece = (flat @ flat.T).astype(np.float64)
+                seq_grams[seq] += piece
+                gram += piece
+            picked = np.flatnonzero(sel)
+            if len(picked):
+                last = block[:, picked, :]
+                np.add.at(seq_last, (picked + start) // tokens_per_sequence,
+                          np.einsum("lsd,msd->slm", last, last).astype(np.float64))
         else:
             flat = block.reshape(n_layers, -1)
             gram += (flat @ flat.T).astype(np.float64)
@@ -268,11 +271,10 @@ def similarity_from_arrays(
     last = _finalise(gram_last, n_last) if n_last else np.full((n_layers, n_layers), np.nan)
     if not n_last:
         np.fill_diagonal(last, 1.0)
-    n_sequences = n_rows // tokens_per_sequence if per_seq else 0
-    return SimilarityResult(
-        _finalise(gram, n_rows), last, n_rows, n_last, statistic, excluded,
-        np.concatenate(seq_grams) if per_seq else None,
-        np.concatenate(seq_last) if per_seq and sum(len(s) for s in seq_last) == n_sequences else None)
+    one_last_each = per_seq and np.array_equal(np.bincount(np.flatnonzero(last_mask) // tokens_per_sequence,
+                                                           minlength=n_sequences), np.ones(n_sequences, dtype=int))
+    return SimilarityResult(_finalise(gram, n_rows), last, n_rows, n_last, statistic, excluded, seq_grams,
+                            seq_last if one_last_each else None)
 
 
 def _cka_from_arrays(layers: Sequence[np.ndarray], mean: np.ndarray, last_mask: np.ndarray, batch: int,
@@ -312,10 +314,53 @@ def cosine_from_arrays(
     return similarity_from_arrays(layers, "cosine", last_token_rows, chunk_tokens=chunk_tokens, progress=progress)
 
 
-def open_layers(directory: str | Path, n_layers: int) -> list[np.ndarray]:
-    """``layer_000.npy`` .. ``layer_{n_layers-1:03d}.npy`` of ``directory``, memory-mapped."""
+class LayerFile:
+    """The rows of one ``.npy`` file [T, hidden], read on demand with explicit reads.
+
+    A memory map would serve as well, but the file pages it touches count in the process's resident memory
+    until the map is closed, so a pass over 79 GB of activations would look (and, under a cluster's memory
+    limit, be accounted) as 79 GB; a read into a fresh buffer holds one chunk at a time.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+            self._offset = fh.tell()
+        if fortran or len(shape) != 2 or dtype.hasobject:
+            raise ValueError(f"{self.path}: expected a C-ordered 2-D numeric array, got shape {shape}, "
+                             f"{'Fortran' if fortran else 'C'} order, dtype {dtype}")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self.dtype = dtype
+        self._row_bytes = self.shape[1] * dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("LayerFile reads contiguous row ranges only (a[start:stop])")
+        start, stop, _ = rows.indices(self.shape[0])
+        count = max(0, stop - start)
+        buffer = bytearray(count * self._row_bytes)
+        with open(self.path, "rb", buffering=0) as fh:
+            fh.seek(self._offset + start * self._row_bytes)
+            view, done = memoryview(buffer), 0
+            while done < len(buffer):
+                n = fh.readinto(view[done:])
+                if not n:
+                    raise OSError(f"{self.path}: file ends before row {stop} (truncated?)")
+                done += n
+        return np.frombuffer(buffer, dtype=self.dtype).reshape(count, self.shape[1])
+
+
+def open_layers(directory: str | Path, n_layers: int) -> list[LayerFile]:
+    """``layer_000.npy`` .. ``layer_{n_layers-1:03d}.npy`` of ``directory``, read chunk by chunk."""
     directory = Path(directory)
-    return [np.load(directory / f"layer_{i:03d}.npy", mmap_mode="r") for i in range(n_layers)]
+    return [LayerFile(directory / f"layer_{i:03d}.npy") for i in range(n_layers)]
 
 
 def cosine_from_directory(
@@ -325,7 +370,7 @@ def cosine_from_directory(
     chunk_tokens: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SimilarityResult:
-    """:func:`cosine_from_arrays` over ``layer_000.npy`` .. ``layer_{n_layers-1:03d}.npy``, memory-mapped."""
+    """:func:`cosine_from_arrays` over ``layer_000.npy`` .. ``layer_{n_layers-1:03d}.npy``, read chunk by chunk."""
     return cosine_from_arrays(open_layers(directory, n_layers), last_token_rows, chunk_tokens, progress)
 
 

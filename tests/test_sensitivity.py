@@ -1,0 +1,68 @@
+"""The bootstrap over calibration sequences against hand-built per-sequence sums."""
+
+import numpy as np
+import pytest
+
+from lorp.depth import methods
+from lorp.depth.sensitivity import bootstrap, percentile_interval
+from lorp.depth.similarity import similarity_from_arrays
+from lorp.depth.structure import analyse_structure
+
+STRUCTURE = {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0}
+PLANS = {"lorp": {}, "shortgpt": {"protect_first": True}, "streamline": {}, "angular": {"last_token_only": True}}
+
+
+def blocky_layers(rng, n_seq, per, noise):
+    """Three groups of similar layers (a clear structure), every sequence alike up to ``noise``."""
+    base = [rng.normal(size=(1, 16)) for _ in range(3)]
+    layers = []
+    for g in (0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2):
+        layers.append(np.repeat(base[g], n_seq * per, axis=0) + noise * rng.normal(size=(n_seq * per, 16)))
+    return layers
+
+
+def full_plans(result):
+    n = result.extended.shape[0] - 1
+    structure = analyse_structure(result.extended[:n, :n], k=None, thresholds=[1.0, 0.7], random_state=0)
+    inputs = methods.PlanInputs(result.extended, result.last_token, structure)
+    return structure, {(m, b): methods.make_plan(m, b, inputs, p).pruned for m, p in PLANS.items() for b in (2, 4)}
+
+
+def test_identical_sequences_give_the_same_structure_and_plans_every_draw():
+    rng = np.random.default_rng(0)
+    one = blocky_layers(rng, 1, 8, noise=0.3)
+    layers = [np.tile(a, (5, 1)) for a in one]  # five identical sequences of 8 tokens
+    last = np.arange(7, 40, 8)
+    result = similarity_from_arrays(layers, "cosine", last_token_rows=last, tokens_per_sequence=8)
+    structure, plans = full_plans(result)
+    boot = bootstrap(result.per_sequence, result.per_sequence_last, 8, PLANS, [2, 4], STRUCTURE, 12, seed=1,
+                     reference=plans)
+    assert np.allclose(boot.rls, structure.rls) and set(boot.k) == {structure.k}
+    for key, pruned in plans.items():
+        expected = np.isin(np.arange(12), pruned).astype(float)
+        np.testing.assert_array_equal(boot.frequency[key], expected)
+        assert np.all(boot.jaccard[key] == 1.0)
+    assert percentile_interval(boot.rls, 0.9) == pytest.approx((structure.rls, structure.rls))
+
+
+def test_frequencies_are_shares_that_add_up_to_the_budget_and_draws_are_seeded():
+    rng = np.random.default_rng(1)
+    layers = blocky_layers(rng, 6, 4, noise=1.5)
+    result = similarity_from_arrays(layers, "cosine", last_token_rows=np.arange(3, 24, 4), tokens_per_sequence=4)
+    _, plans = full_plans(result)
+    a = bootstrap(result.per_sequence, result.per_sequence_last, 4, PLANS, [2, 4], STRUCTURE, 10, seed=3,
+                  reference=plans)
+    b = bootstrap(result.per_sequence, result.per_sequence_last, 4, PLANS, [2, 4], STRUCTURE, 10, seed=3)
+    for (method, budget), freq in a.frequency.items():
+        assert freq.sum() == pytest.approx(budget) and freq.min() >= 0 and freq.max() <= 1
+        np.testing.assert_array_equal(freq, b.frequency[(method, budget)])
+    np.testing.assert_array_equal(a.rls, b.rls)
+    assert b.jaccard == {}
+    with pytest.raises(ValueError, match="at least 2 sequences"):
+        bootstrap(result.per_sequence[:1], result.per_sequence_last[:1], 4, PLANS, [2], STRUCTURE, 5)
+
+
+def test_percentile_interval():
+    assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
+    with pytest.raises(ValueError, match="confidence"):
+        percentile_interval(np.arange(3.0), 1.0)
