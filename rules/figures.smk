@@ -65,6 +65,8 @@ rule figure_vs_budget:
         table=paths.SUMMARY_TABLE,
     output:
         **outputs("figure_vs_budget", png=in_report("vs_budget", figure="{kind} vs budget")),
+    params:
+        **params("figure_vs_budget"),
     conda:
         "../envs/analysis.yaml"
     log:

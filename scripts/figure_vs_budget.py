@@ -4,4 +4,5 @@ from lorp.workflow.jobs import job
 from lorp.workflow.pipeline import draw_metric_vs_budget
 
 with job(snakemake):
-    draw_metric_vs_budget(snakemake.input.table, snakemake.wildcards.kind, snakemake.output.png)
+    groups = snakemake.params.seed_groups if hasattr(snakemake.params, "seed_groups") else None
+    draw_metric_vs_budget(snakemake.input.table, snakemake.wildcards.kind, snakemake.output.png, groups)

@@ -129,3 +129,23 @@ def test_temporaries_of_a_killed_job_are_cleaned_up(tmp_path):
     with atomic_path(target, directory=True) as tmp:
         (tmp / "ok").write_text("1")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-keep", "act"]
+
+
+def test_a_larger_draw_starts_with_the_smaller_one():
+    """The held-out windows of methods.auto are those that follow the calibration's in a larger draw with the
+    same seed: both samplers must give the smaller draw as the larger one's first windows."""
+    from lorp import data
+
+    stream = np.arange(5000)
+    small, _ = data.sample_stream_windows(stream, 6, 32, seed=3)
+    large, _ = data.sample_stream_windows(stream, 10, 32, seed=3)
+    np.testing.assert_array_equal(large[:6], small)
+
+    class Words:
+        def __call__(self, text, add_special_tokens=False, return_attention_mask=False):
+            return {"input_ids": [len(w) for w in text.split()]}
+
+    texts = [" ".join("w" * (1 + (i * j) % 7) for j in range(20 + 15 * (i % 4))) for i in range(30)]
+    small, _ = data.sample_document_windows(texts, Words(), 5, 24, seed=1)
+    large, _ = data.sample_document_windows(texts, Words(), 9, 24, seed=1)
+    np.testing.assert_array_equal(large[:5], small)

@@ -66,3 +66,26 @@ def test_percentile_interval():
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
     with pytest.raises(ValueError, match="confidence"):
         percentile_interval(np.arange(3.0), 1.0)
+
+
+# ---------------------------------------------------- auto: the validation-guided choice
+from lorp.depth.auto import Candidate, choose, distinct_sets  # noqa: E402
+
+
+def test_auto_keeps_the_lowest_held_out_score_and_scores_each_set_once():
+    candidates = [Candidate("lorp", "cosine", (3, 7)), Candidate("shortgpt", "cosine", (5, 6)),
+                  Candidate("lorp", "cka", (5, 6)), Candidate("streamline", "cosine", (1, 2))]
+    calls = []
+    scores = {(3, 7): 40.0, (5, 6): 25.0, (1, 2): 25.0}
+    plan = choose(candidates, lambda s: calls.append(s) or scores[s], 2, 10, {"windows": 4})
+    assert calls == distinct_sets(candidates) == [(3, 7), (5, 6), (1, 2)]
+    assert plan.method == "auto" and plan.pruned == [5, 6]  # the tie goes to the first listed
+    assert plan.details["chosen"] == {"method": "shortgpt", "statistic": "cosine", "held_out_ppl": 25.0}
+    listed = plan.details["candidates"]
+    assert [c["held_out_ppl"] for c in listed] == [40.0, 25.0, 25.0, 25.0]
+    assert [c["chosen"] for c in listed] == [False, True, False, False]
+    assert plan.details["chosen"]["held_out_ppl"] <= min(c["held_out_ppl"] for c in listed)
+    with pytest.raises(ValueError, match="must prune 3 blocks"):
+        choose(candidates, lambda s: 1.0, 3, 10, {})
+    with pytest.raises(ValueError, match="at least one candidate"):
+        choose([], lambda s: 1.0, 2, 10, {})

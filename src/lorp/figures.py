@@ -302,9 +302,17 @@ def k_ablation(frame: Any, path: str | Path, auto_k: Mapping[str, int] | None = 
 
 
 def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, title: str, log: bool = False,
-                     xlabel: str = "pruned blocks (budget)") -> None:
-    """``value`` against budget, one panel per model, one line per method; dense as a dashed line."""
+                     xlabel: str = "pruned blocks (budget)", seed_groups: Mapping[str, str] | None = None) -> None:
+    """``value`` against budget, one panel per model, one line per method; dense as a dashed line. With
+    ``seed_groups`` (view -> calibration entry, :func:`lorp.workflow.config.seed_groups`), the views of an
+    entry's seeds are pooled: the line is their mean, the error bars one standard deviation."""
     plt = _plt()
+    if seed_groups:
+        table = table.copy()
+        table["calib"] = [seed_groups.get(c, c) for c in table["calib"]]
+        keys = ["model", "calib", "method", "budget"]
+        spread = table.groupby(keys, sort=False)[value].std().fillna(0.0).rename("_std")
+        table = table.groupby(keys, sort=False, as_index=False)[value].mean().join(spread, on=keys)
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.8), dpi=120, squeeze=False)
     for ax, model in zip(axes[0], models):
@@ -314,9 +322,10 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
             rows = sub[sub["method"] == method].sort_values("budget")
             label = method if rows["calib"].nunique() <= 1 else None
             for calib, group in rows.groupby("calib", sort=False):
-                ax.plot(group["budget"], group[value], marker="o", color=_color(method, i),
-                        ls="--" if method.startswith("magnitude-") else "-",
-                        label=label or f"{method} ({calib})")
+                ax.errorbar(group["budget"], group[value], yerr=group["_std"] if "_std" in group else None,
+                            marker="o", color=_color(method, i), capsize=3,
+                            ls="--" if method.startswith("magnitude-") else "-",
+                            label=label or f"{method} ({calib})")
         if len(dense):
             ax.axhline(float(dense[value].iloc[0]), color="black", ls="--", lw=1, label="dense")
         if log:

@@ -270,3 +270,53 @@ def statistics_table(rows: Sequence[Mapping[str, Any]], reference: str) -> pd.Da
                                      for r in rows]
     frame["pruned"] = [" ".join(map(str, sorted(p))) for p in frame["pruned"]]
     return frame[list(STATISTICS_COLUMNS)]
+
+
+AUTO_COLUMNS = ("model", "calib", "budget", "chosen_method", "chosen_statistic", "held_out_ppl",
+                "best_single_method", "best_single_held_out_ppl", "candidates", "auto_mean_ppl",
+                "best_single_eval_method", "best_single_eval_mean_ppl", "auto_eval_rank")
+
+
+def auto_table(plans: Sequence[Mapping[str, Any]], labels: Sequence[Mapping[str, Any]],
+               ppl_table: pd.DataFrame) -> pd.DataFrame:
+    """What ``auto`` picked for every model, calibration and budget, against the single methods: on the
+    held-out windows it chose by (where it is no worse than the best single method by construction) and on
+    the evaluation sets it never saw (its mean perplexity, the best single method's, and its rank among
+    auto and the single methods, 1 = best).
+
+    ``plans`` are the auto plans' JSON, ``labels`` their ``model`` and ``calib``; ``ppl_table`` is Table 2
+    (:func:`perplexity_table`)."""
+    rows = []
+    for plan, label in zip(plans, labels, strict=True):
+        cands = plan["details"]["candidates"]
+        main = cands[0]["statistic"]
+        singles = [c for c in cands if c["statistic"] == main]
+        best_single = min(singles, key=lambda c: c["held_out_ppl"])
+        here = ppl_table[(ppl_table["model"] == label["model"]) & (ppl_table["calib"] == label["calib"])
+                         & (ppl_table["budget"] == int(plan["budget"]))]
+        means = dict(zip(here["method"], here["mean_ppl"]))
+        others = {m: v for m, v in means.items() if m != "auto" and m in {c["method"] for c in cands}}
+        best_eval = min(others, key=others.get) if others else ""
+        auto_ppl = means["auto"]
+        rows.append({
+            "model": label["model"], "calib": label["calib"], "budget": int(plan["budget"]),
+            "chosen_method": plan["details"]["chosen"]["method"], "chosen_statistic": plan["details"]["chosen"]["statistic"],
+            "held_out_ppl": plan["details"]["chosen"]["held_out_ppl"], "best_single_method": best_single["method"],
+            "best_single_held_out_ppl": best_single["held_out_ppl"],
+            "candidates": " ".join(f"{c['method']}/{c['statistic']}:{c['held_out_ppl']:.3f}" for c in cands),
+            "auto_mean_ppl": auto_ppl, "best_single_eval_method": best_eval,
+            "best_single_eval_mean_ppl": others[best_eval] if best_eval else float("nan"),
+            "auto_eval_rank": 1 + sum(v < auto_ppl for v in others.values()),
+        })
+    return pd.DataFrame(rows, columns=list(AUTO_COLUMNS))
+
+
+def seeds_table(table: pd.DataFrame, value: str, groups: Mapping[str, str]) -> pd.DataFrame:
+    """``value`` (``mean_ppl`` or ``mean_acc``) of Table 2 or 3 pooled over calibration seeds: per model,
+    calibration entry (``groups`` maps each view to its entry), method and budget, the number of seeds,
+    the mean, the sample standard deviation, and the extremes."""
+    rows = table[table["calib"].isin(list(groups))].copy()
+    rows["calib"] = rows["calib"].map(groups)
+    pooled = rows.groupby(["model", "calib", "method", "budget"], sort=False)[value]
+    out = pooled.agg(n_seeds="count", mean="mean", std="std", min="min", max="max").reset_index()
+    return out.rename(columns={k: f"{value}_{k}" for k in ("mean", "std", "min", "max")})

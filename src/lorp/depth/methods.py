@@ -423,3 +423,27 @@ register(Method(
     color="#7f7f7f",
     summary="the deepest blocks before the final one",
 ))
+
+
+AUTO = "auto"
+"""The validation-guided method: its plans are chosen by held-out perplexity (:mod:`lorp.depth.auto`)."""
+
+
+def _chosen_by_held_out_perplexity(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
+    raise ValueError("auto plans are not made from the similarity alone: the auto_plan stage scores the other "
+                     "methods' plans by held-out perplexity (lorp.workflow.pipeline.choose_auto_plan)")
+
+
+register(Method(
+    name=AUTO,
+    plan=_chosen_by_held_out_perplexity,
+    max_budget=lambda n, params: n - 1,
+    parameters={"held_out_samples": {"type": "integer", "minimum": 1, "default": 4,
+                                     "description": "held-out calibration windows (those that follow the "
+                                                    "calibration's own in the same draw) the candidates are "
+                                                    "scored on"}},
+    inputs=(),
+    color="#e377c2",
+    summary="validation-guided: of every other method's plan under every compared statistic, the one of lowest "
+            "perplexity on held-out calibration windows",
+))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .. import data
-from ..depth.methods import METHODS, eligible_count, get_method
+from ..depth.methods import AUTO, METHODS, eligible_count, get_method
 from ..evaluation import zeroshot
 from ..sparse.names import method_name, nm_allocation
 
@@ -134,8 +135,9 @@ class View:
     """A calibration as the stages after the tokens see it: the ``{calib}`` of every path.
 
     Each entry of ``calibration`` is a view of its own; ``similarity.compare`` adds one per other statistic
-    (``<entry>~<statistic>``), which shares the entry's tokens and activations, and ``sensitivity.variations``
-    one per variation of the reference entry (``<entry>~<variation>``), which shares what it does not change.
+    (``<entry>~<statistic>``), which shares the entry's tokens and activations, ``evaluation.seeds`` one per
+    other seed (``<entry>~seed<S>``, evaluated like the entry), and ``sensitivity.variations`` one per
+    variation of the reference entry (``<entry>~<variation>``), which shares what it does not change.
 
     Attributes:
         name: the view's name, the ``{calib}`` wildcard.
@@ -145,6 +147,8 @@ class View:
         statistic: its similarity statistic (a key of :data:`lorp.depth.similarity.STATISTICS`).
         evaluated: whether its plans are evaluated (and drawn): a compared statistic's are not, a
             variation's where ``sensitivity.evaluate`` says so.
+        seed_group: the calibration entry whose seeds its evaluations are pooled with (the entry itself and its
+            ``evaluation.seeds`` views), else None.
     """
 
     name: str
@@ -153,20 +157,27 @@ class View:
     tokens_per_sequence: int | None
     statistic: str
     evaluated: bool
+    seed_group: str | None = None
 
 
 def views(config: Mapping[str, Any]) -> dict[str, View]:
     """Every view of a validated config by name: the calibration entries first, then each entry's
-    compared statistics, then the sensitivity variations."""
+    compared statistics, then its other seeds (``evaluation.seeds``), then the sensitivity variations."""
     sim, act = config["similarity"], config["activations"]
     out = {}
     for name, spec in config["calibration"].items():
-        out[name] = View(name, name, _sorted(spec), act["tokens_per_sequence"], sim["statistic"], True)
+        out[name] = View(name, name, _sorted(spec), act["tokens_per_sequence"], sim["statistic"], True, name)
     for name, spec in config["calibration"].items():
         for statistic in sim["compare"]:
             if statistic != sim["statistic"]:
                 full = f"{name}{VIEW_SEPARATOR}{statistic}"
                 out[full] = View(full, name, _sorted(spec), act["tokens_per_sequence"], statistic, False)
+    for name, spec in config["calibration"].items():
+        for seed in config["evaluation"]["seeds"]:
+            if seed != spec["seed"]:
+                full = f"{name}{VIEW_SEPARATOR}seed{seed}"
+                out[full] = View(full, name, _sorted({**spec, "seed": seed}), act["tokens_per_sequence"],
+                                 sim["statistic"], True, name)
     reference = sensitivity_reference(config)
     for variation, change in config["sensitivity"]["variations"].items():
         base = out[reference]
@@ -199,7 +210,7 @@ def sensitivity_params(config: Mapping[str, Any]) -> dict[str, Any]:
         entries.append({"view": name, "variation": name.partition(VIEW_SEPARATOR)[2] or "reference",
                         "n_samples": v.spec["n_samples"], "seqlen": v.spec["seqlen"], "source": v.spec["source"],
                         "seed": v.spec["seed"], "tokens_per_sequence": v.tokens_per_sequence, "statistic": v.statistic})
-    return {"views": entries, "methods": {m: method_params(config, m) for m in config["methods"]},
+    return {"views": entries, "methods": {m: method_params(config, m) for m in selection_methods(config)},
             "budgets": sorted(config["budgets"]), "structure": structure_params(config),
             "bootstrap": _sorted(config["sensitivity"]["bootstrap"]), "budget": figure_budget(config)}
 
@@ -240,6 +251,35 @@ def activation_source(config: Mapping[str, Any], name: str) -> str:
 def calibration_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """Everything the calibration tokens of view ``name`` depend on."""
     return dict(view(config, name).spec)
+
+
+def selection_methods(config: Mapping[str, Any]) -> list[str]:
+    """The configured methods that select blocks from the similarity alone (every one but ``auto``)."""
+    return [m for m in config["methods"] if m != AUTO]
+
+
+def auto_candidates(config: Mapping[str, Any], calib: str) -> list[dict[str, str]]:
+    """The plans ``auto`` chooses among on view ``calib``: every other method under the view's statistic and,
+    for a calibration entry, under each compared one (``method``, ``statistic``, ``view``)."""
+    v = view(config, calib)
+    out = []
+    for method in selection_methods(config):
+        out.append({"method": method, "statistic": v.statistic, "view": calib})
+        if calib in config["calibration"]:
+            out += [{"method": method, "statistic": s, "view": f"{calib}{VIEW_SEPARATOR}{s}"}
+                    for s in config["similarity"]["compare"] if s != v.statistic]
+    return out
+
+
+def held_out_params(config: Mapping[str, Any], calib: str) -> dict[str, Any]:
+    """What the held-out windows of view ``calib`` depend on: its calibration spec and their number."""
+    return {"spec": calibration_spec(config, calib), "held_out": config["methods"][AUTO]["held_out_samples"]}
+
+
+def seed_groups(config: Mapping[str, Any]) -> dict[str, str]:
+    """Each view whose evaluations are pooled over seeds, with its calibration entry: the entries and their
+    ``evaluation.seeds`` views."""
+    return {name: v.seed_group for name, v in views(config).items() if v.seed_group}
 
 
 def similarity_params(config: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -449,6 +489,9 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "structure": lambda c, w: {"structure": structure_params(c)},
     "structure_fixed_k": lambda c, w: {"structure": fixed_k_structure_params(c, w["k"])},
     "plan": lambda c, w: {"method_params": method_params(c, w["method"])},
+    "held_out_tokens": lambda c, w: held_out_params(c, w["calib"]),
+    "auto_plan": lambda c, w: {"candidates": [[x["method"], x["statistic"]] for x in auto_candidates(c, w["calib"])],
+                               "compute": compute_params(c)},
     "prune_checkpoint": lambda c, w: {"compute": compute_params(c)},
     **{f"evaluate_{which}": (lambda c, w: {"datasets": evaluation_datasets(c, w["model"]), "compute": compute_params(c)})
        for which in ("dense", "pruned")},
@@ -460,11 +503,13 @@ RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     **{rule: (lambda c, w, kind=kind: {"kind": kind}) for rule, kind in SUMMARY_KINDS.items()},
     "figure_structure": lambda c, w: {"budget": figure_budget(c), "methods": list(c["methods"])},
     "figure_pruned_layers": lambda c, w: {"methods": list(c["methods"]), "budgets": sorted(c["budgets"])},
-    "statistics": lambda c, w: {"views": _statistics_views(c), "methods": list(c["methods"]),
+    "summary_auto": lambda c, w: {"labels": [{"model": x["model"], "calib": x["calib"]} for x in _auto_plans(c)]},
+    "statistics": lambda c, w: {"views": _statistics_views(c), "methods": selection_methods(c),
                                 "budgets": sorted(c["budgets"]), "budget": figure_budget(c)},
     "sensitivity": lambda c, w: {"sensitivity": sensitivity_params(c)},
     "figure_locality": lambda c, w: {"labels": figure_labels(c)},
-    "figure_vs_budget": lambda c, w: {},
+    "figure_vs_budget": lambda c, w: {"seed_groups": seed_groups(c)} if c["evaluation"]["seeds"] else {},
+    "summary_seeds": lambda c, w: {"groups": seed_groups(c)},
     "k_ablation": lambda c, w: {"labels": figure_labels(c)},
     "input_norms": lambda c, w: {"compute": compute_params(c)},
     "outliers": lambda c, w: {"outliers": outlier_params(c)},
@@ -484,6 +529,12 @@ def _efficiency_entries(config: Mapping[str, Any], model: str) -> list:
     from .paths import efficiency_entries  # paths imports this module
 
     return efficiency_entries(config, model)
+
+
+def _auto_plans(config: Mapping[str, Any]) -> list:
+    from .paths import auto_plans  # paths imports this module
+
+    return auto_plans(config)
 
 
 def _statistics_views(config: Mapping[str, Any]) -> list:
@@ -615,6 +666,14 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
     return errors  # N:M divisibility of every layer's inputs is checked by the plan (it needs the shapes)
 
 
+def auto_errors(config: Mapping[str, Any]) -> list[str]:
+    """``auto`` chooses among the other methods' plans, so it needs at least one."""
+    if AUTO in config["methods"] and not selection_methods(config):
+        return ["methods.auto: chooses among the plans of the other methods, and none is configured; add at least "
+                "one (e.g. lorp: {} and shortgpt: {})"]
+    return []
+
+
 def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
     """The reference calibration must exist, and a bootstrap needs sequences to draw."""
     sens = config["sensitivity"]
@@ -622,7 +681,8 @@ def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
     if name is not None and name not in config["calibration"]:
         return [f"sensitivity.calibration: {name!r} is not a calibration entry{did_you_mean(name, list(config['calibration']))}; "
                 f"choose from {', '.join(config['calibration'])} (or null for the first)"]
-    errors = []
+    errors = [f"sensitivity.variations.{v}: the name is taken by the views of evaluation.seeds (<calibration>~seed<S>); "
+              "choose another" for v in sens["variations"] if re.fullmatch(r"seed\d+", v)]
     if sens["bootstrap"]["resamples"]:
         for view_name in sensitivity_views(config):
             if view(config, view_name).spec["n_samples"] < 2:
@@ -642,7 +702,7 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     It raises ``OSError`` or ``ValueError`` for a source that names no model.
     """
     errors = (_file_errors(config, Path(base_dir)) + sparsity_errors(config) + export_errors(config)
-              + sensitivity_errors(config))
+              + sensitivity_errors(config) + auto_errors(config))
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
         errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "

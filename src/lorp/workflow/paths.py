@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from . import config as lc
-from ..depth.methods import get_method
+from ..depth.methods import AUTO, get_method
 from ..sparse.names import parse_method
 
 MODEL_DIR = "results/{model}/model"
 MODEL_MANIFEST = MODEL_DIR + "/model.json"
 CALIBRATION = "results/{model}/calib/{calib}"
 TOKENS = CALIBRATION + "/tokens.npy"
+HELD_OUT = CALIBRATION + "/held_out.npy"
 ACTIVATIONS = "results/{model}/activations/{calib}"
 SIMILARITY = "results/{model}/similarity/{calib}"
 COSINE = SIMILARITY + "/cosine.npy"
@@ -96,6 +97,9 @@ RULES: dict[str, RuleFiles] = {
     "structure": RuleFiles({"rls": RLS}, STRUCTURE + "/provenance.json"),
     "structure_fixed_k": RuleFiles({"rls": RLS_FIXED_K}, STRUCTURE + "/rls-k{k}.provenance.json"),
     "plan": RuleFiles({"plan": PLAN}, PLAN.removesuffix(".json") + ".provenance.json"),
+    "held_out_tokens": RuleFiles({"tokens": HELD_OUT, "meta": CALIBRATION + "/held_out.json"},
+                                 CALIBRATION + "/held_out.provenance.json"),
+    "auto_plan": RuleFiles({"plan": PLAN}, PLAN.removesuffix(".json") + ".provenance.json"),
     "prune_checkpoint": RuleFiles({"checkpoint": CHECKPOINT}, CHECKPOINT + ".provenance.json", ("checkpoint",)),
     **_evaluations(),
     "summary": _summary("ppl", "provenance.json"),
@@ -105,6 +109,10 @@ RULES: dict[str, RuleFiles] = {
     "figure_structure": RuleFiles({"png": MODEL_FIGURES + "/structure.png"}, MODEL_FIGURES + "/structure.provenance.json"),
     "figure_pruned_layers": RuleFiles({"png": MODEL_FIGURES + "/pruned_layers.png"},
                                       MODEL_FIGURES + "/pruned_layers.provenance.json"),
+    "summary_seeds": RuleFiles({"csv": SUMMARY + "/seeds.csv", "md": SUMMARY + "/seeds.md"},
+                               SUMMARY + "/seeds.provenance.json"),
+    "summary_auto": RuleFiles({"csv": SUMMARY + "/auto.csv", "md": SUMMARY + "/auto.md"},
+                              SUMMARY + "/auto.provenance.json"),
     "statistics": RuleFiles({"csv": SUMMARY + "/statistics.csv", "png": FIGURES + "/statistics.png"},
                             SUMMARY + "/statistics.provenance.json"),
     "sensitivity": RuleFiles({"stability": SENSITIVITY + "/stability.csv", "rls": SENSITIVITY + "/rls.csv",
@@ -217,7 +225,7 @@ def statistics_inputs(config: Mapping[str, Any]) -> dict[str, list[str]]:
         out["rls"].append(fill(RLS, w))
         out["cosine"].append(fill(COSINE, w))
         out["summary"].append(fill(RULES["similarity"].outputs["summary"], w))
-        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in config["methods"]
+        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in lc.selection_methods(config)
                          for b in sorted(config["budgets"])]
     return out
 
@@ -231,9 +239,24 @@ def sensitivity_inputs(config: Mapping[str, Any], model: str) -> dict[str, list[
         out["rls"].append(fill(RLS, w))
         out["summary"].append(fill(RULES["similarity"].outputs["summary"], w))
         out["per_sequence"].append(fill(PER_SEQUENCE, w))
-        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in config["methods"]
+        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in lc.selection_methods(config)
                          for b in sorted(config["budgets"])]
     return out
+
+
+def auto_inputs(config: Mapping[str, Any], wildcards: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ``auto`` plan of ``{calib}`` at ``{budget}`` reads: the prepared model, the held-out windows
+    and every candidate plan (:func:`lorp.workflow.config.auto_candidates`, in that order)."""
+    plans = [fill(PLAN, {**wildcards, "calib": c["view"], "method": c["method"]})
+             for c in lc.auto_candidates(config, wildcards["calib"])]
+    return {"model": fill(MODEL_DIR, wildcards), "held_out": fill(HELD_OUT, wildcards), "plans": plans}
+
+
+def auto_plans(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every ``auto`` plan (``model``, ``calib``, ``budget`` and ``plan``, its path), in the summary's order."""
+    return [{"model": model, "calib": calib, "budget": budget,
+             "plan": fill(PLAN, {"model": model, "calib": calib, "method": AUTO, "budget": budget})}
+            for model in config["models"] for calib in lc.evaluated_views(config) for budget in sorted(config["budgets"])]
 
 
 def checkpoint_rule(method: str) -> str:
@@ -273,7 +296,8 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
     """Every job a validated config implies, in a stable order."""
     evaluations = evaluation_rules(config)
     exported = lc.exported_checkpoints(config)
-    depth = [(m, b) for m in config["methods"] for b in sorted(config["budgets"])]
+    depth = [(m, b) for m in lc.selection_methods(config) for b in sorted(config["budgets"])]
+    auto = [(AUTO, b) for b in sorted(config["budgets"])] if AUTO in config["methods"] else []
     pairs = depth + [(m, b) for m in lc.ablation_methods(config) for b in lc.ablation_budgets(config)]
     for model in config["models"]:
         yield _job(config, "prepare_model", model=model)
@@ -299,10 +323,12 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
                 yield _job(config, "structure_fixed_k", **w, k=k)
             for rule in ("figure_structure", "figure_pruned_layers"):
                 yield _job(config, rule, **w)
-            for method, budget in pairs:
+            if auto:
+                yield _job(config, "held_out_tokens", **w)
+            for method, budget in pairs + auto:
                 wb = {**w, "method": method, "budget": budget}
-                yield _job(config, "plan", **wb)
-                if f"{method}-{budget}" in exported:
+                yield _job(config, "auto_plan" if method == AUTO else "plan", **wb)
+                if f"{method}-{budget}" in exported and calib in config["calibration"]:
                     yield _job(config, "prune_checkpoint", **wb)
                 for rule in evaluations if method in config["methods"] else ["evaluate"]:
                     yield _job(config, f"{rule}_pruned", **wb)
@@ -314,6 +340,10 @@ def jobs(config: Mapping[str, Any]) -> Iterator[Job]:
     yield _job(config, "figure_locality")
     if compared_statistics(config):
         yield _job(config, "statistics")
+    if AUTO in config["methods"]:
+        yield _job(config, "summary_auto")
+    if config["evaluation"]["seeds"]:
+        yield _job(config, "summary_seeds")
     if config["ablation"]["lorp_k"]:
         yield _job(config, "k_ablation")
     yield from _sparse_jobs(config, evaluations, exported)

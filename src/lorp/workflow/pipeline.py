@@ -51,6 +51,62 @@ def sample_calibration(model_dir: str | Path, spec: Mapping[str, Any], tokens_pa
     return meta
 
 
+def sample_held_out(model_dir: str | Path, spec: Mapping[str, Any], held_out: int, calibration_path: str | Path,
+                    tokens_path: str | Path, meta_path: str | Path) -> dict[str, Any]:
+    """Stage 1b: ``held_out`` calibration windows no stage has seen, those that follow the calibration's own
+    in the same draw (the spec with ``n_samples + held_out``), for the ``auto`` method's choice; the draw's
+    first windows must be the calibration tokens at ``calibration_path``, else it stops (the sampling would
+    not be the calibration's)."""
+    from .. import models
+
+    tokenizer = models.load_tokenizer(models.source_of(model_dir)[0])
+    n = int(spec["n_samples"])
+    windows, meta = data.calibration_tokens({**spec, "n_samples": n + int(held_out)}, tokenizer)
+    if not np.array_equal(windows[:n], np.load(calibration_path)):
+        raise RuntimeError(f"the first {n} windows of a draw of {n + held_out} differ from the calibration tokens "
+                           f"{calibration_path}; the held-out windows would not be disjoint from them")
+    meta = {"held_out_from": dict(spec), "window_index": list(range(n, n + int(held_out))),
+            "shape": [int(held_out), int(windows.shape[1])], "dtype": "int32",
+            **{k: v[n:] for k, v in meta.items() if k in ("window_starts", "document_indices")}}
+    write_npy(tokens_path, windows[n:])
+    write_json(meta_path, meta)
+    return meta
+
+
+def choose_auto_plan(model_dir: str | Path, held_out_path: str | Path, candidates: Sequence[Mapping[str, Any]],
+                     budget: int, out_path: str | Path, compute: Mapping[str, Any], batch_size: int) -> methods.Plan:
+    """Stage 5b: the ``auto`` plan at ``budget``: every candidate plan (``candidates``: ``method``,
+    ``statistic`` and ``plan``, a plan JSON path) scored by perplexity on the held-out windows, the best kept
+    (:func:`lorp.depth.auto.choose`). The model is loaded once; each distinct pruned set is built in memory
+    beside it (shared tensors) and scored."""
+    from .. import models
+    from ..depth.auto import Candidate, choose
+    from ..evaluation.perplexity import perplexity
+    from ..evaluation.pruned import build_pruned
+
+    model, _, _ = models.load_for(model_dir, compute)
+    windows = np.load(held_out_path).astype(np.int64)
+    plans = [read_json(c["plan"]) for c in candidates]
+    listed = [Candidate(c["method"], c["statistic"], tuple(int(i) for i in p["pruned"]))
+              for c, p in zip(candidates, plans, strict=True)]
+    n_layers = len(models.get_decoder_layers(model))
+    by_set = {tuple(int(i) for i in p["pruned"]): p for p in plans}
+    bar = tqdm(total=len(set(by_set)), desc=f"auto-{budget}", unit="plan")
+
+    def score(pruned: tuple[int, ...]) -> float:
+        pruned_model = build_pruned(model, by_set[pruned], keep_dense=True)
+        result = perplexity(pruned_model, windows, batch_size=batch_size)
+        bar.update(1)
+        print(f"blocks {list(pruned)}: held-out ppl {result.ppl:.3f}")
+        return result.ppl
+
+    plan = choose(listed, score, int(budget), n_layers,
+                  {"windows": int(windows.shape[0]), "seqlen": int(windows.shape[1]), "tokens": str(held_out_path)})
+    bar.close()
+    write_json(out_path, plan.to_dict())
+    return plan
+
+
 def capture(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path, params: Mapping[str, Any],
             compute: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
     """Stage 2: hidden states entering every block, one ``.npy`` per layer (``params``: the
@@ -396,23 +452,64 @@ def analyse_sensitivity(params: Mapping[str, Any], inputs: Mapping[str, Sequence
     figures.selection_map(selection, list(methods_), int(params["budget"]), outputs["selection_png"], model)
 
 
+def summarise_auto(plan_paths: Sequence[str | Path], labels: Sequence[Mapping[str, Any]], ppl_table_csv: str | Path,
+                   out_csv: str | Path, out_md: str | Path) -> None:
+    """Stage 8: which candidate ``auto`` picked for every model, calibration and budget, and how it fares on
+    the held-out windows and on the evaluation sets (:func:`lorp.tables.auto_table`)."""
+    import pandas as pd
+
+    table = tables.auto_table([read_json(p) for p in plan_paths], labels,
+                              pd.read_csv(ppl_table_csv, keep_default_na=False))
+    write_text(out_csv, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    shown = table.drop(columns=["candidates"])
+    write_text(out_md, tables.to_markdown(
+        shown, "auto: the plan of lowest held-out perplexity",
+        "held_out_ppl: on calibration windows no other stage saw, where auto is no worse than the best single "
+        "method (best_single_*) by construction; auto_mean_ppl: on the evaluation sets, which it never saw, with "
+        "the best single method there and auto's rank among them (1 = best). Every candidate's score: auto.csv."))
+
+
+def summarise_seeds(table_paths: Mapping[str, str | Path], groups: Mapping[str, str], out_csv: str | Path,
+                    out_md: str | Path) -> None:
+    """Stage 8: Table 2's mean perplexity (and Table 3's mean accuracy, where ``table_paths`` has ``tasks``)
+    pooled over the calibration seeds (:func:`lorp.tables.seeds_table`), per model, entry, method and budget."""
+    import pandas as pd
+
+    frames = []
+    for kind, value in (("ppl", "mean_ppl"), ("tasks", "mean_acc")):
+        if kind in table_paths:
+            table = pd.read_csv(table_paths[kind], keep_default_na=False)
+            frames.append(tables.seeds_table(table[table["method"] != "dense"], value, groups))
+    merged = frames[0]
+    for frame in frames[1:]:
+        merged = merged.merge(frame, on=["model", "calib", "method", "budget", "n_seeds"], how="outer")
+    write_text(out_csv, merged.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    write_text(out_md, tables.to_markdown(
+        merged, "over calibration seeds",
+        "Every calibration entry run with its own seed and evaluation.seeds: the mean of each plan's mean perplexity "
+        "(and accuracy) over the seeds, its sample standard deviation, and the extremes."))
+
+
 def draw_locality(entries: Mapping[str, tuple[str | Path, str | Path]], out_path: str | Path) -> None:
     """Stage 9: mean similarity against normalised layer distance; ``entries`` maps a label to (cosine, rls.json)."""
     curves = {label: (np.load(cos), float(read_json(rls)["rls"])) for label, (cos, rls) in entries.items()}
     figures.locality_curves(curves, out_path)
 
 
-def draw_metric_vs_budget(table_csv: str | Path, kind: str, out_path: str | Path) -> None:
-    """Stage 9: mean perplexity (``kind='ppl'``) or mean accuracy (``kind='tasks'``) against the budget."""
+def draw_metric_vs_budget(table_csv: str | Path, kind: str, out_path: str | Path,
+                          seed_groups: Mapping[str, str] | None = None) -> None:
+    """Stage 9: mean perplexity (``kind='ppl'``) or mean accuracy (``kind='tasks'``) against the budget,
+    pooled over the calibration seeds of ``seed_groups`` (mean and standard deviation) where given."""
     import pandas as pd
 
     table = pd.read_csv(table_csv, keep_default_na=False)
     table = table[~tables.is_sparse(table["method"])]  # the depth methods: budget in blocks
     if kind == "ppl":
         figures.metric_vs_budget(table, "mean_ppl", out_path, "mean perplexity (log scale)", "perplexity vs budget",
-                                 log=True)
+                                 log=True, seed_groups=seed_groups)
     else:
-        figures.metric_vs_budget(table, "mean_acc", out_path, "mean zero-shot accuracy (%)", "accuracy vs budget")
+        figures.metric_vs_budget(table, "mean_acc", out_path, "mean zero-shot accuracy (%)", "accuracy vs budget",
+                                 seed_groups=seed_groups)
 
 
 def summarise_k_ablation(ppl_paths: Sequence[str | Path], rls_paths: Mapping[str, str | Path],
