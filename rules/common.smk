@@ -82,9 +82,12 @@ def outputs(rule, **wrap):
 
 
 def params(rule):
-    """The rule's params, one per key of its config slice (lorp.workflow.config.RULE_PARAMS)."""
+    """The rule's params, one per key of its config slice (lorp.workflow.config.RULE_PARAMS), and ``code``:
+    the fingerprint of the lorp code its script reaches (lorp.workflow.fingerprint), so that a package edit
+    reruns exactly the rules whose code changed."""
     keys = lc.rule_params(config, rule, _ANY_WILDCARDS)
-    return {key: (lambda wildcards, key=key: lc.rule_params(config, rule, wildcards)[key]) for key in keys}
+    out = {key: (lambda wildcards, key=key: lc.rule_params(config, rule, wildcards)[key]) for key in keys}
+    return {**out, **paths.code_params(rule)}
 
 
 # wildcards under which every slice function can be called to learn its keys

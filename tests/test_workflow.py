@@ -362,6 +362,51 @@ def test_script_changed(workdir, tiny_run):
     assert planned_jobs(workdir, tiny_config()) == set()
 
 
+@pytest.mark.parametrize("module,old,new,expect", [
+    ("depth/methods.py", "    starts = n - budget  #", "    starts = n - budget + 0  #", "plans"),
+    ("figures.py", 'DENSE_COLOR = "#000000"', 'DENSE_COLOR = "#000001"', "figures"),
+    ("depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(", "nothing"),
+])
+def test_package_edited(workdir, tiny_run, module, old, new, expect):
+    """An edit of the package reruns the stages whose code it changes: a method's body the plans and what
+    follows (not capture, similarity or structure), a figure's colour the figures only, a comment nothing."""
+    path = workdir / "src" / "lorp" / module
+    original, stat = path.read_text(), path.stat()
+    try:
+        assert old in original
+        path.write_text(original.replace(old, new, 1))
+        rules = {rule for rule, _ in planned_jobs(workdir, tiny_config())}
+        if expect == "plans":
+            assert {"plan", "evaluate_pruned", "summary"} <= rules
+            assert not rules & {"calibration_tokens", "capture_activations", "similarity", "structure",
+                                "evaluate_dense", "prepare_model"}
+        elif expect == "figures":
+            assert rules and all(r.startswith("figure_") for r in rules), rules
+        else:
+            assert rules == set()
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(workdir, tiny_config()) == set()
+
+
+def test_audit_reports_artifacts_made_by_older_code(workdir, tiny_run):
+    path = workdir / "src" / "lorp" / "depth" / "methods.py"
+    original, stat = path.read_text(), path.stat()
+    try:
+        path.write_text(original.replace("    starts = n - budget  #", "    starts = n - budget + 0  #", 1))
+        out = subprocess.run([sys.executable, "-m", "lorp.workflow.audit", "--configfile",
+                              str(write_config(workdir, tiny_config()))],
+                             cwd=workdir, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(workdir / "src")})
+        assert out.returncode == 1
+        assert "plan was made by older code" in out.stdout and "lorp.depth.methods" in out.stdout
+        assert "capture_activations was made by older code" not in out.stdout
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def test_k_ablation_added(workdir, tiny_run):
     """ablation.lorp_k added: the fixed-K clusterings, their LoRP plans, checkpoints and perplexities, and
     the ablation table and figure; nothing else. Then run it."""
@@ -539,7 +584,9 @@ register(Method(name="toy", plan=_toy, max_budget=lambda n, params: n - params["
     try:
         methods_py.write_text(original + toy)
         cfg = tiny_config(methods={**{m: {} for m in METHODS}, "toy": {"start": 5}})
-        assert planned_jobs(workdir, cfg) == pruned_jobs(methods=["toy"]) | SUMMARY | PLAN_FIGURES
+        planned = planned_jobs(workdir, cfg)  # methods.py changed: every plan reruns (its code fingerprint)
+        assert pruned_jobs(methods=["toy"]) | SUMMARY | PLAN_FIGURES <= planned
+        assert not {r for r, _ in planned} & {"calibration_tokens", "capture_activations", "similarity", "structure"}
         bad = snakemake(workdir, tiny_config(methods={"toy": {"begin": 5}}), "-n")
         assert bad.returncode != 0
         assert "methods.toy: unknown key 'begin'; allowed: start" in bad.stdout + bad.stderr
@@ -785,6 +832,17 @@ def test_statistics_and_sensitivity_run_only_their_own_stages(workdir, tiny_run)
     assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~n6",
                                                                    "model=smol, calib=docs~sub16"}
     assert not {r for r, _ in jobs} & {"evaluate_pruned", "prune_checkpoint", "efficiency", "summary"}
+
+    cfg = tiny_config(methods={**{m: {} for m in METHODS}, "auto": {"held_out_samples": 2}})
+    rules = {r for r, _ in planned_jobs(workdir, cfg)}
+    assert {"held_out_tokens", "auto_plan", "evaluate_pruned", "summary", "summary_auto"} <= rules
+    assert not rules & {"plan", "capture_activations", "similarity", "structure", "evaluate_dense"}
+    base = tiny_config()
+    cfg = tiny_config(evaluation={**base["evaluation"], "seeds": [1]})
+    jobs = planned_jobs(workdir, cfg)
+    assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~seed1"}
+    assert ("summary_seeds", "") in jobs and not {r for r, _ in jobs} & {"evaluate_dense", "prepare_model"}
+    assert all("docs~seed1" in w for r, w in jobs if r in ("plan", "evaluate_pruned"))
 
     cfg = tiny_config(similarity={"compare": compare, "cka_batch_tokens": 64},
                       sensitivity={"variations": variations, "bootstrap": {"resamples": 8}})

@@ -288,7 +288,7 @@ def auto_table(plans: Sequence[Mapping[str, Any]], labels: Sequence[Mapping[str,
     (:func:`perplexity_table`)."""
     rows = []
     for plan, label in zip(plans, labels, strict=True):
-        cands = plan["details"]["candidates"]
+        cands = plan["candidates"]
         main = cands[0]["statistic"]
         singles = [c for c in cands if c["statistic"] == main]
         best_single = min(singles, key=lambda c: c["held_out_ppl"])
@@ -300,8 +300,8 @@ def auto_table(plans: Sequence[Mapping[str, Any]], labels: Sequence[Mapping[str,
         auto_ppl = means["auto"]
         rows.append({
             "model": label["model"], "calib": label["calib"], "budget": int(plan["budget"]),
-            "chosen_method": plan["details"]["chosen"]["method"], "chosen_statistic": plan["details"]["chosen"]["statistic"],
-            "held_out_ppl": plan["details"]["chosen"]["held_out_ppl"], "best_single_method": best_single["method"],
+            "chosen_method": plan["chosen"]["method"], "chosen_statistic": plan["chosen"]["statistic"],
+            "held_out_ppl": plan["chosen"]["held_out_ppl"], "best_single_method": best_single["method"],
             "best_single_held_out_ppl": best_single["held_out_ppl"],
             "candidates": " ".join(f"{c['method']}/{c['statistic']}:{c['held_out_ppl']:.3f}" for c in cands),
             "auto_mean_ppl": auto_ppl, "best_single_eval_method": best_eval,

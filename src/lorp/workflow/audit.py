@@ -1,8 +1,9 @@
 """Audit ``results/`` against the current config and the provenance records.
 
 For every job the config implies, the audit checks that its provenance record exists, that the
-outputs still match their recorded fingerprints, that the record's config slice equals the
-current one (else the artifact is stale), and that the inputs it was made from are still the
+outputs still match their recorded fingerprints, that the record's config slice and the fingerprint of
+the package code its rule reaches equal the current ones (else the artifact is stale: made under another
+config, or by older code), and that the inputs it was made from are still the
 files on disk (else an upstream stage was rerun after it). It then checks consistency across
 stages: every plan's kept-layer count against its exported checkpoint, every evaluation against the
 prepared model and plan it names, every sparse model's measurement against its export. Run it as ``python -m lorp.workflow.audit`` (exit status 1 on any problem).
@@ -67,10 +68,18 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
         else:
             findings += [Finding("missing" if p.endswith("missing") else "modified", out, p, job)
                          for p in compare(root / out, recorded)]
-    if _norm(job.params) != rec.get("params"):
+    recorded_params = dict(rec.get("params") or {})
+    current_params = dict(_norm(job.params))
+    recorded_code, current_code = recorded_params.pop("code", None), current_params.pop("code", None)
+    if recorded_code != current_code:
         findings.append(Finding("stale", outputs[0],
-                                f"{job.rule} ran with params {json.dumps(rec.get('params'), sort_keys=True)}, "
-                                f"the config now gives {json.dumps(_norm(job.params), sort_keys=True)}", job))
+                                f"{job.rule} was made by older code (fingerprint {recorded_code}, the package now "
+                                f"gives {current_code}; it covers {', '.join(code_changes(job.rule))})",
+                                job))
+    if current_params != recorded_params:
+        findings.append(Finding("stale", outputs[0],
+                                f"{job.rule} ran with params {json.dumps(recorded_params, sort_keys=True)}, "
+                                f"the config now gives {json.dumps(current_params, sort_keys=True)}", job))
     for path, recorded in rec.get("inputs", {}).items():
         current = fingerprints(path)
         if current is None:
@@ -78,6 +87,13 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
         if _norm(current) != recorded:
             findings.append(Finding("stale", outputs[0], f"input {path} changed after this was made", job))
     return findings
+
+
+def code_changes(rule: str) -> list[str]:
+    """Where to look for ``rule``'s code change: the package modules its fingerprint covers."""
+    from .fingerprint import rule_definitions
+
+    return sorted({d.split(":")[0] for d in rule_definitions(rule)})
 
 
 def _plan_consistency(job: Job, checkpoint_job: Job | None, root: Path) -> list[Finding]:

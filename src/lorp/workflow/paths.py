@@ -275,11 +275,20 @@ class Job:
     params: dict[str, Any]
 
 
+def code_params(rule: str) -> dict[str, str]:
+    """``{"code": <fingerprint>}`` of the package code ``rule``'s script reaches (:mod:`lorp.workflow.fingerprint`);
+    empty for a rule without a script."""
+    from .fingerprint import rule_code
+
+    code = rule_code(rule)
+    return {"code": code} if code else {}
+
+
 def _job(config: Mapping[str, Any], rule: str, **wildcards: Any) -> Job:
     w = {k: str(v) for k, v in wildcards.items()}
     files = RULES[rule]
     outputs = {name: fill(t, w) for name, t in files.outputs.items()}
-    return Job(rule, w, outputs, fill(files.provenance, w), lc.rule_params(config, rule, w))
+    return Job(rule, w, outputs, fill(files.provenance, w), {**lc.rule_params(config, rule, w), **code_params(rule)})
 
 
 SUMMARIES = {"evaluate": "summary", "evaluate_tasks": "summary_tasks"}
