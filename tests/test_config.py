@@ -202,11 +202,10 @@ def test_a_source_that_is_neither_a_path_nor_a_hub_id_is_rejected():
 
 
 MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"source": "python-docs"}},
-           "methods": {"lorp": {}, "shortgpt": {}}, "budgets": [2],
+           "methods": {"lorp": {}, "shortgpt": {}, "auto": {}}, "budgets": [2],
            "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
 # rules whose params hold no key the schema fills in (none at all, or only required keys)
-NOTHING_DEFAULTED = {"summary", "summary_tasks", "summary_efficiency",
-                     "figure_vs_budget", "figure_pruned_layers", "figure_locality", "k_ablation", "summary_sparsity",
+NOTHING_DEFAULTED = {"summary", "summary_tasks", "summary_efficiency", "figure_pruned_layers", "figure_locality", "k_ablation", "summary_sparsity",
                      "figure_sparsity", "figure_vs_sparsity"}
 
 
