@@ -174,19 +174,30 @@ def sensitivity_rls(rows: Sequence[Mapping[str, Any]], path: str | Path, model: 
 def sensitivity_stability(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], path: str | Path,
                           model: str) -> None:
     """Per method, the mean Jaccard similarity of each view's plans to the reference's (left) and of the
-    bootstrap's plans to the view's own (right, where it ran), against the calibration tokens."""
+    bootstrap's plans to the view's own (right, where it ran), against the calibration tokens: the views that
+    differ from the reference (``rows[0]``) in size only are joined by a line, the others (seed, corpus,
+    statistic) are crosses named along the axis."""
     plt = _plt()
     boot = any(np.isfinite(r[f"bootstrap_jaccard_{m}"]) for r in rows for m in methods)
     fig, axes = plt.subplots(1, 2 if boot else 1, figsize=(11.0 if boot else 6.0, 4.0), dpi=120, squeeze=False)
-    order = sorted(range(len(rows)), key=lambda i: rows[i]["n_tokens"])
-    x = [rows[i]["n_tokens"] for i in order]
+    ref = rows[0]
+    same = ("source", "seed", "statistic")
+    sizes = sorted((r for r in rows if all(r[k] == ref[k] for k in same)), key=lambda r: r["n_tokens"])
+    others = [r for r in rows if not all(r[k] == ref[k] for k in same)]
     panels = [("jaccard", "Jaccard to the reference calibration's plan")]
     if boot:
         panels.append(("bootstrap_jaccard", "bootstrap: mean Jaccard to the view's own plan"))
     for ax, (key, label) in zip(axes[0], panels):
-        for j, method in enumerate(methods):
-            ax.plot(x, [rows[i][f"{key}_{method}"] for i in order], "o-", color=_color(method, j), label=method, lw=1.2,
-                    ms=4)
+        for j, method in enumerate(methods):  # the size series joined; other variations as crosses, named
+            ax.plot([r["n_tokens"] for r in sizes], [r[f"{key}_{method}"] for r in sizes], "o-", color=_color(method, j),
+                    label=method, lw=1.2, ms=4)
+            ax.plot([r["n_tokens"] for r in others], [r[f"{key}_{method}"] for r in others], "x", color=_color(method, j),
+                    ms=6)
+        at: dict[int, list[str]] = {}
+        for r in others:
+            at.setdefault(r["n_tokens"], []).append(r["variation"])
+        for n_tokens, names in at.items():
+            ax.annotate(", ".join(names), (n_tokens, 0.02), fontsize=7, rotation=90, color="0.4")
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("calibration tokens captured (log scale)")
