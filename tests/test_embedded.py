@@ -72,7 +72,36 @@ def test_rls_matches_cosine(analysed):
     assert firsts == sorted(firsts) and rls["labels"][0] == 0
 
 
-@pytest.mark.parametrize("method", METHODS)
+def test_auto_keeps_the_candidate_of_lowest_held_out_perplexity(embedded_dir, analysed, tmp_path):
+    """Held-out windows are the ones after the calibration's in the same draw; auto's plan is the candidate of
+    lowest perplexity on them, and that perplexity is the pruned model's, computed independently."""
+    from lorp.evaluation.perplexity import perplexity
+
+    spec = {"source": "python-docs", "n_samples": 6, "seqlen": 48, "seed": 0}
+    meta = pipeline.sample_held_out(embedded_dir, spec, 2, analysed / "tokens.npy", tmp_path / "held.npy",
+                                    tmp_path / "held.json")
+    assert meta["window_index"] == [6, 7] and np.load(tmp_path / "held.npy").shape == (2, 48)
+    files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
+    candidates = []
+    for method in ("shortgpt", "streamline", "last"):
+        path = tmp_path / f"{method}.json"
+        pipeline.make_plan(method, 4, {n: files[n] for n in METHODS[method].inputs}, path, {})
+        candidates.append({"method": method, "statistic": "cosine", "plan": path})
+    compute = {"device": "cpu", "dtype": "auto"}
+    plan = pipeline.choose_auto_plan(embedded_dir, tmp_path / "held.npy", candidates, 4, tmp_path / "auto.json",
+                                     compute, batch_size=2)
+    scores = {c["method"]: c["held_out_ppl"] for c in plan.details["candidates"]}
+    best = min(scores, key=scores.get)
+    assert plan.pruned == read_json(tmp_path / f"{best}.json")["pruned"] and plan.details["chosen"]["method"] == best
+    model, _ = pipeline.load_evaluated({"model": embedded_dir, "plan": tmp_path / "auto.json"}, compute)
+    again = perplexity(model, np.load(tmp_path / "held.npy").astype(np.int64), batch_size=1).ppl
+    assert again == pytest.approx(scores[best], rel=1e-4)
+    with pytest.raises(RuntimeError, match="differ from the calibration tokens"):
+        pipeline.sample_held_out(embedded_dir, {**spec, "seed": 1}, 2, analysed / "tokens.npy", tmp_path / "x.npy",
+                                 tmp_path / "x.json")
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "auto"])  # auto scores by a forward pass: see the next test
 def test_exported_checkpoint_gives_the_logits_of_the_model_built_in_memory(method, embedded_dir, analysed, tmp_path):
     files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
     plan = pipeline.make_plan(method, 5, {name: files[name] for name in METHODS[method].inputs}, tmp_path / "plan.json", {})

@@ -273,7 +273,9 @@ def auto_candidates(config: Mapping[str, Any], calib: str) -> list[dict[str, str
 
 def held_out_params(config: Mapping[str, Any], calib: str) -> dict[str, Any]:
     """What the held-out windows of view ``calib`` depend on: its calibration spec and their number."""
-    return {"spec": calibration_spec(config, calib), "held_out": config["methods"][AUTO]["held_out_samples"]}
+    auto = config["methods"][AUTO] if AUTO in config["methods"] else get_method(AUTO).defaults()  # the rule is
+    # declared (and its params' keys learnt) whether or not auto runs
+    return {"spec": calibration_spec(config, calib), "held_out": auto["held_out_samples"]}
 
 
 def seed_groups(config: Mapping[str, Any]) -> dict[str, str]:
