@@ -147,6 +147,8 @@ rule figure_sparsity:
         redundancy=expand(paths.REDUNDANCY, metric=REDUNDANCY_METRICS, allow_missing=True),
     output:
         **outputs("figure_sparsity", png=model_figure("sparsity")),
+    params:
+        **params("figure_sparsity"),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -166,6 +168,8 @@ rule summary_sparsity:
         redundancy=expand(paths.REDUNDANCY, model=MODELS, calib=CALIBS, metric=REDUNDANCY_METRICS),
     output:
         **outputs("summary_sparsity", md=in_report("sparsity_table", category="Tables", table="sparsity")),
+    params:
+        **params("summary_sparsity"),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -182,6 +186,8 @@ rule figure_vs_sparsity:
         table=paths.RULES["summary_sparsity"].outputs["csv"],
     output:
         **outputs("figure_vs_sparsity", png=in_report("vs_sparsity", figure="perplexity vs sparsity")),
+    params:
+        **params("figure_vs_sparsity"),
     conda:
         "../envs/analysis.yaml"
     log:
