@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .depth.sensitivity import jaccard
 from .sparse.names import parse_method
 
 KEYS = ["model", "calib", "method", "budget", "n_layers"]
@@ -242,12 +243,6 @@ def summary_table(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 STATISTICS_COLUMNS = ("model", "calib", "statistic", "rls", "k", "clusters", "excluded_dimensions", "method", "budget",
                       "pruned", "jaccard_to_reference")
-
-
-def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
-    """|A ∩ B| / |A ∪ B| of two pruned sets (1 for two empty sets)."""
-    sa, sb = set(a), set(b)
-    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
 
 
 def cluster_spans(labels: Sequence[int]) -> str:

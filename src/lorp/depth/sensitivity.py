@@ -4,7 +4,7 @@ Two sources of evidence, both without a new forward pass:
 
 - **variations** of the calibration (sample count, sequence length, corpus, seed, token subsampling,
   similarity statistic) run through capture, similarity, structure and plans like any calibration; their
-  plans are compared with the reference's by Jaccard similarity (:func:`lorp.tables.jaccard`);
+  plans are compared with the reference's by Jaccard similarity (:func:`jaccard`);
 - a **bootstrap over calibration sequences** (:func:`bootstrap`) resamples the per-sequence similarity sums
   the similarity stage stores (:attr:`lorp.depth.similarity.SimilarityResult.per_sequence`), recomputing
   RLS, K, the clustering and every plan from each resample: a confidence interval for RLS and each
@@ -50,7 +50,8 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     return float(lo), float(hi)
 
 
-def _jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    """|A ∩ B| / |A ∪ B| of two pruned sets (1 for two empty sets)."""
     sa, sb = set(a), set(b)
     return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
 
@@ -93,7 +94,7 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     rls, ks = np.zeros(resamples), np.zeros(resamples, dtype=np.int64)
     counts = {(m, int(b)): np.zeros(n_blocks) for m in plans for b in budgets}
-    jaccard = {key: np.zeros(resamples) for key in counts} if reference else {}
+    agreement = {key: np.zeros(resamples) for key in counts} if reference else {}
     for draw in range(resamples):
         weights = rng.multinomial(n_seq, np.full(n_seq, 1.0 / n_seq))
         extended = resample(per_sequence, tokens_per_sequence, weights)
@@ -107,7 +108,7 @@ def bootstrap(
             pruned = registry.make_plan(method, budget, inputs, plans[method]).pruned
             count[list(pruned)] += 1
             if reference:
-                jaccard[(method, budget)][draw] = _jaccard(pruned, reference[(method, budget)])
+                agreement[(method, budget)][draw] = jaccard(pruned, reference[(method, budget)])
         if progress is not None:
             progress(1)
-    return BootstrapResult(rls, ks, {key: c / resamples for key, c in counts.items()}, jaccard)
+    return BootstrapResult(rls, ks, {key: c / resamples for key, c in counts.items()}, agreement)

@@ -20,6 +20,7 @@ same code differently, which then reruns every rule once.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import hashlib
 import re
@@ -45,8 +46,6 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 def normalised(node: ast.AST) -> str:
     """``node``'s syntax tree without docstrings or positions: what an edit must change to count."""
-    import copy
-
     return ast.dump(_strip_docstrings(copy.deepcopy(node)), annotate_fields=True, include_attributes=False)
 
 

@@ -419,7 +419,7 @@ def analyse_sensitivity(params: Mapping[str, Any], inputs: Mapping[str, Sequence
         for (method, budget), pruned in own.items():
             stability.append({**label, "rls": float(rls["rls"]), "k": int(rls["k"]), "method": method,
                               "budget": budget, "pruned": " ".join(map(str, pruned)),
-                              "jaccard_to_reference": tables.jaccard(pruned, reference[(method, budget)])})
+                              "jaccard_to_reference": sensitivity.jaccard(pruned, reference[(method, budget)])})
         sums = np.load(inputs["per_sequence"][i])
         result = None
         if boot["resamples"] and len(sums["extended"]):
@@ -432,7 +432,7 @@ def analyse_sensitivity(params: Mapping[str, Any], inputs: Mapping[str, Sequence
                "k_values": " ".join(f"{k}:{c}" for k, c in zip(*np.unique(result.k, return_counts=True)))
                if result else str(rls["k"])}
         for method in methods_:
-            row[f"jaccard_{method}"] = float(np.mean([tables.jaccard(own[(method, b)], reference[(method, b)])
+            row[f"jaccard_{method}"] = float(np.mean([sensitivity.jaccard(own[(method, b)], reference[(method, b)])
                                                       for b in budgets]))
             row[f"bootstrap_jaccard_{method}"] = (float(np.mean([result.jaccard[(method, b)].mean() for b in budgets]))
                                                   if result else np.nan)
