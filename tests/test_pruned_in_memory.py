@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lorp.evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups
+from lorp.evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups, trios
 from lorp.evaluation.pruned import RebuildMismatchError, build_pruned
 from lorp.models import shared_copy
 from lorp.sparse import plan as sp
@@ -119,3 +119,20 @@ def test_interleaved_timing_pairs_rounds_and_reports_the_spread():
     s = speedups(Timings([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]), Timings([0.5, 2.0, 1.0], [2.0, 1.0, 4.0]))
     assert s["prefill_speedup"] == 2.0 and (s["prefill_speedup_min"], s["prefill_speedup_max"]) == (1.0, 3.0)
     assert s["decode_speedup"] == 2.0 and (s["decode_speedup_min"], s["decode_speedup_max"]) == (1.0, 4.0)
+
+
+def test_trios_put_the_dense_model_next_to_every_pruned_one_and_time_a_model_once():
+    # two pruned models per group (timed a, dense, b then b, dense, a); repeated keys are one model
+    assert trios(["a", "b", "a", "c", "d", "b", "e"]) == [["a", "b"], ["c", "d"], ["e"]]
+    assert trios([]) == []
+    dense = _tiny_llama()
+    a = build_pruned(dense, {"family": "depth", "n_layers": 4, "pruned": [3], "kept": [0, 1, 2]}, keep_dense=True)
+    b = build_pruned(dense, {"family": "depth", "n_layers": 4, "pruned": [0, 3], "kept": [1, 2]}, keep_dense=True)
+    cfg = EfficiencySettings(batch_size=1, seqlen=8, decode_tokens=2, warmup=2, repeats=2)
+    order = []
+    for name, m in {"a": a, "dense": dense, "b": b}.items():
+        m.register_forward_pre_hook(lambda *_, name=name: order.append(name))
+    interleaved({"a": a, "dense": dense, "b": b}, cfg, warm={"dense"})
+    # a prefill and two decode steps per round; the dense model, already warm, gets no warm-up
+    rounds = [order[i] for i in range(0, len(order), 3)]
+    assert rounds == ["a", "a", "b", "b"] + ["a", "dense", "b", "b", "dense", "a"]

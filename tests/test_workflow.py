@@ -186,6 +186,15 @@ def test_efficiency_rows_and_table(tiny_run):
             assert int(r["n_params"]) < int(dense["n_params"]) and int(r["weights_bytes"]) < int(dense["weights_bytes"])
             assert r["plan"] == f"results/smol/plans/docs/{r['method']}-3.json" and r["base_model"] == "results/smol/model"
     assert float(dense["prefill_speedup"]) == 1.0
+    # plans that remove the same blocks are one model, timed once: the same timings in each of their rows
+    by_blocks = {}
+    for r in rows[1:]:
+        blocks = tuple(json.loads((tiny_run.parent / r["plan"]).read_text())["pruned"])
+        by_blocks.setdefault(blocks, []).append(r)
+    timing = ("prefill_ms", "decode_ms_per_token", "prefill_speedup", "decode_speedup_min")
+    for same in by_blocks.values():
+        assert len({tuple(r[c] for c in timing) for r in same}) == 1
+    assert len({tuple(r[c] for c in timing) for same in by_blocks.values() for r in same[:1]}) == len(by_blocks)
     table = read_rows(tiny_run / "summary" / "efficiency_table.csv")
     assert all(0 < float(r["params_ratio"]) <= 1 for r in table)
     assert {r["prefill_speedup"] for r in table} == {r["prefill_speedup"] for r in rows}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping
+from typing import Callable, Collection, Hashable, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -128,20 +128,22 @@ class _Runner:
 
 @torch.inference_mode()
 def interleaved(models: Mapping[str, torch.nn.Module], settings: EfficiencySettings,
-                progress: Callable[[int], None] | None = None) -> dict[str, Timings]:
+                progress: Callable[[int], None] | None = None, warm: Collection[str] = ()) -> dict[str, Timings]:
     """Time several models (a dense one and pruned ones) alternately in one run.
 
-    Every model gets ``warmup`` untimed rounds, then each of the ``repeats`` rounds times every model's
-    prefill and decode once, the models' order reversed every other round, so that a drift of the
-    machine (clock, cache, another process) falls on all of them alike and the ratio of two models'
-    times in one round is a paired measurement. ``progress`` is called once per model and round.
+    Every model gets ``warmup`` untimed rounds (except those named in ``warm``, already run in this
+    process), then each of the ``repeats`` rounds times every model's prefill and decode once, in the
+    order of ``models`` and reversed every other round, so that a drift of the machine (clock, cache,
+    another process) falls on all of them alike and the ratio of two models' times in one round is a
+    paired measurement. With the dense model in the middle of three, each pruned model runs next to it
+    in every round (:func:`trios`). ``progress`` is called once per model and round.
     """
     runners = {name: _Runner(m, settings) for name, m in models.items()}
     devices = {r.device for r in runners.values()}
     start_mem, read_mem, _ = _memory_reader(next(iter(devices)))
     out = {name: Timings([], []) for name in runners}
-    for runner in runners.values():
-        for _ in range(settings.warmup):
+    for name, runner in runners.items():
+        for _ in range(0 if name in warm else settings.warmup):
             runner.round()
     names = list(runners)
     for r in range(settings.repeats):
@@ -181,6 +183,18 @@ def result(model: torch.nn.Module, timings: Timings, settings: EfficiencySetting
         device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         dtype=str(dtype).removeprefix("torch."),
     )
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def trios(keys: Sequence[K]) -> list[list[K]]:
+    """The pruned models to time, two by two, each pair with the dense model between them (``[a, b]`` is
+    timed as a, dense, b, then b, dense, a): every pruned run is next to a dense run in every round, as in
+    pairs, with a third fewer runs; an odd one out is timed with the dense model alone. Duplicate keys
+    (the same pruned model reached by several plans) are timed once."""
+    unique = list(dict.fromkeys(keys))
+    return [unique[i:i + 2] for i in range(0, len(unique), 2)]
 
 
 def speedups(dense: Timings, pruned: Timings) -> dict[str, float]:

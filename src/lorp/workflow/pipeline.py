@@ -257,49 +257,71 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     ``efficiency.csv`` per model.
 
     Each pruned model is built in memory beside the dense one (a depth-pruned one shares its tensors, a
-    sparse one owns a copy of the linear layers) and the two are timed alternately, round after round
-    (:func:`lorp.evaluation.efficiency.interleaved`), so its speed-ups are ratios of adjacent runs from one
-    run, with their spread. (Timing all depth-pruned models in one group with a single dense run per round
-    halves the dense runs, but puts up to a group's length of time between the runs a ratio compares:
-    on the embedded model it gave prefill ratios from 0.56 to 1.34 where pairs give 0.9 to 1.1.) The
-    dense row pools the dense model's rounds of every pair."""
+    sparse one owns a copy of the linear layers) and timed alternately with it, two pruned models per group
+    with the dense one between them (:func:`lorp.evaluation.efficiency.trios`), round after round, so
+    every speed-up is a median of ratios of adjacent runs from one run, with their spread. (Timing all
+    depth-pruned models in one group with a single dense run per round puts up to a group's length of
+    time between the runs a ratio compares: on the embedded model it gave prefill ratios from 0.56 to 1.34
+    where adjacent runs give 0.9 to 1.1.) Plans that prune the same blocks (``auto`` always repeats one of
+    its candidates; methods often agree) are one model, timed once: each of their rows carries its
+    timings. The dense model is warmed up once; the dense row pools its rounds of every group."""
     from .. import models
-    from ..evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups
+    from ..evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups, trios
     from ..evaluation.pruned import build_pruned
 
     cfg = EfficiencySettings(**{k: int(v) for k, v in settings.items()})
     dense, _, _ = models.load_for(model_dir, compute)
     stored = models.select_dtype(_stored_dtype(model_dir), _device(dense))
     plans = [_plan_sources(sources) for _, sources in entries]
-    groups = [[i] for i in range(len(entries))] or [[]]  # each pruned model with the dense one; the dense alone if none
+    keys = [_pruned_model_key(plan, sources) for plan, (_, sources) in zip(plans, entries)]
+    first = {key: keys.index(key) for key in keys}  # the entry whose plan builds each distinct model
+    groups = trios(keys)
     pooled = Timings([], [])
-    rows: dict[int, dict] = {}
-    with tqdm(total=sum(len(g) + 1 for g in groups) * cfg.repeats, desc="efficiency", unit="run") as bar:
-        for group in groups:
-            pruned = {i: build_pruned(dense, *plans[i], keep_dense=True) for i in group}
-            timings = interleaved({"dense": dense, **{str(i): m for i, m in pruned.items()}}, cfg, progress=bar.update)
+    measured: dict[Any, dict] = {}
+    warm: set[str] = set()
+    runs = sum(len(g) + 1 for g in groups) if groups else 1
+    with tqdm(total=runs * cfg.repeats, desc="efficiency", unit="run") as bar:
+        for group in groups or [[]]:
+            pruned = {str(i): build_pruned(dense, *plans[first[key]], keep_dense=True) for i, key in enumerate(group)}
+            order = dict(list(pruned.items())[:1] + [("dense", dense)] + list(pruned.items())[1:])
+            timings = interleaved(order, cfg, progress=bar.update, warm=warm)
+            warm.add("dense")
             pooled.prefill += timings["dense"].prefill
             pooled.decode += timings["dense"].decode
             pooled.activation_bytes = max(pooled.activation_bytes, timings["dense"].activation_bytes)
-            for i, m in pruned.items():
-                labels = entries[i][0]
-                rows[i] = {**labels, "n_layers": len(models.get_decoder_layers(m)), **cfg.__dict__,
-                           **result(m, timings[str(i)], cfg, stored).as_row(),
-                           **speedups(timings["dense"], timings[str(i)])}
-                r = rows[i]
-                print(f"{labels['method']}-{labels['budget']}: prefill x{r['prefill_speedup']:.3f} "
-                      f"[{r['prefill_speedup_min']:.3f}, {r['prefill_speedup_max']:.3f}], decode "
-                      f"x{r['decode_speedup']:.3f} [{r['decode_speedup_min']:.3f}, {r['decode_speedup_max']:.3f}]")
-            del pruned
+            for i, key in enumerate(group):
+                m = pruned[str(i)]
+                measured[key] = {"n_layers": len(models.get_decoder_layers(m)), **cfg.__dict__,
+                                 **result(m, timings[str(i)], cfg, stored).as_row(),
+                                 **speedups(timings["dense"], timings[str(i)])}
+            del pruned, order
+    rows = []
+    for (labels, _), key in zip(entries, keys):
+        r = {**labels, **measured[key]}
+        same = entries[first[key]][0]
+        also = "" if same is labels else f" (the model of {same['method']}-{same['budget']}, timed once)"
+        print(f"{labels['method']}-{labels['budget']}: prefill x{r['prefill_speedup']:.3f} "
+              f"[{r['prefill_speedup_min']:.3f}, {r['prefill_speedup_max']:.3f}], decode "
+              f"x{r['decode_speedup']:.3f} [{r['decode_speedup_min']:.3f}, {r['decode_speedup_max']:.3f}]{also}")
+        rows.append(r)
     one = {f"{k}_speedup{s}": 1.0 for k in ("prefill", "decode") for s in ("", "_min", "_max")}
     dense_row = {"model": model, "calib": "-", "method": "dense", "budget": 0, "base_model": os.fspath(model_dir),
                  "plan": "-", "n_layers": len(models.get_decoder_layers(dense)), **cfg.__dict__,
                  **result(dense, pooled, cfg, stored).as_row(), **one}
     print(f"dense: prefill {dense_row['prefill_tokens_per_s']:.1f} tok/s, decode {dense_row['decode_ms_per_token']:.2f} "
-          f"ms/token on {dense_row['device']}")
-    out = [dense_row, *(rows[i] for i in range(len(entries)))]
+          f"ms/token on {dense_row['device']}; {len(first)} distinct pruned models of {len(entries)} plans")
+    out = [dense_row, *rows]
     write_text(out_path, tables.rows_csv(out, tables.EFFICIENCY_COLUMNS))
     return out
+
+
+def _pruned_model_key(plan: Mapping[str, Any], sources: Mapping[str, str | Path]) -> Any:
+    """What tells pruned models of one base model apart: a depth plan's removed blocks (plans of different
+    methods, calibrations or ``auto`` that remove the same blocks build the same model); a sparse model is
+    its own (its plan file)."""
+    if plan.get("family") == "sparse":
+        return ("sparse", os.fspath(sources["plan"]))
+    return ("depth", int(plan["n_layers"]), tuple(sorted(int(b) for b in plan["pruned"])))
 
 
 def _stored_dtype(model_dir: str | Path) -> str:
