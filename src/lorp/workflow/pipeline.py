@@ -273,7 +273,7 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     dense, _, _ = models.load_for(model_dir, compute)
     stored = models.select_dtype(_stored_dtype(model_dir), _device(dense))
     plans = [_plan_sources(sources) for _, sources in entries]
-    keys = [_pruned_model_key(plan, sources) for plan, (_, sources) in zip(plans, entries)]
+    keys = [_pruned_model_key(plan, sources) for (plan, _, _), (_, sources) in zip(plans, entries)]
     first = {key: keys.index(key) for key in keys}  # the entry whose plan builds each distinct model
     groups = trios(keys)
     pooled = Timings([], [])
