@@ -7,8 +7,13 @@ the evaluation windows of the dense model and of every distinct pruned model (pl
 blocks are one model; a depth-pruned one weighted by the share of blocks it keeps); efficiency, every
 warm-up and timed round of every distinct model and of the dense one once per group of the efficiency
 job (a prefill, then ``decode_tokens`` steps of one token each). Prefill tokens are priced at the forward
-speed and decode steps at the decode latency, both measured in the same run before the workflow starts,
-with the same thread count. Target: wall time <= 1.5x that forward-pass time."""
+speed measured before the workflow starts (with the same thread count), decode steps at the dense
+model's decode latency measured by the run's own efficiency job. Target: wall time <= 1.5x that
+forward-pass time.
+
+With ``--against COMMIT`` the default workflow of that commit (``git archive``) runs after this one, in
+its own directory, and its wall time is reported beside: 3df718e is the last version that wrote and
+reread a checkpoint for every evaluation (issue 12's target: at most 60% of its wall time)."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from pathlib import Path
 
 from common import ROOT, WORK, alternate, calibration, embedded_model, median, report
 
@@ -51,9 +56,51 @@ def needed_seconds(config: dict, n_layers: int, plans: list[dict], prefill_token
     return {**{k: v / prefill_tokens_per_s for k, v in tokens.items()}, "efficiency": rounds * round_s}
 
 
+def run_workflow(tree: Path, work: Path, cores: int) -> float:
+    """Wall seconds of ``snakemake --cores`` on the default config of the workflow files under ``tree``,
+    copied to a fresh ``work`` directory (so nothing of an earlier run is reused)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in COPY:
+        (shutil.copytree if (tree / name).is_dir() else shutil.copy2)(tree / name, work / name)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--quiet", "rules"], cwd=work,
+                   check=True)
+    return time.perf_counter() - start
+
+
+def analyse(work: Path, config: dict, n_layers: int, speed: float) -> dict:
+    """The forward-pass seconds a finished run in ``work`` needed (:func:`needed_seconds`; decode steps at
+    the dense model's decode latency its efficiency job measured with the whole machine), its size on
+    disk and its job seconds by rule."""
+    import csv
+
+    results = work / "results"
+    plans = [json.loads(p.read_text()) for p in results.glob("*/plans/*/*.json")
+             if not p.name.endswith(".provenance.json")]
+    with open(next(results.glob("*/eval/efficiency.csv")), newline="") as fh:
+        dense = next(r for r in csv.DictReader(fh) if r["method"] == "dense")
+    decode_step = float(dense["decode_ms_per_token"]) / 1e3
+    need = needed_seconds(config, n_layers, [p for p in plans if p.get("family") != "sparse"], speed, decode_step)
+    per_rule: dict[str, list[float]] = {}
+    for record in results.rglob("*provenance.json"):
+        rec = json.loads(record.read_text())
+        per_rule.setdefault(rec["rule"], []).append(rec["wall_time_s"])
+    jobs = {rule: {"jobs": len(t), "seconds": round(sum(t), 1)} for rule, t in
+            sorted(per_rule.items(), key=lambda kv: -sum(kv[1]))}
+    return {"forward_tokens_per_s": speed, "decode_ms_per_step": decode_step * 1e3,
+            "depth_plans": sum(p.get("family") != "sparse" for p in plans), "seconds_needed": need,
+            "seconds_forward_needed": sum(need.values()),
+            "results_bytes": sum(p.stat().st_size for p in results.rglob("*") if p.is_file()),
+            "job_seconds_by_rule": jobs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--against", metavar="COMMIT",
+                        help="also run the default workflow of this commit (e.g. 3df718e, the last one that "
+                             "evaluated through checkpoints) after this one and report the ratio of wall times")
     args = parser.parse_args()
 
     import numpy as np
@@ -61,8 +108,6 @@ def main() -> None:
     import yaml
 
     from lorp import models
-    from lorp.evaluation.efficiency import EfficiencySettings, interleaved
-    from lorp.workflow import config as lc
     from lorp.workflow.config import validate_schema
 
     torch.set_num_threads(args.cores)
@@ -76,36 +121,26 @@ def main() -> None:
             model(input_ids=torch.from_numpy(tokens[start:start + 8].astype(np.int64)), use_cache=False)
 
     speed = tokens.size / median(alternate({"forward": forward}, 3)["forward"])
-    config = validate_schema(yaml.safe_load((ROOT / "config.yaml").read_text()))
-    eff = EfficiencySettings(**{k: int(v) for k, v in lc.efficiency_params(config).items()})
-    decode_step = median(interleaved({"dense": model}, replace(eff, repeats=3))["dense"].decode)
     n_layers = len(models.get_decoder_layers(model))
     del model
 
+    config = validate_schema(yaml.safe_load((ROOT / "config.yaml").read_text()))
     work = WORK / "workflow"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    for name in COPY:
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, work / name)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--quiet", "rules"], cwd=work,
-                   check=True)
-    wall = time.perf_counter() - start
-    du = sum(p.stat().st_size for p in (work / "results").rglob("*") if p.is_file())
-    plans = [json.loads(p.read_text()) for p in (work / "results").glob("*/plans/*/*.json")
-             if not p.name.endswith(".provenance.json")]
-    need = needed_seconds(config, n_layers, [p for p in plans if p.get("family") != "sparse"], speed, decode_step)
-    per_rule: dict[str, list[float]] = {}
-    for record in (work / "results").rglob("*provenance.json"):
-        rec = json.loads(record.read_text())
-        per_rule.setdefault(rec["rule"], []).append(rec["wall_time_s"])
-    jobs = {rule: {"jobs": len(t), "seconds": round(sum(t), 1)} for rule, t in
-            sorted(per_rule.items(), key=lambda kv: -sum(kv[1]))}
-    ideal = sum(need.values())
-    report("workflow_overhead", wall / ideal, "target <= 1.5x the forward passes its work needs",
-           {"cores": args.cores, "forward_tokens_per_s": speed, "decode_ms_per_step": decode_step * 1e3,
-            "depth_plans": len(plans), "seconds_needed": need,
-            "seconds_forward_needed": ideal, "seconds_wall": wall, "results_bytes": du, "job_seconds_by_rule": jobs})
+    wall = run_workflow(ROOT, work, args.cores)
+    figures = {"cores": args.cores, "seconds_wall": wall, **analyse(work, config, n_layers, speed)}
+    if args.against:
+        old = WORK / f"workflow-{args.against}"
+        tree = WORK / f"tree-{args.against}"
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", args.against], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        figures.update(against=args.against, seconds_wall_against=run_workflow(tree, old, args.cores))
+        figures["wall_over_against"] = wall / figures["seconds_wall_against"]
+        print(f"workflow_wall_time: {figures['wall_over_against']:.3f} of {args.against}'s "
+              f"({wall:.0f} s against {figures['seconds_wall_against']:.0f} s; target <= 0.60)")
+    report("workflow_overhead", wall / figures["seconds_forward_needed"],
+           "target <= 1.5x the forward passes its work needs", figures)
 
 
 if __name__ == "__main__":
