@@ -34,7 +34,8 @@ use rule evaluate_dense as evaluate_pruned with:
 
 rule efficiency:
     """Size, memory, prefill throughput and decode latency of the dense model and of every pruned model,
-    each pruned one timed alternately with the dense one in this job (every core: nothing shares the machine)."""
+    each pruned one timed alternately with the dense one in this job, a model of several plans once (every
+    core: nothing shares the machine)."""
     input:
         unpack(efficiency_inputs),
     output:

@@ -3,8 +3,9 @@ decode latency, and speed-ups measured side by side.
 
 Measurements follow the usual protocol: fixed random token ids (seeded), ``warmup`` untimed runs,
 then ``repeats`` timed rounds whose median is reported (with the min and max, so noise is visible).
-The dense and the pruned model run alternately in the same process (:func:`interleaved`), so a
-speed-up is the median of paired ratios from one run, with their range as its spread
+The dense and the pruned models run alternately in the same process (:func:`interleaved`, two pruned
+models with the dense one between them: :func:`trios`), so a speed-up is the median of ratios of
+adjacent runs from one run, with their range as its spread
 (:func:`speedups`), not a ratio of two numbers taken at different times.
 
 On CUDA, kernels are synchronised before each clock read, and the memory of a model is its parameters
