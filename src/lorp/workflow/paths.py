@@ -15,7 +15,7 @@ one for given wildcards. A sparse method is evaluated as ``{method} = {metric}-{
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from . import config as lc
 from ..depth.methods import AUTO, get_method
@@ -216,32 +216,33 @@ def statistics_views(config: Mapping[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def statistics_inputs(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """What the statistics table reads, in :func:`statistics_views` order: each view's structure, similarity
-    matrix and summary, and its plans (methods x budgets, in config order, view by view)."""
-    out: dict[str, list[str]] = {"rls": [], "cosine": [], "summary": [], "plans": []}
-    for v in statistics_views(config):
-        w = {"model": v["model"], "calib": v["view"]}
-        out["rls"].append(fill(RLS, w))
-        out["cosine"].append(fill(COSINE, w))
-        out["summary"].append(fill(RULES["similarity"].outputs["summary"], w))
+def view_inputs(config: Mapping[str, Any], views: Sequence[Mapping[str, str]],
+                files: Sequence[str]) -> dict[str, list[str]]:
+    """The files of each view (``model`` and ``calib`` wildcards), view by view: each of ``files`` (``rls``,
+    ``cosine``, ``summary``, ``per_sequence``) and its plans (methods x budgets, in config order)."""
+    templates = {"rls": RLS, "cosine": COSINE, "summary": RULES["similarity"].outputs["summary"],
+                 "per_sequence": PER_SEQUENCE}
+    out: dict[str, list[str]] = {name: [] for name in (*files, "plans")}
+    for w in views:
+        for name in files:
+            out[name].append(fill(templates[name], w))
         out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in lc.selection_methods(config)
                          for b in sorted(config["budgets"])]
     return out
+
+
+def statistics_inputs(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What the statistics table reads, in :func:`statistics_views` order: each view's structure, similarity
+    matrix and summary, and its plans."""
+    views = [{"model": v["model"], "calib": v["view"]} for v in statistics_views(config)]
+    return view_inputs(config, views, ("rls", "cosine", "summary"))
 
 
 def sensitivity_inputs(config: Mapping[str, Any], model: str) -> dict[str, list[str]]:
     """What the sensitivity tables of ``model`` read, view by view (:func:`lorp.workflow.config.sensitivity_views`):
-    the structure, the similarity summary, the per-sequence sums and the plans (methods x budgets per view)."""
-    out: dict[str, list[str]] = {"rls": [], "summary": [], "per_sequence": [], "plans": []}
-    for calib in lc.sensitivity_views(config):
-        w = {"model": model, "calib": calib}
-        out["rls"].append(fill(RLS, w))
-        out["summary"].append(fill(RULES["similarity"].outputs["summary"], w))
-        out["per_sequence"].append(fill(PER_SEQUENCE, w))
-        out["plans"] += [fill(PLAN, {**w, "method": m, "budget": b}) for m in lc.selection_methods(config)
-                         for b in sorted(config["budgets"])]
-    return out
+    the structure, the similarity summary, the per-sequence sums and the plans."""
+    views = [{"model": model, "calib": calib} for calib in lc.sensitivity_views(config)]
+    return view_inputs(config, views, ("rls", "summary", "per_sequence"))
 
 
 def auto_inputs(config: Mapping[str, Any], wildcards: Mapping[str, Any]) -> dict[str, Any]:
