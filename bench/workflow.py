@@ -95,22 +95,15 @@ def analyse(work: Path, config: dict, n_layers: int, speed: float) -> dict:
             "job_seconds_by_rule": jobs}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--against", metavar="COMMIT",
-                        help="also run the default workflow of this commit (e.g. 3df718e, the last one that "
-                             "evaluated through checkpoints) after this one and report the ratio of wall times")
-    args = parser.parse_args()
-
+def forward_speed(cores: int) -> tuple[float, int]:
+    """Tokens per second of the embedded model's forward pass over the default calibration (batches of 8,
+    ``cores`` threads, median of 3 after a warm-up), and its number of blocks."""
     import numpy as np
     import torch
-    import yaml
 
     from lorp import models
-    from lorp.workflow.config import validate_schema
 
-    torch.set_num_threads(args.cores)
+    torch.set_num_threads(cores)
     model_dir = embedded_model()
     model, _, _ = models.load(model_dir)
     tokens = calibration(model_dir)
@@ -120,10 +113,22 @@ def main() -> None:
         for start in range(0, len(tokens), 8):
             model(input_ids=torch.from_numpy(tokens[start:start + 8].astype(np.int64)), use_cache=False)
 
-    speed = tokens.size / median(alternate({"forward": forward}, 3)["forward"])
-    n_layers = len(models.get_decoder_layers(model))
-    del model
+    return tokens.size / median(alternate({"forward": forward}, 3)["forward"]), len(models.get_decoder_layers(model))
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--against", metavar="COMMIT",
+                        help="also run the default workflow of this commit (e.g. 3df718e, the last one that "
+                             "evaluated through checkpoints) after this one and report the ratio of wall times")
+    args = parser.parse_args()
+
+    import yaml
+
+    from lorp.workflow.config import validate_schema
+
+    speed, n_layers = forward_speed(args.cores)
     config = validate_schema(yaml.safe_load((ROOT / "config.yaml").read_text()))
     work = WORK / "workflow"
     wall = run_workflow(ROOT, work, args.cores)
