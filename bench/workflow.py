@@ -48,7 +48,7 @@ def needed_seconds(config: dict, n_layers: int, plans: list[dict], prefill_token
     sequential = sum(1 for m, _ in sparse if m.startswith("wanda")) if config["sparsity"]["norms"] == "sequential" else 0
     eff = config["efficiency"]
     models = len(distinct) + len(sparse)
-    groups = len(trios(list(range(models))))
+    groups = len(trios(list(range(len(distinct))))) + len(sparse)  # depth-pruned two per group, sparse alone
     rounds = (models + 1) * eff["warmup"] + (models + groups) * eff["repeats"] if eff["enabled"] else 0
     round_s = eff["seqlen"] * eff["batch_size"] / prefill_tokens_per_s + eff["decode_tokens"] * decode_s_per_step
     tokens = {"capture": calib, "input_norms": calib if sparse else 0, "sequential_pruning": 2 * calib * sequential,

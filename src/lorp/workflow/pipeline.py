@@ -257,8 +257,9 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     ``efficiency.csv`` per model.
 
     Each pruned model is built in memory beside the dense one (a depth-pruned one shares its tensors, a
-    sparse one owns a copy of the linear layers) and timed alternately with it, two pruned models per group
-    with the dense one between them (:func:`lorp.evaluation.efficiency.trios`), round after round, so
+    sparse one owns a copy of the linear layers) and timed alternately with it, two depth-pruned models per
+    group with the dense one between them (:func:`lorp.evaluation.efficiency.trios`; a sparse one alone
+    with it, so that only one copy of the linear layers is ever built), round after round, so
     every speed-up is a median of ratios of adjacent runs from one run, with their spread. (Timing all
     depth-pruned models in one group with a single dense run per round puts up to a group's length of
     time between the runs a ratio compares: on the embedded model it gave prefill ratios from 0.56 to 1.34
@@ -275,7 +276,9 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     plans = [_plan_sources(sources) for _, sources in entries]
     keys = [_pruned_model_key(plan, sources) for (plan, _, _), (_, sources) in zip(plans, entries)]
     first = {key: keys.index(key) for key in keys}  # the entry whose plan builds each distinct model
-    groups = trios(keys)
+    # depth-pruned models share the dense model's tensors: two per group; a sparse one owns a copy of its
+    # linear layers, so it is timed beside the dense one alone (a 14B model's three copies would not fit a GPU)
+    groups = trios([k for k in keys if k[0] == "depth"]) + [[k] for k in dict.fromkeys(keys) if k[0] == "sparse"]
     pooled = Timings([], [])
     measured: dict[Any, dict] = {}
     warm: set[str] = set()
