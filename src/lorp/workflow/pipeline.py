@@ -275,7 +275,9 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     stored = models.select_dtype(_stored_dtype(model_dir), _device(dense))
     plans = [_plan_sources(sources) for _, sources in entries]
     keys = [_pruned_model_key(plan, sources) for (plan, _, _), (_, sources) in zip(plans, entries)]
-    first = {key: keys.index(key) for key in keys}  # the entry whose plan builds each distinct model
+    first: dict[Any, int] = {}  # the entry whose plan builds each distinct model
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
     # depth-pruned models share the dense model's tensors: two per group; a sparse one owns a copy of its
     # linear layers, so it is timed beside the dense one alone (a 14B model's three copies would not fit a GPU)
     groups = trios([k for k in keys if k[0] == "depth"]) + [[k] for k in dict.fromkeys(keys) if k[0] == "sparse"]
