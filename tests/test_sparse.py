@@ -27,6 +27,19 @@ def test_row_mask_prunes_within_each_row():
     assert row_mask(s, 0.25).tolist() == [[True, False, True, True], [False, True, True, True]]  # ties: lower index
 
 
+@pytest.mark.parametrize("sparsity", [0.1, 0.5, 0.7, 0.99, 1.0])
+def test_row_mask_is_the_mask_of_a_stable_sort_of_each_row(sparsity):
+    """The selection (kthvalue) finds exactly the mask of a stable argsort, ties included."""
+    generator = torch.Generator().manual_seed(0)
+    for s in (torch.randn(64, 96, generator=generator),
+              torch.randint(0, 4, (64, 96), generator=generator).float(),  # many ties at every threshold
+              torch.zeros(3, 96)):
+        k = int(sparsity * s.shape[1])
+        expected = torch.ones_like(s, dtype=torch.bool)
+        expected.scatter_(1, torch.argsort(s, dim=1, stable=True)[:, :k], False)
+        assert torch.equal(row_mask(s, sparsity), expected)
+
+
 def test_two_four_mask_keeps_two_of_every_four_inputs():
     s = torch.tensor([[1.0, 5.0, 3.0, 4.0, 9.0, 8.0, 0.0, 1.0]])
     assert nm_mask(s).tolist() == [[False, True, False, True, True, True, False, False]]
