@@ -184,9 +184,15 @@ def per_row_plans(wildcards):
 REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.json needs per-row plans
 
 
-def evaluated_model(wildcards):
-    """What an evaluation builds its pruned model from: the prepared model and a depth or a sparse plan."""
-    return paths.evaluated_model(wildcards.method, dict(wildcards.items()))
+def evaluated_model(rule):
+    """What an evaluation (``rule``) builds its pruned model from: the prepared model and a depth or a sparse
+    plan; for ``auto``, also the same evaluation of its evaluated candidates, whose rows it copies."""
+
+    def inputs(wildcards):
+        w = dict(wildcards.items())
+        return {**paths.evaluated_model(wildcards.method, w), **paths.reused_evaluations(config, rule, w)}
+
+    return inputs
 
 
 def sparse_scores(wildcards):

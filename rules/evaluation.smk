@@ -1,7 +1,9 @@
 # Each evaluation once for the dense model (<rule>_dense) and once per plan (<rule>_pruned): the
 # pruned rule reuses the dense rule's body with the prepared model and a plan as inputs, a depth plan or
 # a sparse plan (method <metric>-<allocation>, budget = target in %) with the norms its blocks were pruned
-# with; the pruned model is built in memory (no checkpoint). Efficiency is one job per model.
+# with; the pruned model is built in memory (no checkpoint). An auto plan's evaluation also reads the same
+# evaluation of its evaluated candidates and copies the rows of the one whose blocks it removes (the same
+# model is not evaluated twice). Efficiency is one job per model.
 
 
 rule evaluate_dense:
@@ -25,7 +27,7 @@ rule evaluate_dense:
 
 use rule evaluate_dense as evaluate_pruned with:
     input:
-        unpack(evaluated_model),
+        unpack(evaluated_model("evaluate_pruned")),
     output:
         **outputs("evaluate_pruned"),
     log:
@@ -75,7 +77,7 @@ rule evaluate_tasks_dense:
 
 use rule evaluate_tasks_dense as evaluate_tasks_pruned with:
     input:
-        unpack(evaluated_model),
+        unpack(evaluated_model("evaluate_tasks_pruned")),
         data=zeroshot_data,
     output:
         **outputs("evaluate_tasks_pruned"),

@@ -1,6 +1,6 @@
 """Snakemake adapter for rules evaluate_dense and evaluate_pruned (the batch size is not a param)."""
 
-from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job
+from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job, reused_evaluations
 from lorp.workflow.pipeline import evaluate_perplexity
 
 with job(snakemake):
@@ -11,4 +11,5 @@ with job(snakemake):
         evaluation_labels(snakemake),
         snakemake.params.compute,
         batch_size=snakemake.config["evaluation"]["batch_size"],
+        reuse=reused_evaluations(snakemake),
     )

@@ -1,6 +1,6 @@
 """Snakemake adapter for rules evaluate_tasks_dense and evaluate_tasks_pruned (batch size not a param)."""
 
-from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job
+from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job, reused_evaluations
 from lorp.workflow.pipeline import evaluate_zeroshot
 
 with job(snakemake):
@@ -11,4 +11,5 @@ with job(snakemake):
         snakemake.params.compute,
         snakemake.params.zeroshot,
         batch_size=snakemake.config["zeroshot"]["batch_size"],
+        reuse=reused_evaluations(snakemake),
     )

@@ -4,6 +4,8 @@ rebuild refusing a measurement it does not reproduce, and interleaved timing's p
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,58 @@ def test_trios_put_the_dense_model_next_to_every_pruned_one_and_time_a_model_onc
     # a prefill and two decode steps per round; the dense model, already warm, gets no warm-up
     rounds = [order[i] for i in range(0, len(order), 3)]
     assert rounds == ["a", "a", "b", "b"] + ["a", "dense", "b", "b", "dense", "a"]
+
+
+# ------------------------------------------------ an auto plan's evaluation copies its candidate's rows
+def _evaluation(tmp_path, method: str, pruned: list[int], ppl: str, model: str = "m/model", n_layers: int = 6):
+    """A depth plan and its evaluation CSV as the evaluation stage writes them (numbers as text)."""
+    from lorp.tables import PPL_COLUMNS, rows_csv
+
+    plan = tmp_path / f"{method}-2.json"
+    plan.write_text(json.dumps({"method": method, "n_layers": n_layers, "pruned": pruned}))
+    rows = [{"model": "m", "calib": "docs", "method": method, "budget": 2, "n_layers": n_layers - len(pruned),
+             "dataset": name, "seqlen": 64, "prefix_tokens": 0, "n_windows": 2, "n_tokens": 126, "nll": "3.1234567891",
+             "ppl": ppl, "base_model": model, "plan": str(plan)} for name in ("wiki", "ptb")]
+    csv_path = tmp_path / f"{method}-2.csv"
+    csv_path.write_text(rows_csv(rows, PPL_COLUMNS))
+    return plan, csv_path
+
+
+def test_an_auto_evaluation_copies_the_rows_of_the_candidate_with_its_blocks(tmp_path):
+    """Of the candidates' evaluations, the one whose plan removes the same blocks from the same prepared
+    model is copied as written with auto's labels; no match, another base model, a missing dataset or a
+    sparse plan copy nothing."""
+    from lorp.workflow.pipeline import reused_rows
+
+    _, lorp_csv = _evaluation(tmp_path, "lorp", [1, 4], "99.5")
+    _, short_csv = _evaluation(tmp_path, "shortgpt", [3, 2], "41.123456789012")
+    auto, _ = _evaluation(tmp_path / "..", "auto", [2, 3], "0")
+    labels = {"model": "m", "calib": "docs", "method": "auto", "budget": 2, "base_model": "m/model", "plan": str(auto)}
+    sources = {"model": "m/model", "plan": str(auto)}
+    rows, origin = reused_rows(sources, [lorp_csv, short_csv], labels, "dataset", ["wiki", "ptb"])
+    assert origin == str(short_csv)
+    assert [r["ppl"] for r in rows] == ["41.123456789012"] * 2  # as written, not reformatted
+    assert {(r["method"], r["plan"], r["budget"], r["n_layers"]) for r in rows} == {("auto", str(auto), "2", "4")}
+    assert reused_rows(sources, [lorp_csv], labels, "dataset", ["wiki", "ptb"]) is None
+    assert reused_rows({**sources, "model": "other/model"}, [short_csv], labels, "dataset", ["wiki", "ptb"]) is None
+    assert reused_rows(sources, [short_csv], labels, "dataset", ["wiki", "ptb", "c4"]) is None
+    assert reused_rows(sources, [], labels, "dataset", ["wiki", "ptb"]) is None
+    auto.write_text(json.dumps({"family": "sparse", "method": "wanda-owl", "n_layers": 6}))
+    assert reused_rows(sources, [short_csv], labels, "dataset", ["wiki", "ptb"]) is None
+
+
+def test_only_an_auto_evaluation_reads_the_evaluations_of_its_evaluated_candidates():
+    """auto's candidates under a compared statistic are not evaluated, so they are not inputs."""
+    from lorp.workflow import config as lc
+    from lorp.workflow.paths import reused_evaluations
+
+    cfg = lc.validate_schema({"models": {"m": {"source": "embedded"}},
+                       "calibration": {"docs": {"source": "python-docs", "n_samples": 4, "seqlen": 64}},
+                       "methods": {"lorp": {}, "angular": {}, "auto": {}}, "budgets": [2],
+                       "evaluation": {"datasets": {"python-docs": {"source": "python-docs"}}},
+                       "similarity": {"compare": ["cka"]}})
+    w = {"model": "m", "calib": "docs", "method": "auto", "budget": 2}
+    assert reused_evaluations(cfg, "evaluate_pruned", w) == {
+        "candidate_0": "results/m/eval/docs/lorp-2/ppl.csv", "candidate_1": "results/m/eval/docs/angular-2/ppl.csv"}
+    assert list(reused_evaluations(cfg, "evaluate_tasks_pruned", w).values())[1].endswith("angular-2/tasks.csv")
+    assert reused_evaluations(cfg, "evaluate_pruned", {**w, "method": "lorp"}) == {}

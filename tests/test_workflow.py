@@ -882,3 +882,26 @@ def test_statistics_and_sensitivity_run_only_their_own_stages(workdir, tiny_run)
         assert (sens / f"{name}.png").stat().st_size > 10_000
     assert planned_jobs(workdir, cfg) == set()
     assert planned_jobs(workdir, tiny_config()) == set()  # the reference calibration's results are untouched
+
+
+def test_an_auto_plan_is_not_evaluated_twice(workdir, tiny_run):
+    """auto removes the blocks of the candidate it chose: its perplexity and zero-shot rows are that
+    candidate's, copied (same numbers, auto's labels), and its evaluation jobs load no model."""
+    cfg = tiny_config(methods={**{m: {} for m in METHODS}, "auto": {"held_out_samples": 2}},
+                      efficiency={"enabled": False})
+    out = snakemake(workdir, cfg)
+    assert out.returncode == 0, out.stderr[-3000:]
+    auto = json.loads((workdir / "results/smol/plans/docs/auto-3.json").read_text())
+    chosen = auto["chosen"]["method"]
+    assert json.loads((workdir / f"results/smol/plans/docs/{chosen}-3.json").read_text())["pruned"] == auto["pruned"]
+    labels = {"method", "plan"}
+    kinds = ["ppl"] + (["tasks"] if "zeroshot" in cfg else [])
+    for kind in kinds:
+        mine = read_rows(workdir / f"results/smol/eval/docs/auto-3/{kind}.csv")
+        theirs = read_rows(workdir / f"results/smol/eval/docs/{chosen}-3/{kind}.csv")
+        assert [{k: v for k, v in r.items() if k not in labels} for r in mine] == \
+            [{k: v for k, v in r.items() if k not in labels} for r in theirs]
+        assert {(r["method"], r["plan"]) for r in mine} == {("auto", "results/smol/plans/docs/auto-3.json")}
+    log = (workdir / "results/logs/smol/eval/docs/auto-3.log").read_text()
+    assert "the same model is not evaluated twice" in log and "Loading weights" not in log
+    assert {r["method"] for r in read_rows(workdir / "results/summary/ppl.csv")} >= {"auto", chosen}

@@ -7,7 +7,8 @@ input feature over every calibration token.
   block b are measured on the outputs of blocks 0..b-1 as already pruned, then block b is pruned before
   its outputs feed block b+1. One pass of the model records each block's keyword arguments (attention masks,
   position embeddings, which differ between layer types in Gemma) without running any block, then
-  every block runs twice.
+  every block runs twice: to measure its norms (up to its last linear layer's input) and, pruned, to
+  compute its outputs.
 """
 
 from __future__ import annotations
@@ -32,14 +33,31 @@ def block_shapes(model: torch.nn.Module) -> list[dict[str, list[int]]]:
             for block in get_decoder_layers(model)]
 
 
-class _SumOfSquares:
-    """Forward pre-hooks that add each linear input's squared features, per block and layer, in float64."""
+class _Measured(Exception):
+    """Raised once the last linear layer a block's forward pass calls has had its input measured: the rest
+    of that pass (the layer's product, the residual) cannot change any norm."""
 
-    def __init__(self, blocks: list[torch.nn.Module]):
+
+class _SumOfSquares:
+    """Forward pre-hooks that add each linear input's squared features, per block and layer, in float64.
+
+    With ``stop=True`` (one block), the first forward pass counts the hook calls; every later pass raises
+    :class:`_Measured` at its last hook call, so that it skips the block's last product (``down_proj``,
+    a quarter of a Llama block's) that no norm depends on."""
+
+    def __init__(self, blocks: list[torch.nn.Module], stop: bool = False):
         self.sums: list[dict[str, torch.Tensor]] = [{} for _ in blocks]
         self._last: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        self.calls, self.stop_at, self._stop = 0, 0, stop
         self.handles = [lin.register_forward_pre_hook(self._hook(b, name))
                         for b, block in enumerate(blocks) for name, lin in block_linears(block).items()]
+
+    def next_pass(self) -> None:
+        """Before each forward pass (with ``stop``): the first pass's number of hook calls is where the
+        later ones stop."""
+        if self._stop and not self.stop_at:
+            self.stop_at = self.calls
+        self.calls = 0
 
     def _hook(self, b: int, name: str) -> Callable:
         def hook(module: torch.nn.Linear, args: tuple) -> None:
@@ -50,6 +68,9 @@ class _SumOfSquares:
                 total = x.detach().reshape(-1, module.in_features).double().pow(2).sum(dim=0)
                 self._last = (x, total)
             self.sums[b][name] = self.sums[b][name] + total if name in self.sums[b] else total
+            self.calls += 1
+            if self.calls == self.stop_at:
+                raise _Measured
         return hook
 
     def norms(self, b: int) -> dict[str, np.ndarray]:
@@ -129,11 +150,17 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
 
     used = []
     for b, block in enumerate(blocks):
-        acc = _SumOfSquares([block])
+        # The measuring pass stops at the block's last linear input, except under accelerate's hooks
+        # (device_map), whose post-forward step (offloaded weights going back) must run.
+        acc = _SumOfSquares([block], stop=not hasattr(block, "_hf_hook"))
         try:
             for i, h in enumerate(hidden):
                 args, kwargs = calls[b][i]
-                block(h, *args, **kwargs)
+                acc.next_pass()
+                try:
+                    block(h, *args, **kwargs)
+                except _Measured:
+                    pass
         finally:
             acc.remove()
         norms = acc.norms(0)

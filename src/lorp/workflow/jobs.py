@@ -78,6 +78,14 @@ def evaluation_sources(smk: Any) -> dict[str, str]:
     return {key: inputs[key] for key in SOURCE_KEYS if key in inputs}
 
 
+def reused_evaluations(smk: Any) -> list[str]:
+    """The evaluations of other plans the job may copy instead of evaluating the same model again (an
+    ``auto`` plan's evaluated candidates, :func:`lorp.workflow.paths.reused_evaluations`), in order."""
+    from .paths import REUSED_PREFIX
+
+    return [path for key, path in _named(smk.input).items() if key.startswith(REUSED_PREFIX)]
+
+
 def evaluation_labels(smk: Any) -> dict[str, Any]:
     """The identifying columns of an evaluation row: model, calib, method, budget, the prepared model the
     evaluated one was built from, and for a pruned model its plan (``-`` for the dense model)."""

@@ -173,6 +173,28 @@ def evaluated_model(method: str, wildcards: Mapping[str, Any]) -> dict[str, str]
             "measured": fill(MEASURED, w)}
 
 
+REUSED_PREFIX = "candidate_"
+"""The input keys of the candidate evaluations an ``auto`` evaluation may copy (:func:`reused_evaluations`)."""
+
+
+def reused_evaluations(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, Any]) -> dict[str, str]:
+    """For an ``auto`` plan, the output of the evaluation ``rule`` (``evaluate_pruned``,
+    ``evaluate_tasks_pruned``) for each of its candidates that the workflow evaluates anyway (a method of
+    ``methods`` on an evaluated view, at the same model and budget), keyed ``candidate_<i>``. The ``auto``
+    plan removes the blocks of the candidate it chose, so its evaluation copies that candidate's rows
+    (:func:`lorp.workflow.pipeline.reused_rows`) instead of evaluating the same model a second time; a
+    chosen candidate that is not evaluated (a compared statistic's view) is evaluated as any plan. Empty
+    for every other method."""
+    if wildcards["method"] != AUTO:
+        return {}
+    (template,) = RULES[rule].outputs.values()
+    evaluated = set(lc.evaluated_views(config))
+    candidates = [c for c in lc.auto_candidates(config, wildcards["calib"])
+                  if c["method"] in config["methods"] and c["view"] in evaluated]
+    return {f"{REUSED_PREFIX}{i}": fill(template, {**wildcards, "calib": c["view"], "method": c["method"]})
+            for i, c in enumerate(candidates)}
+
+
 def efficiency_entries(config: Mapping[str, Any], model: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """The pruned models the efficiency job of ``model`` measures against its dense model: every depth
     method at every budget and every sparse model, of every calibration, as (labels, sources)."""

@@ -223,15 +223,66 @@ def _plan_sources(sources: Mapping[str, str | Path]) -> tuple[dict, Any, Any]:
     return plan, read_pruning_norms(sources["pruning"]), read_json(sources["measured"])
 
 
+def reused_rows(sources: Mapping[str, str | Path], candidates: Sequence[str | Path], labels: Mapping[str, Any],
+                key: str, names: Sequence[str]) -> tuple[list[dict[str, str]], str] | None:
+    """The rows of an evaluation of the same model, relabelled, and the file they come from; None when
+    there is none.
+
+    ``candidates`` are evaluation CSVs of other depth plans (an ``auto`` plan's candidates,
+    :func:`lorp.workflow.paths.reused_evaluations`). The first whose rows name the same prepared model and
+    a plan that removes the same blocks as ``sources['plan']``, and hold one row or more for every one of
+    ``names`` (the datasets or tasks in column ``key``), is the same model evaluated with the same settings
+    by the same rule: its rows are returned as written (no number reformatted) with the identifying
+    columns of ``labels``. A sparse plan is never reused."""
+    import csv
+
+    if not candidates or not sources.get("plan"):
+        return None
+    plan = read_json(sources["plan"])
+    if plan.get("family") == "sparse":
+        return None
+    for path in candidates:
+        with Path(path).open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or {r["base_model"] for r in rows} != {str(sources["model"])}:
+            continue
+        if {r[key] for r in rows} != set(names) or len({r["plan"] for r in rows}) != 1:
+            continue
+        other = read_json(rows[0]["plan"])
+        if other.get("n_layers") == plan.get("n_layers") and sorted(other["pruned"]) == sorted(plan["pruned"]):
+            return [{**row, **{k: str(v) for k, v in labels.items()}} for row in rows], str(path)
+    return None
+
+
+def _copied(sources: Mapping[str, str | Path], reuse: Sequence[str | Path], labels: Mapping[str, Any], key: str,
+            names: Sequence[str], out_path: str | Path, columns: Sequence[str]) -> list[dict[str, str]] | None:
+    """Write the reused rows of an evaluation of the same model to ``out_path`` and return them, if there
+    is one (:func:`reused_rows`)."""
+    found = reused_rows(sources, reuse, labels, key, names)
+    if found is None:
+        if reuse:
+            print(f"none of {len(reuse)} candidate evaluations is of this model: evaluating it")
+        return None
+    rows, origin = found
+    print(f"{sources['plan']} removes the blocks of the plan evaluated in {origin}: its {len(rows)} rows, relabelled "
+          "(the same model is not evaluated twice)")
+    write_text(out_path, tables.rows_csv(rows, columns))
+    return rows
+
+
 def evaluate_perplexity(sources: Mapping[str, str | Path], datasets: Mapping[str, Mapping[str, Any]],
                         out_path: str | Path, labels: Mapping[str, Any], compute: Mapping[str, Any],
-                        batch_size: int) -> list[dict]:
+                        batch_size: int, reuse: Sequence[str | Path] = ()) -> list[dict]:
     """Stage 7: perplexity of the dense or a pruned model (``sources``, see :func:`load_evaluated`) on
     every configured dataset, as ``ppl.csv``; ``labels`` fills the identifying columns (model, calib,
-    method, budget, base_model, plan)."""
+    method, budget, base_model, plan). Where one of the ``reuse`` evaluations is of the same model
+    (:func:`reused_rows`), its rows are copied instead."""
     from .. import models
     from ..evaluation.perplexity import make_windows, perplexity
 
+    copied = _copied(sources, reuse, labels, "dataset", list(datasets), out_path, tables.PPL_COLUMNS)
+    if copied is not None:
+        return copied
     model, tokenizer = load_evaluated(sources, compute)
     n_layers = len(models.get_decoder_layers(model))
     rows = []
@@ -342,13 +393,18 @@ def _device(model: Any) -> Any:
 
 
 def evaluate_zeroshot(sources: Mapping[str, str | Path], out_path: str | Path, labels: Mapping[str, Any],
-                      compute: Mapping[str, Any], spec: Mapping[str, Any], batch_size: int) -> list[dict]:
+                      compute: Mapping[str, Any], spec: Mapping[str, Any], batch_size: int,
+                      reuse: Sequence[str | Path] = ()) -> list[dict]:
     """Stage 7c: zero-shot accuracy of the dense or a pruned model (``sources``, see :func:`load_evaluated`)
     on the configured lm-eval tasks as ``tasks.csv`` (long rows: task, metric, value, stderr, n_examples),
-    the model built once for all tasks."""
+    the model built once for all tasks. Where one of the ``reuse`` evaluations is of the same model
+    (:func:`reused_rows`), its rows are copied instead."""
     from .. import models
     from ..evaluation.zeroshot import evaluate_tasks
 
+    copied = _copied(sources, reuse, labels, "task", list(spec["tasks"]), out_path, tables.TASK_COLUMNS)
+    if copied is not None:
+        return copied
     model, tokenizer = load_evaluated(sources, compute)
     n_layers = len(models.get_decoder_layers(model))
     rows = evaluate_tasks(model, tokenizer, list(spec["tasks"]), spec["data_dir"], spec["limit"],
