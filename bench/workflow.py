@@ -13,7 +13,9 @@ forward-pass time.
 
 With ``--against COMMIT`` the default workflow of that commit (``git archive``) runs after this one, in
 its own directory, and its wall time is reported beside: 3df718e is the last version that wrote and
-reread a checkpoint for every evaluation (issue 12's target: at most 60% of its wall time)."""
+reread a checkpoint for every evaluation (issue 12's target: at most 60% of its wall time). With
+``--without auto`` this run leaves a depth method out of the default config (3df718e has no ``auto``),
+so that both runs do the same work."""
 
 from __future__ import annotations
 
@@ -56,13 +58,32 @@ def needed_seconds(config: dict, n_layers: int, plans: list[dict], prefill_token
     return {**{k: v / prefill_tokens_per_s for k, v in tokens.items()}, "efficiency": rounds * round_s}
 
 
-def run_workflow(tree: Path, work: Path, cores: int) -> float:
-    """Wall seconds of ``snakemake --cores`` on the default config of the workflow files under ``tree``,
-    copied to a fresh ``work`` directory (so nothing of an earlier run is reused)."""
+def without_methods(config: dict, methods: list[str]) -> dict:
+    """``config`` (as read from YAML) without the depth ``methods`` and the exports of their plans."""
+    unknown = sorted(set(methods) - set(config["methods"]))
+    if unknown:
+        raise SystemExit(f"--without: {', '.join(unknown)} not among the default config's methods "
+                         f"({', '.join(config['methods'])})")
+    out = {**config, "methods": {m: v for m, v in config["methods"].items() if m not in methods}}
+    export = (config.get("checkpoints") or {}).get("export")
+    if isinstance(export, list):
+        out["checkpoints"] = {**config["checkpoints"],
+                              "export": [e for e in export if e.rsplit("-", 1)[0] not in methods]}
+    return out
+
+
+def run_workflow(tree: Path, work: Path, cores: int, config: dict | None = None) -> float:
+    """Wall seconds of ``snakemake --cores`` on the default config of the workflow files under ``tree``
+    (or on ``config``, written over it), copied to a fresh ``work`` directory (so nothing of an earlier
+    run is reused)."""
+    import yaml
+
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for name in COPY:
         (shutil.copytree if (tree / name).is_dir() else shutil.copy2)(tree / name, work / name)
+    if config is not None:
+        (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--quiet", "rules"], cwd=work,
                    check=True)
@@ -122,17 +143,25 @@ def main() -> None:
     parser.add_argument("--against", metavar="COMMIT",
                         help="also run the default workflow of this commit (e.g. 3df718e, the last one that "
                              "evaluated through checkpoints) after this one and report the ratio of wall times")
+    parser.add_argument("--without", metavar="METHOD", action="append", default=[],
+                        help="run the default config without this depth method (repeatable), e.g. auto, which "
+                             "3df718e does not have, to compare the same work")
     args = parser.parse_args()
+
+    import copy
 
     import yaml
 
     from lorp.workflow.config import validate_schema
 
     speed, n_layers = forward_speed(args.cores)
-    config = validate_schema(yaml.safe_load((ROOT / "config.yaml").read_text()))
-    work = WORK / "workflow"
-    wall = run_workflow(ROOT, work, args.cores)
-    figures = {"cores": args.cores, "seconds_wall": wall, **analyse(work, config, n_layers, speed)}
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    changed = without_methods(raw, args.without) if args.without else None
+    config = validate_schema(copy.deepcopy(changed or raw))
+    work = WORK / ("workflow" + "".join(f"-without-{m}" for m in args.without))
+    wall = run_workflow(ROOT, work, args.cores, changed)
+    figures = {"cores": args.cores, "without": args.without, "seconds_wall": wall,
+               **analyse(work, config, n_layers, speed)}
     if args.against:
         old = WORK / f"workflow-{args.against}"
         tree = WORK / f"tree-{args.against}"
@@ -144,7 +173,8 @@ def main() -> None:
         figures["wall_over_against"] = wall / figures["seconds_wall_against"]
         print(f"workflow_wall_time: {figures['wall_over_against']:.3f} of {args.against}'s "
               f"({wall:.0f} s against {figures['seconds_wall_against']:.0f} s; target <= 0.60)")
-    report("workflow_overhead", wall / figures["seconds_forward_needed"],
+    name = "workflow_overhead" + "".join(f"_without_{m}" for m in args.without)
+    report(name, wall / figures["seconds_forward_needed"],
            "target <= 1.5x the forward passes its work needs", figures)
 
 
