@@ -902,6 +902,7 @@ def test_an_auto_plan_is_not_evaluated_twice(workdir, tiny_run):
         assert [{k: v for k, v in r.items() if k not in labels} for r in mine] == \
             [{k: v for k, v in r.items() if k not in labels} for r in theirs]
         assert {(r["method"], r["plan"]) for r in mine} == {("auto", "results/smol/plans/docs/auto-3.json")}
-    log = (workdir / "results/logs/smol/eval/docs/auto-3.log").read_text()
-    assert "the same model is not evaluated twice" in log and "Loading weights" not in log
+    for kind in kinds:
+        log = (workdir / f"results/logs/smol/eval/docs/auto-3{'-tasks' if kind == 'tasks' else ''}.log").read_text()
+        assert "the same model is not evaluated twice" in log and "Loading weights" not in log, kind
     assert {r["method"] for r in read_rows(workdir / "results/summary/ppl.csv")} >= {"auto", chosen}
