@@ -16,8 +16,7 @@ rule input_norms:
         "../envs/model.yaml"
     log:
         "results/logs/{model}/sparsity/{calib}/norms.log",
-    threads: 1  # one core, so that it starts early beside other jobs: the OWL and MRP plans wait for it
-    priority: 2  # the sparse chain (norms, plans, pruned models) is the longest before efficiency
+    threads: 2
     resources:
         **GPU_RESOURCES,
     script:
@@ -37,7 +36,6 @@ rule outliers:
     log:
         "results/logs/{model}/sparsity/{calib}/{metric}-outliers.log",
     threads: 1
-    priority: 2
     resources:
         **MODEL_RESOURCES,
     script:
@@ -57,7 +55,6 @@ rule sparse_plan:
     log:
         "results/logs/{model}/sparsity/{calib}/plans/{metric}-{allocation}-{target}.log",
     threads: 1
-    priority: 2
     resources:
         **MODEL_RESOURCES,
     script:
@@ -78,7 +75,6 @@ rule sparse_prune:
     log:
         "results/logs/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.log",
     threads: 1  # one core each: the six pruned models of the default run prune side by side
-    priority: 1
     resources:
         **GPU_RESOURCES,
     script:
