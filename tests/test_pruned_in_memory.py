@@ -59,6 +59,24 @@ def test_sequential_wanda_zeros_are_rebuilt_exactly_from_the_recorded_norms(tmp_
         build_pruned(_tiny_llama(), plan.to_dict(), dense_input_norms(_tiny_llama(), tokens[:1]), measured)
 
 
+def test_the_measuring_pass_skips_each_blocks_last_product_after_the_first_batch():
+    """Wanda's sequential protocol multiplies by ``down_proj`` once per batch for the outputs, and in the
+    measuring pass only in the first batch (which counts the hook calls), with the dense norms unchanged."""
+    from lorp.sparse.norms import dense_input_norms, prune_sequentially
+
+    tokens = np.random.default_rng(1).integers(0, 64, size=(6, 16))  # 3 batches of 2
+    dense = dense_input_norms(_tiny_llama(), tokens, batch_size=2)
+    model = _tiny_llama()
+    products = [0] * 4
+    for b, block in enumerate(model.model.layers):
+        block.mlp.down_proj.register_forward_hook(lambda *_, b=b: products.__setitem__(b, products[b] + 1))
+    used = prune_sequentially(model, tokens, lambda b, norms: None, batch_size=2)
+    assert products == [3 + 1] * 4
+    for b in range(4):
+        for name in dense[b]:
+            np.testing.assert_allclose(used[b][name], dense[b][name], rtol=1e-6, err_msg=f"{b} {name}")
+
+
 def test_magnitude_norms_file_is_empty_and_rebuilds_without_norms(tmp_path):
     model = _tiny_llama()
     plan = sp.uniform_plan("magnitude", 0.5, block_shapes(model))
