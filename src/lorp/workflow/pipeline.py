@@ -230,7 +230,8 @@ def reused_rows(sources: Mapping[str, str | Path], candidates: Sequence[str | Pa
 
     ``candidates`` are evaluation CSVs of other depth plans (an ``auto`` plan's candidates,
     :func:`lorp.workflow.paths.reused_evaluations`). The first whose rows name the same prepared model and
-    a plan that removes the same blocks as ``sources['plan']``, and hold one row or more for every one of
+    a plan that builds the same model as ``sources['plan']`` (:func:`_pruned_model_key`, as efficiency
+    times it once), and hold one row or more for every one of
     ``names`` (the datasets or tasks in column ``key``), is the same model evaluated with the same settings
     by the same rule: its rows are returned as written (no number reformatted) with the identifying
     columns of ``labels``. A sparse plan is never reused."""
@@ -249,7 +250,7 @@ def reused_rows(sources: Mapping[str, str | Path], candidates: Sequence[str | Pa
         if {r[key] for r in rows} != set(names) or len({r["plan"] for r in rows}) != 1:
             continue
         other = read_json(rows[0]["plan"])
-        if other.get("n_layers") == plan.get("n_layers") and sorted(other["pruned"]) == sorted(plan["pruned"]):
+        if _pruned_model_key(other, {"plan": rows[0]["plan"]}) == _pruned_model_key(plan, sources):
             return [{**row, **{k: str(v) for k, v in labels.items()}} for row in rows], str(path)
     return None
 
