@@ -232,3 +232,24 @@ def efficiency_inputs(wildcards):
 def dense_outputs(rule):
     (template,) = paths.RULES[rule].outputs.values()
     return expand(template, model=MODELS)
+
+
+# Local runs: one server imports PyTorch and Transformers once, and each job runs in a fork of it
+# (lorp.workflow.warm; LORP_WARM_START=0 turns it off). Not on a cluster, not in a dry run.
+onstart:
+    if workflow.local_exec and workflow.is_main_process and not workflow.touch:
+        import lorp.workflow.warm
+
+        lorp.workflow.warm.start()
+
+
+onsuccess:
+    import lorp.workflow.warm
+
+    lorp.workflow.warm.stop()
+
+
+onerror:
+    import lorp.workflow.warm
+
+    lorp.workflow.warm.stop()

@@ -906,3 +906,21 @@ def test_an_auto_plan_is_not_evaluated_twice(workdir, tiny_run):
         log = (workdir / f"results/logs/smol/eval/docs/auto-3{'-tasks' if kind == 'tasks' else ''}.log").read_text()
         assert "the same model is not evaluated twice" in log and "Loading weights" not in log, kind
     assert {r["method"] for r in read_rows(workdir / "results/summary/ppl.csv")} >= {"auto", chosen}
+
+
+def test_jobs_start_warm_and_give_the_numbers_of_a_cold_start(workdir, tiny_run):
+    """A local run forks its model-loading jobs from a server that imported PyTorch (lorp.workflow.warm):
+    the evaluations' logs say so, and an evaluation started cold (LORP_WARM_START=0) writes the same file."""
+    logs = workdir / "results/logs/smol/eval"
+    evaluations = [p for p in logs.rglob("*.log") if "[lorp] rule evaluate" in p.read_text()]
+    assert evaluations and all("(warm start" in p.read_text() for p in evaluations), \
+        [p.name for p in evaluations if "(warm start" not in p.read_text()]
+    target = "results/smol/eval/dense/ppl.csv"
+    runs = {}
+    for switch in ("1", "0"):
+        out = snakemake(workdir, tiny_config(), target, "--forcerun", "evaluate_dense",
+                        env={**os.environ, "LORP_WARM_START": switch})
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert ("(warm start" in (logs / "dense.log").read_text()) == (switch == "1")
+        runs[switch] = (workdir / target).read_text()
+    assert runs["0"] == runs["1"]

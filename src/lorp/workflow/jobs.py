@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..io import write_json
+from . import warm
 from .provenance import record
 
 PROVENANCE_KEY = "provenance"
@@ -40,7 +41,13 @@ def write_provenance(smk: Any, wall_time_s: float) -> None:
 @contextlib.contextmanager
 def job(smk: Any) -> Iterator[None]:
     """Redirect stdout and stderr to ``smk.log[0]``, size thread pools to ``smk.threads``, and on
-    success write the job's provenance record."""
+    success write the job's provenance record.
+
+    In a local run with a warm-start server (:mod:`lorp.workflow.warm`), the script runs instead in a fork
+    of the server, which has PyTorch and Transformers imported, and this process exits with its status."""
+    status = warm.delegate()
+    if status is not None:
+        raise SystemExit(status)
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
     if "torch" in sys.modules:
@@ -53,7 +60,8 @@ def job(smk: Any) -> Iterator[None]:
             fh = stack.enter_context(open(log[0], "w", buffering=1, encoding="utf-8"))
             stack.enter_context(contextlib.redirect_stdout(fh))
             stack.enter_context(contextlib.redirect_stderr(fh))
-        print(f"[lorp] rule {smk.rule}, wildcards {_named(smk.wildcards)}", flush=True)
+        started = " (warm start: a fork of the server that imported PyTorch)" if os.environ.get(warm.CHILD_ENV) else ""
+        print(f"[lorp] rule {smk.rule}, wildcards {_named(smk.wildcards)}{started}", flush=True)
         try:
             yield
             write_provenance(smk, time.perf_counter() - start)

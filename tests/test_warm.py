@@ -1,0 +1,198 @@
+"""Warm job starts (lorp.workflow.warm): a job's script runs in a fork of a server that imported PyTorch,
+with the job's streams, directory, environment, arguments and exit status; without a server it runs in
+its own interpreter. The tiny workflow's jobs start warm (tests/test_workflow.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lorp.workflow import warm
+
+pytestmark = pytest.mark.skipif(not warm.enabled(), reason="warm starts need Linux and fork")
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+# A job script as Snakemake would run it: it asks the server first (what lorp.workflow.jobs.job does).
+SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    already = sorted(m for m in sys.modules if m == "lorp" or m.startswith("lorp."))
+    from lorp.workflow import warm
+    status = warm.delegate()
+    if status is not None:
+        print(f"delegated {status}", file=sys.stderr)
+        sys.exit(status)
+    mode = sys.argv[1]
+    print(f"pid={os.getpid()} warm={os.environ.get(warm.CHILD_ENV)} cwd={os.getcwd()} "
+          f"token={os.environ.get('JOB_TOKEN')} torch={'torch' in sys.modules} lorp_before={already} "
+          f"argv={sys.argv[1:]}", flush=True)
+    if mode == "fail":
+        raise ValueError("the job's own error")
+    if mode == "exit":
+        sys.exit(int(sys.argv[2]))
+    if mode == "sleep":
+        open(sys.argv[2], "w").write(str(os.getpid()))
+        time.sleep(60)
+""")
+
+
+@pytest.fixture(scope="module")
+def server():
+    env = {**os.environ, "PYTHONPATH": SRC}
+    env.pop(warm.SOCKET_ENV, None)
+    srv = warm.launch(env)
+    try:
+        assert srv.ready(120), srv.log.read_text()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def run_job(tmp_path: Path, server: warm.Server | None, *args: str, **env: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT)
+    job_env = {**os.environ, "PYTHONPATH": SRC, "JOB_TOKEN": "t-42", **env}
+    job_env.pop(warm.SOCKET_ENV, None)
+    job_env.pop(warm.CHILD_ENV, None)
+    if server is not None:
+        job_env[warm.SOCKET_ENV] = str(server.socket)
+    return subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=job_env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def fields(stdout: str) -> dict[str, str]:
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("pid="))
+    head, argv = line.split(" argv=")
+    return {**dict(kv.split("=", 1) for kv in head.split(" ")), "argv": argv}
+
+
+def test_a_job_runs_in_a_fork_with_its_own_streams_directory_environment_and_arguments(server, tmp_path):
+    out = run_job(tmp_path, server, "ok", "x y")
+    assert out.returncode == 0, out.stderr
+    got = fields(out.stdout)
+    assert got["warm"] == "1" and got["torch"] == "True"  # the server's imports, reused
+    assert got["cwd"] == str(tmp_path) and got["token"] == "t-42" and got["argv"] == "['ok', 'x y']"
+    assert got["lorp_before"] == "[]"  # the package is imported from disk by the job, not kept from the server
+    assert "delegated 0" in out.stderr  # the job's own process only waited
+
+
+def test_the_job_without_a_server_runs_in_its_own_interpreter(tmp_path):
+    out = run_job(tmp_path, None, "ok")
+    assert out.returncode == 0, out.stderr
+    assert fields(out.stdout)["warm"] == "None" and "delegated" not in out.stderr
+
+
+def test_warm_starts_switched_off_run_the_job_here(server, tmp_path):
+    out = run_job(tmp_path, server, "ok", **{warm.SWITCH_ENV: "0"})
+    assert out.returncode == 0, out.stderr
+    assert fields(out.stdout)["warm"] == "None"
+
+
+def test_a_job_with_another_import_path_is_refused_and_runs_here(server, tmp_path):
+    out = run_job(tmp_path, server, "ok", PYTHONPATH=os.pathsep.join([SRC, str(tmp_path)]))
+    assert out.returncode == 0, out.stderr
+    assert fields(out.stdout)["warm"] == "None"
+    assert "refused: the job's PYTHONPATH" in server.log.read_text()
+
+
+@pytest.mark.parametrize("args, status", [(("exit", "3"), 3), (("exit", "0"), 0), (("fail",), 1)])
+def test_the_job_exits_with_the_status_of_its_fork(server, tmp_path, args, status):
+    out = run_job(tmp_path, server, *args)
+    assert out.returncode == status, out.stderr
+    assert fields(out.stdout)["warm"] == "1"
+    if args[0] == "fail":
+        assert "ValueError: the job's own error" in out.stderr  # the traceback on the job's stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited, it only waits to be reaped
+        return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start_sleeping_job(tmp_path: Path, server: warm.Server) -> tuple[subprocess.Popen, int]:
+    script, marker = tmp_path / "job.py", tmp_path / "fork.pid"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": SRC, warm.SOCKET_ENV: str(server.socket)}
+    env.pop(warm.CHILD_ENV, None)
+    job = subprocess.Popen([sys.executable, str(script), "sleep", str(marker)], cwd=tmp_path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not (marker.exists() and marker.read_text()):
+        assert time.time() < deadline and job.poll() is None, job.communicate()
+        time.sleep(0.05)
+    return job, int(marker.read_text())
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.time() + within_s
+    while time.time() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_signal_to_the_job_reaches_its_fork(server, tmp_path):
+    job, fork = _start_sleeping_job(tmp_path, server)
+    assert fork != job.pid
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=30) == 128 + signal.SIGTERM
+    assert _gone(fork)
+
+
+def test_a_killed_job_takes_its_fork_with_it(server, tmp_path):
+    job, fork = _start_sleeping_job(tmp_path, server)
+    job.kill()
+    job.wait(timeout=30)
+    assert _gone(fork), "the fork of a killed job went on running"
+
+
+def test_the_server_stops_when_the_process_that_started_it_dies(tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    code = ("import sys, time; from lorp.workflow import warm; s = warm.launch(); "
+            "print(s.process.pid, s.socket, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    pid, sock = parent.stdout.readline().split()
+    deadline = time.time() + 120
+    while not Path(sock).exists():
+        assert time.time() < deadline, "the server never listened"
+        time.sleep(0.1)
+    parent.kill()
+    parent.wait()
+    assert _gone(int(pid), 10), "the server outlived the run that started it"
+    assert not Path(sock).parent.exists(), "the orphaned server left its directory"
+
+
+def test_a_job_waits_for_a_server_that_still_imports(tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    env.pop(warm.SOCKET_ENV, None)
+    srv = warm.launch(env)
+    try:
+        assert not srv.socket.exists()  # it imports PyTorch first
+        out = run_job(tmp_path, srv, "ok")
+        assert out.returncode == 0, out.stderr
+        assert fields(out.stdout)["warm"] == "1"
+    finally:
+        srv.stop()
+
+
+def test_a_server_that_declined_is_not_waited_for(tmp_path):
+    (tmp_path / "srv").mkdir()
+    warm.declined(tmp_path / "srv" / "socket").touch()  # e.g. a CUDA device was visible
+    fake = type("Declined", (), {"socket": tmp_path / "srv" / "socket"})()
+    start = time.monotonic()
+    out = run_job(tmp_path, fake, "ok")
+    assert out.returncode == 0, out.stderr
+    assert fields(out.stdout)["warm"] == "None"
+    assert time.monotonic() - start < warm.WAIT_S
