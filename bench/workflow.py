@@ -2,7 +2,9 @@
 
 Runs ``snakemake --cores <n>`` on the default config (``config.yaml``) in a fresh copy of the workflow
 under ``results/bench/workflow/``, then counts the forward passes every stage must make: capture and input
-norms, the calibration tokens; Wanda's sequential pruning, twice the calibration tokens per plan; perplexity,
+norms, the calibration tokens; Wanda's sequential pruning, twice the calibration tokens per plan; ``auto``'s
+choice, the held-out windows of every distinct candidate plan of a budget (weighted by its share of
+blocks, as it is recorded in the auto plan); perplexity,
 the evaluation windows of the dense model and of every distinct pruned model (plans that remove the same
 blocks are one model; a depth-pruned one weighted by the share of blocks it keeps); efficiency, every
 warm-up and timed round of every distinct model and of the dense one once per group of the efficiency
@@ -46,6 +48,11 @@ def needed_seconds(config: dict, n_layers: int, plans: list[dict], prefill_token
         per_eval += min(spec["max_windows"] or 10**9, 10**9) * spec["seqlen"]
     distinct = {tuple(sorted(p["pruned"])) for p in plans}
     kept = sum((n_layers - len(d)) / n_layers for d in distinct)
+    selection = 0.0  # auto: every distinct candidate of a budget over the held-out windows
+    for plan in (p for p in plans if p.get("method") == "auto"):
+        held_out = plan["parameters"]["held_out"]
+        candidates = {tuple(sorted(c["pruned"])) for c in plan["candidates"]}
+        selection += held_out["windows"] * held_out["seqlen"] * sum((n_layers - len(c)) / n_layers for c in candidates)
     sparse = lc.sparse_evaluations(config)
     sequential = sum(1 for m, _ in sparse if m.startswith("wanda")) if config["sparsity"]["norms"] == "sequential" else 0
     eff = config["efficiency"]
@@ -54,7 +61,7 @@ def needed_seconds(config: dict, n_layers: int, plans: list[dict], prefill_token
     rounds = (models + 1) * eff["warmup"] + (models + groups) * eff["repeats"] if eff["enabled"] else 0
     round_s = eff["seqlen"] * eff["batch_size"] / prefill_tokens_per_s + eff["decode_tokens"] * decode_s_per_step
     tokens = {"capture": calib, "input_norms": calib if sparse else 0, "sequential_pruning": 2 * calib * sequential,
-              "perplexity": per_eval * (1 + kept + len(sparse))}
+              "auto_selection": selection, "perplexity": per_eval * (1 + kept + len(sparse))}
     return {**{k: v / prefill_tokens_per_s for k, v in tokens.items()}, "efficiency": rounds * round_s}
 
 
