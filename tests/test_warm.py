@@ -37,6 +37,10 @@ SCRIPT = textwrap.dedent("""
         raise ValueError("the job's own error")
     if mode == "exit":
         sys.exit(int(sys.argv[2]))
+    if mode == "atexit":  # what a job leaves to the end of its interpreter still happens
+        import atexit, threading
+        atexit.register(lambda: open(sys.argv[2], "a").write("exit handler\\n"))
+        threading.Thread(target=lambda: (time.sleep(0.5), open(sys.argv[2], "a").write("thread\\n"))).start()
     if mode == "sleep":
         open(sys.argv[2], "w").write(str(os.getpid()))
         time.sleep(60)
@@ -196,3 +200,10 @@ def test_a_server_that_declined_is_not_waited_for(tmp_path):
     assert out.returncode == 0, out.stderr
     assert fields(out.stdout)["warm"] == "None"
     assert time.monotonic() - start < warm.WAIT_S
+
+
+def test_a_forks_threads_and_exit_handlers_finish_as_in_a_new_interpreter(server, tmp_path):
+    out = run_job(tmp_path, server, "atexit", str(tmp_path / "ended.txt"))
+    assert out.returncode == 0, out.stderr
+    assert fields(out.stdout)["warm"] == "1"
+    assert (tmp_path / "ended.txt").read_text() == "thread\nexit handler\n"

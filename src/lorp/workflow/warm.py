@@ -235,8 +235,16 @@ def _run_fork(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> N
             traceback.print_exc()
             code = 1
     finally:
+        # What a new interpreter does at its end, then leave without unwinding into the server's loop:
+        # wait for the job's own threads, run the exit handlers, flush the streams.
+        with contextlib.suppress(BaseException):
+            for thread in threading.enumerate():
+                if thread is not threading.main_thread() and not thread.daemon:
+                    thread.join()
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 stream.flush()
         os._exit(code)
 
