@@ -207,3 +207,30 @@ def test_a_forks_threads_and_exit_handlers_finish_as_in_a_new_interpreter(server
     assert out.returncode == 0, out.stderr
     assert fields(out.stdout)["warm"] == "1"
     assert (tmp_path / "ended.txt").read_text() == "thread\nexit handler\n"
+
+
+JOB_SCRIPT = textwrap.dedent("""
+    import os, sys, types
+    from lorp.workflow.jobs import job
+    smk = types.SimpleNamespace(rule="probe", threads=int(sys.argv[1]), log=[], wildcards=None, output=None,
+                                input=None)
+    with job(smk):
+        import threadpoolctl, torch
+        pools = {p["internal_api"]: p["num_threads"] for p in threadpoolctl.threadpool_info()}
+        print(f"warm={os.environ.get('LORP_WARM_CHILD')} torch={torch.get_num_threads()} "
+              f"blas={pools.get('openblas', pools.get('mkl'))}", flush=True)
+""")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_warm_jobs_thread_pools_are_its_threads(server, tmp_path, threads):
+    """The server loaded numpy's BLAS and PyTorch before any job's thread count was known: the job sizes
+    them (lorp.workflow.jobs.job), as a new interpreter sized from Snakemake's environment would be."""
+    script = tmp_path / "probe.py"
+    script.write_text(JOB_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": SRC, warm.SOCKET_ENV: str(server.socket)}
+    env.pop(warm.CHILD_ENV, None)
+    out = subprocess.run([sys.executable, str(script), str(threads)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"warm=1 torch={threads} blas={threads}" in out.stdout, out.stdout

@@ -14,6 +14,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
+import threadpoolctl
+
 from ..io import write_json
 from . import warm
 from .provenance import record
@@ -52,6 +54,9 @@ def job(smk: Any) -> Iterator[None]:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+    # The pools of the libraries already loaded (numpy's BLAS; in a warm fork, also PyTorch's OpenMP), which
+    # read their size from the environment when they load, before this job's threads were known.
+    threadpoolctl.threadpool_limits(threads)
     log = list(getattr(smk, "log", []) or [])
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:

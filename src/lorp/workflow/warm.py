@@ -177,14 +177,19 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """A job's request: its JSON line, and the descriptors of its standard streams."""
     conn.settimeout(10)
     _, fds, _, _ = socket.recv_fds(conn, 1, 3)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("the job closed the connection before its request was complete")
-        data += chunk
-    conn.settimeout(None)
-    return json.loads(data), list(fds)
+    try:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the job closed the connection before its request was complete")
+            data += chunk
+        conn.settimeout(None)
+        return json.loads(data), list(fds)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
 def _run_fork(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
