@@ -47,11 +47,20 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def job_env(server=None, **extra: str) -> dict[str, str]:
+    """The environment of a job (or, without ``server``, of a server): this checkout's package, no
+    inherited warm-start variables, ``extra`` on top."""
+    env = {k: v for k, v in os.environ.items() if k not in (warm.SOCKET_ENV, warm.CHILD_ENV)}
+    env["PYTHONPATH"] = SRC
+    env.update(extra)
+    if server is not None:
+        env[warm.SOCKET_ENV] = str(server.socket)
+    return env
+
+
 @pytest.fixture(scope="module")
 def server():
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env.pop(warm.SOCKET_ENV, None)
-    srv = warm.launch(env)
+    srv = warm.launch(job_env())
     try:
         assert srv.ready(120), srv.log.read_text()
         yield srv
@@ -62,13 +71,9 @@ def server():
 def run_job(tmp_path: Path, server: warm.Server | None, *args: str, **env: str) -> subprocess.CompletedProcess:
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
-    job_env = {**os.environ, "PYTHONPATH": SRC, "JOB_TOKEN": "t-42", **env}
-    job_env.pop(warm.SOCKET_ENV, None)
-    job_env.pop(warm.CHILD_ENV, None)
-    if server is not None:
-        job_env[warm.SOCKET_ENV] = str(server.socket)
-    return subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=job_env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, str(script), *args], cwd=tmp_path,
+                          env=job_env(server, **{"JOB_TOKEN": "t-42", **env}), capture_output=True, text=True,
+                          timeout=120)
 
 
 def fields(stdout: str) -> dict[str, str]:
@@ -127,9 +132,7 @@ def _alive(pid: int) -> bool:
 def _start_sleeping_job(tmp_path: Path, server: warm.Server) -> tuple[subprocess.Popen, int]:
     script, marker = tmp_path / "job.py", tmp_path / "fork.pid"
     script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": SRC, warm.SOCKET_ENV: str(server.socket)}
-    env.pop(warm.CHILD_ENV, None)
-    job = subprocess.Popen([sys.executable, str(script), "sleep", str(marker)], cwd=tmp_path, env=env,
+    job = subprocess.Popen([sys.executable, str(script), "sleep", str(marker)], cwd=tmp_path, env=job_env(server),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while not (marker.exists() and marker.read_text()):
@@ -163,10 +166,9 @@ def test_a_killed_job_takes_its_fork_with_it(server, tmp_path):
 
 
 def test_the_server_stops_when_the_process_that_started_it_dies(tmp_path):
-    env = {**os.environ, "PYTHONPATH": SRC}
     code = ("import sys, time; from lorp.workflow import warm; s = warm.launch(); "
             "print(s.process.pid, s.socket, flush=True); time.sleep(600)")
-    parent = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", code], env=job_env(), stdout=subprocess.PIPE, text=True)
     pid, sock = parent.stdout.readline().split()
     deadline = time.time() + 120
     while not Path(sock).exists():
@@ -179,9 +181,7 @@ def test_the_server_stops_when_the_process_that_started_it_dies(tmp_path):
 
 
 def test_a_job_waits_for_a_server_that_still_imports(tmp_path):
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env.pop(warm.SOCKET_ENV, None)
-    srv = warm.launch(env)
+    srv = warm.launch(job_env())
     try:
         assert not srv.socket.exists()  # it imports PyTorch first
         out = run_job(tmp_path, srv, "ok")
@@ -228,9 +228,7 @@ def test_a_warm_jobs_thread_pools_are_its_threads(server, tmp_path, threads):
     them (lorp.workflow.jobs.job), as a new interpreter sized from Snakemake's environment would be."""
     script = tmp_path / "probe.py"
     script.write_text(JOB_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": SRC, warm.SOCKET_ENV: str(server.socket)}
-    env.pop(warm.CHILD_ENV, None)
-    out = subprocess.run([sys.executable, str(script), str(threads)], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([sys.executable, str(script), str(threads)], cwd=tmp_path, env=job_env(server),
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"warm=1 torch={threads} blas={threads}" in out.stdout, out.stdout

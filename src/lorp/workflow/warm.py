@@ -125,8 +125,8 @@ def launch(env: dict[str, str] | None = None) -> Server:
 def start() -> Server | None:
     """Start the server for the jobs this process will start and point them to it (``LORP_WARM_SOCKET`` in
     ``os.environ``, which they inherit); ``None`` where warm starts are off. It stops with :func:`stop`, at
-    this process's exit, or when this process dies. Jobs that start before it listens (it imports for a few
-    seconds) run in their own interpreter."""
+    this process's exit, or when this process dies. Jobs that start while it still imports wait for it
+    (:func:`delegate`)."""
     global _SERVER
     if not enabled():
         return None
