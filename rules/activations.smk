@@ -1,12 +1,14 @@
 rule capture_activations:
     """One forward pass per calibration batch; the hidden state entering every block, one .npy per layer."""
     input:
-        model=paths.MODEL_DIR,
-        tokens=lambda wildcards: paths.tokens_of(config, wildcards),
+        model=rules.prepare_model.output.model,
+        tokens=tokens_of,
     output:
-        **outputs("capture_activations"),
+        activations=directory("results/{model}/activations/{calib}"),
+        provenance="results/{model}/activations/{calib}.provenance.json",
     params:
-        **params("capture_activations"),
+        activations=lambda wildcards: lc.activation_params(config, wildcards.model, wildcards.calib),
+        compute=compute,
     conda:
         "../envs/model.yaml"
     log:

@@ -1,11 +1,19 @@
+def tokens_of(wildcards):
+    """The calibration tokens a view reads: those of the first view with the same calibration spec."""
+    return fill(rules.calibration_tokens.output.tokens, model=wildcards.model,
+                calib=lc.token_source(config, wildcards.calib))
+
+
 rule calibration_tokens:
     """Random windows of calibration text, tokenised with the model's tokenizer."""
     input:
-        model=paths.MODEL_DIR,
+        model=rules.prepare_model.output.model,
     output:
-        **outputs("calibration_tokens"),
+        tokens="results/{model}/calib/{calib}/tokens.npy",
+        meta="results/{model}/calib/{calib}/meta.json",
+        provenance="results/{model}/calib/{calib}/provenance.json",
     params:
-        **params("calibration_tokens"),
+        spec=lambda wildcards: lc.calibration_spec(config, wildcards.calib),
     conda:
         "../envs/model.yaml"
     log:
@@ -19,12 +27,15 @@ rule held_out_tokens:
     """methods.auto: the calibration windows that follow the calibration's own in the same draw, which no
     other stage sees; auto scores its candidate plans on them."""
     input:
-        model=paths.MODEL_DIR,
-        calibration=lambda wildcards: paths.tokens_of(config, wildcards),
+        model=rules.prepare_model.output.model,
+        calibration=tokens_of,
     output:
-        **outputs("held_out_tokens"),
+        tokens="results/{model}/calib/{calib}/held_out.npy",
+        meta="results/{model}/calib/{calib}/held_out.json",
+        provenance="results/{model}/calib/{calib}/held_out.provenance.json",
     params:
-        **params("held_out_tokens"),
+        spec=lambda wildcards: lc.held_out_params(config, wildcards.calib)["spec"],
+        held_out=lambda wildcards: lc.held_out_params(config, wildcards.calib)["held_out"],
     conda:
         "../envs/model.yaml"
     log:

@@ -1,6 +1,6 @@
-# Shared helpers: config validation, wildcard constraints, and what each of the rules takes from lorp
-# its outputs (lorp.workflow.paths.RULES), its params (lorp.workflow.config.RULE_PARAMS), the inputs of a plan
-# (the method registry), and the cluster resources of the stages that run a model.
+# Shared helpers: config validation, wildcard constraints, report flags, the cluster resources of the stages
+# that run a model, and the code fingerprint every rule with a script gets as a param. Each rule declares its
+# own outputs, params and inputs in its .smk file; the input functions of a family live beside its rules.
 
 import sys
 
@@ -14,16 +14,25 @@ if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
 import lorp.workflow.config as lc
-import lorp.workflow.paths as paths
 from lorp.io import read_json
 from lorp.sparse.names import ALLOCATIONS, METRICS
+
+
+def model_manifest(model):
+    """The manifest inside prepare_model's output directory (read before any rule is declared)."""
+    return os.path.join("results", model, "model", "model.json")
+
+
+def fill(template, **wildcards):
+    """A rule's output pattern (``rules.<name>.output.<key>``) with its wildcards replaced."""
+    return str(template).format(**wildcards)
 
 
 def _shape_of(model):
     """Depth and context length of a model before any job runs: from its prepared model.json, else its
     metadata (GGUF, a local or cached config), else what the config gives (a hub model not in the cache);
     None where nothing is known."""
-    manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
+    manifest = model_manifest(model)
     entry = config["models"][model]
     info = read_json(manifest) if os.path.exists(manifest) else {}
     if info.get("max_position_embeddings"):  # model.json files made before it was recorded lack it
@@ -69,41 +78,17 @@ wildcard_constraints:
     target=r"\d+",
 
 
-def outputs(rule, **wrap):
-    """The rule's outputs and provenance record from lorp.workflow.paths.RULES; directory outputs get
-    directory(), and ``wrap`` maps an output name to a flag function (report, temp) applied to it."""
-    files = paths.RULES[rule]
-    out = {}
-    for name, template in files.outputs.items():
-        path = directory(template) if name in files.directories else template
-        out[name] = wrap[name](path) if name in wrap else path
-    out["provenance"] = files.provenance
-    return out
-
-
-def params(rule):
-    """The rule's params, one per key of its config slice (lorp.workflow.config.RULE_PARAMS), and ``code``:
-    the fingerprint of the lorp code its script reaches (lorp.workflow.fingerprint), so that a package edit
-    reruns exactly the rules whose code changed."""
-    keys = lc.rule_params(config, rule, _ANY_WILDCARDS)
-    out = {key: (lambda wildcards, key=key: lc.rule_params(config, rule, wildcards)[key]) for key in keys}
-    return {**out, **paths.code_params(rule)}
-
-
-# wildcards under which every slice function can be called to learn its keys
-_ANY_WILDCARDS = {"model": MODELS[0], "calib": next(iter(config["calibration"])), "method": METHODS[0],
-                  "budget": str(BUDGETS[0]), "k": "2", "metric": "wanda", "allocation": "mrp", "target": "50"}
-
-
 def in_report(caption, category="Across models", subcategory=None, **labels):
     """Flag a figure or table for `snakemake --report` with its caption (report/<caption>.rst) and labels."""
     return lambda path: report(path, caption=f"../report/{caption}.rst", category=category,
                                subcategory=subcategory, labels=labels)
 
 
-def plan_inputs(wildcards):
-    """What a plan reads: the inputs its method declares in the registry."""
-    return paths.plan_inputs(wildcards.method, dict(wildcards.items()))
+def model_figure(figure):
+    """Flag a per-model figure for the report, in its model's category and calibration's subcategory."""
+    return in_report(figure, category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
+                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map",
+                             "sparsity": "per-block sparsity and redundancy"}[figure])
 
 
 def all_cores(wildcards):
@@ -117,7 +102,7 @@ def all_cores(wildcards):
 
 def _n_parameters(model):
     """The parameter count from the prepared model's manifest (None before prepare_model ran)."""
-    manifest = paths.fill(paths.MODEL_MANIFEST, {"model": model})
+    manifest = model_manifest(model)
     return read_json(manifest)["n_parameters"] if os.path.exists(manifest) else None
 
 
@@ -136,102 +121,28 @@ MODEL_RESOURCES = {
     "runtime": lambda wildcards, attempt: _model_resource(  # 30 minutes plus 15 per billion parameters
         wildcards, attempt, "runtime", lambda n: 30 + 15 * n / 1e9),
 }
-"""Resources of every job that loads the model, scaled with it (see the README's cluster section)."""
+"""Resources of every job that loads the model, scaled with it (see docs/cluster.md)."""
 
 GPU_RESOURCES = {"gpu": 0 if lc.compute_params(config)["device"] == "cpu" else 1, **MODEL_RESOURCES}
 """Resources of the GPU stages (capture, pruning, checkpoints, evaluations): one GPU unless compute.device is cpu."""
 
 
-def zeroshot_data(wildcards):
-    """The task files read offline (so that a changed file reruns the task evaluations)."""
-    import lorp.evaluation.zeroshot as lz
-
-    zs = lc.zeroshot_params(config)
-    if zs["data_dir"] is None:
-        return []
-    return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]]
+def compute(wildcards):
+    """The device and dtype every model-running stage's numbers depend on (compute.*)."""
+    return lc.compute_params(config)
 
 
-def model_figure(figure):
-    """Flag a per-model figure for the report, in its model's category and calibration's subcategory."""
-    return in_report(figure, category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
-                     figure={"structure": "similarity and pruned layers", "pruned_layers": "pruned-layer map",
-                             "sparsity": "per-block sparsity and redundancy"}[figure])
+def add_code_params(rules_with_scripts):
+    """Give every rule with a script the param ``code``: the fingerprint of the lorp code its script reaches,
+    with the registrations its job's method, metric or allocation selects (lorp.workflow.fingerprint), so a
+    package edit reruns exactly the jobs whose code changed. Called by the Snakefile once every rule is
+    declared; the script comes from Snakemake's own rule object."""
+    from lorp.workflow.fingerprint import job_code
 
-
-def pruned_outputs(rule, methods=METHODS, budgets=BUDGETS):
-    """The output of ``rule`` (an evaluation of a plan) for every model, calibration, method and budget."""
-    (template,) = paths.RULES[rule].outputs.values()
-    return expand(template, model=MODELS, calib=lc.evaluated_views(config), method=methods, budget=budgets)
-
-
-def sparse_outputs(rule):
-    """The output of ``rule`` (an evaluation) for every sparse model: each method at its targets."""
-    return [out for method, budget in lc.sparse_evaluations(config) for out in pruned_outputs(rule, [method], [budget])]
-
-
-def all_pruned_outputs(rule):
-    """The output of ``rule`` for every depth method at every budget and every sparse model."""
-    return pruned_outputs(rule) + sparse_outputs(rule)
-
-
-def per_row_plans(wildcards):
-    """The plans of a model and calibration (of one metric, where the wildcards name it) whose
-    redundancy after pruning is assessed: the per-row allocations, not the N:M patterns."""
-    return paths.sparse_files(config, paths.SPARSE_PLAN, **dict(wildcards.items()), per_row=True)
-
-
-REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.json needs per-row plans
-
-
-def evaluated_model(rule):
-    """What an evaluation (``rule``) builds its pruned model from: the prepared model and a depth or a sparse
-    plan; for ``auto``, also the same evaluation of its evaluated candidates, whose rows it copies."""
-
-    def inputs(wildcards):
-        w = dict(wildcards.items())
-        return {**paths.evaluated_model(wildcards.method, w), **paths.reused_evaluations(config, rule, w)}
-
-    return inputs
-
-
-def sparse_scores(wildcards):
-    """What a metric's scores need: the prepared model, and for Wanda the dense input norms."""
-    return {"model": paths.MODEL_DIR, **({"norms": paths.NORMS} if wildcards.metric == "wanda" else {})}
-
-
-def sparse_plan_inputs(wildcards):
-    """uniform and N:M: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
-    if wildcards.allocation == "owl":
-        return {"outliers": paths.OUTLIERS}
-    return sparse_scores(wildcards) if wildcards.allocation == "mrp" else {"model": paths.MODEL_DIR}
-
-
-def sparse_prune_inputs(wildcards):
-    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
-    out = {"model": paths.MODEL_DIR, "plan": paths.SPARSE_PLAN}
-    if wildcards.metric == "wanda":
-        out.update({"norms": paths.NORMS} if SPARSE["norms"] == "dense" else {"tokens": paths.TOKENS})
-    return out
-
-
-def sparse_export_inputs(wildcards):
-    """What a sparse checkpoint is rebuilt from: the model, the plan, its pruning norms and measurement."""
-    return paths.evaluated_model(f"{wildcards.metric}-{wildcards.allocation}",
-                                 {**dict(wildcards.items()), "budget": wildcards.target})
-
-
-def efficiency_inputs(wildcards):
-    """The prepared model and what every pruned model of it is built from (its efficiency job's entries)."""
-    files = {"model": paths.MODEL_DIR}
-    for i, (_, sources) in enumerate(paths.efficiency_entries(config, wildcards.model)):
-        files.update({f"{key}_{i}": path for key, path in sources.items() if key != "model"})
-    return files
-
-
-def dense_outputs(rule):
-    (template,) = paths.RULES[rule].outputs.values()
-    return expand(template, model=MODELS)
+    for declared in rules_with_scripts:
+        if declared.script and "code" not in declared.params._names:
+            script = os.path.normpath(os.path.join(str(declared.basedir), declared.script))
+            declared.set_params(code=lambda wildcards, script=script: job_code(script, dict(wildcards.items())))
 
 
 # Local runs: one server imports PyTorch and Transformers once, and each job runs in a fork of it

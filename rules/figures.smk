@@ -5,13 +5,15 @@
 rule figure_structure:
     """Similarity heatmap with cluster boundaries and each method's pruned layers at one budget."""
     input:
-        cosine=paths.COSINE,
-        rls=paths.RLS,
-        plans=expand(paths.PLAN, method=METHODS, budget=lc.figure_budget(config), allow_missing=True),
+        cosine=rules.similarity.output.cosine,
+        rls=rules.structure.output.rls,
+        plans=expand(rules.plan.output.plan, method=METHODS, budget=lc.figure_budget(config), allow_missing=True),
     output:
-        **outputs("figure_structure", png=model_figure("structure")),
+        png=model_figure("structure")("results/{model}/figures/{calib}/structure.png"),
+        provenance="results/{model}/figures/{calib}/structure.provenance.json",
     params:
-        **params("figure_structure"),
+        budget=lc.figure_budget(config),
+        methods=METHODS,
     conda:
         "../envs/analysis.yaml"
     log:
@@ -25,11 +27,13 @@ rule figure_structure:
 rule figure_pruned_layers:
     """Which blocks every method prunes, methods x layers, one panel per budget."""
     input:
-        plans=expand(paths.PLAN, method=METHODS, budget=BUDGETS, allow_missing=True),
+        plans=expand(rules.plan.output.plan, method=METHODS, budget=BUDGETS, allow_missing=True),
     output:
-        **outputs("figure_pruned_layers", png=model_figure("pruned_layers")),
+        png=model_figure("pruned_layers")("results/{model}/figures/{calib}/pruned_layers.png"),
+        provenance="results/{model}/figures/{calib}/pruned_layers.provenance.json",
     params:
-        **params("figure_pruned_layers"),
+        methods=METHODS,
+        budgets=BUDGETS,
     conda:
         "../envs/analysis.yaml"
     log:
@@ -43,12 +47,13 @@ rule figure_pruned_layers:
 rule figure_locality:
     """Mean similarity against normalised layer distance for every model, with its RLS."""
     input:
-        cosine=expand(paths.COSINE, model=MODELS, calib=list(config["calibration"])),
-        rls=expand(paths.RLS, model=MODELS, calib=list(config["calibration"])),
+        cosine=expand(rules.similarity.output.cosine, model=MODELS, calib=CALIBS),
+        rls=expand(rules.structure.output.rls, model=MODELS, calib=CALIBS),
     output:
-        **outputs("figure_locality", png=in_report("locality", figure="similarity vs layer distance")),
+        png=in_report("locality", figure="similarity vs layer distance")("results/figures/locality.png"),
+        provenance="results/figures/locality.provenance.json",
     params:
-        **params("figure_locality"),
+        labels=lc.figure_labels(config),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -62,11 +67,12 @@ rule figure_locality:
 rule figure_vs_budget:
     """Mean perplexity (kind=ppl) or mean zero-shot accuracy (kind=tasks) against the budget."""
     input:
-        table=paths.SUMMARY_TABLE,
+        table="results/summary/{kind}_table.csv",  # rule summary's table (kind=ppl) or summary_tasks' (kind=tasks)
     output:
-        **outputs("figure_vs_budget", png=in_report("vs_budget", figure="{kind} vs budget")),
+        png=in_report("vs_budget", figure="{kind} vs budget")("results/figures/{kind}_vs_budget.png"),
+        provenance="results/figures/{kind}_vs_budget.provenance.json",
     params:
-        **params("figure_vs_budget"),
+        **({"seed_groups": lc.seed_groups(config)} if config["evaluation"]["seeds"] else {}),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -80,12 +86,14 @@ rule figure_vs_budget:
 rule k_ablation:
     """LoRP with K = ablation.lorp_k clusters: mean perplexity per K and budget, CSV and figure."""
     input:
-        ppl=pruned_outputs("evaluate_pruned", methods=ABLATION, budgets=lc.ablation_budgets(config)),
-        rls=expand(paths.RLS, model=MODELS, calib=list(config["calibration"])),
+        ppl=pruned_outputs(rules.evaluate_pruned.output.ppl, methods=ABLATION, budgets=lc.ablation_budgets(config)),
+        rls=expand(rules.structure.output.rls, model=MODELS, calib=CALIBS),
     output:
-        **outputs("k_ablation", png=in_report("k_ablation", figure="K ablation")),
+        csv="results/summary/k_ablation.csv",
+        png=in_report("k_ablation", figure="K ablation")("results/figures/k_ablation.png"),
+        provenance="results/figures/k_ablation.provenance.json",
     params:
-        **params("k_ablation"),
+        labels=lc.figure_labels(config),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -94,4 +102,3 @@ rule k_ablation:
     threads: 1
     script:
         "../scripts/k_ablation.py"
-

@@ -1,9 +1,10 @@
 rule prepare_model:
     """Resolve a model entry; convert a GGUF file once to a safetensors directory."""
     output:
-        **outputs("prepare_model"),
+        model=directory("results/{model}/model"),
+        provenance="results/{model}/model.provenance.json",
     params:
-        **params("prepare_model"),
+        model=lambda wildcards: lc.model_params(config, wildcards.model),
     conda:
         "../envs/model.yaml"
     log:

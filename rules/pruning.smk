@@ -1,3 +1,31 @@
+from lorp.depth.methods import get_method
+
+PLAN_INPUT_FILES = {"extended": rules.similarity.output.extended, "last_token": rules.similarity.output.last_token,
+                    "structure": rules.structure.output.rls}
+"""The file behind each input a method may declare (lorp.depth.methods.Method.inputs)."""
+
+
+def plan_inputs(wildcards):
+    """What a plan reads: the inputs its method declares in the registry (lorp-k<K> reads the fixed-K
+    clustering instead of rls.json)."""
+    k = lc.ablation_k(wildcards.method)
+    out = {}
+    for name in get_method(lc.base_method(wildcards.method)).inputs:
+        template = rules.structure_fixed_k.output.rls if name == "structure" and k is not None else PLAN_INPUT_FILES[name]
+        out[name] = fill(template, model=wildcards.model, calib=wildcards.calib, k=k)
+    return out
+
+
+def auto_inputs(wildcards):
+    """What the auto plan of a view at a budget reads: the prepared model, the held-out windows and every
+    candidate plan (lorp.workflow.config.auto_candidates, in that order)."""
+    w = dict(wildcards.items())
+    return {"model": fill(rules.prepare_model.output.model, **w),
+            "held_out": fill(rules.held_out_tokens.output.tokens, **w),
+            "plans": [fill(rules.plan.output.plan, **{**w, "calib": c["view"], "method": c["method"]})
+                      for c in lc.auto_candidates(config, wildcards.calib)]}
+
+
 rule plan:
     """Which blocks a method removes at a budget, from the stored similarity (no forward pass)."""
     input:
@@ -5,9 +33,10 @@ rule plan:
     wildcard_constraints:
         method="|".join(re.escape(m) for m in lc.selection_methods(config) + ABLATION),  # auto: rule auto_plan
     output:
-        **outputs("plan"),
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        provenance="results/{model}/plans/{calib}/{method}-{budget}.provenance.json",
     params:
-        **params("plan"),
+        method_params=lambda wildcards: lc.method_params(config, wildcards.method),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -22,11 +51,13 @@ rule auto_plan:
     """methods.auto: of every other method's plan under every compared statistic, the one of lowest perplexity
     on held-out calibration windows; the plan lists every candidate and its score."""
     input:
-        unpack(lambda wildcards: paths.auto_inputs(config, wildcards)),
+        unpack(auto_inputs),
     output:
-        **outputs("auto_plan"),
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        provenance="results/{model}/plans/{calib}/{method}-{budget}.provenance.json",
     params:
-        **params("auto_plan"),
+        candidates=lambda wildcards: [[c["method"], c["statistic"]] for c in lc.auto_candidates(config, wildcards.calib)],
+        compute=compute,
     wildcard_constraints:
         method="auto",
     conda:
@@ -44,12 +75,13 @@ rule prune_checkpoint:
     """Export (checkpoints.export): the pruned model as a Hugging Face directory (safetensors, tokenizer,
     config, plan.json), the model the evaluations measure."""
     input:
-        model=paths.MODEL_DIR,
-        plan=paths.PLAN,
+        model=rules.prepare_model.output.model,
+        plan=rules.plan.output.plan,
     output:
-        **outputs("prune_checkpoint"),
+        checkpoint=directory("results/{model}/checkpoints/{calib}/{method}-{budget}"),
+        provenance="results/{model}/checkpoints/{calib}/{method}-{budget}.provenance.json",
     params:
-        **params("prune_checkpoint"),
+        compute=compute,
     conda:
         "../envs/model.yaml"
     log:

@@ -3,14 +3,41 @@
 # sensitivity.variations, sensitivity.bootstrap.resamples.
 
 
+def view_inputs(views, files):
+    """The files of each view (``model`` and ``calib`` wildcards), view by view: each of ``files`` (rls,
+    cosine, summary, per_sequence) and its plans (methods x budgets, in config order)."""
+    templates = {"rls": rules.structure.output.rls, "cosine": rules.similarity.output.cosine,
+                 "summary": rules.similarity.output.summary, "per_sequence": rules.similarity.output.per_sequence}
+    out = {name: [] for name in (*files, "plans")}
+    for w in views:
+        for name in files:
+            out[name].append(fill(templates[name], **w))
+        out["plans"] += [fill(rules.plan.output.plan, **w, method=m, budget=b)
+                         for m in lc.selection_methods(config) for b in BUDGETS]
+    return out
+
+
+def sensitivity_inputs(wildcards):
+    """What the sensitivity tables of a model read, view by view (lorp.workflow.config.sensitivity_views):
+    the structure, the similarity summary, the per-sequence sums and the plans."""
+    views = [{"model": wildcards.model, "calib": calib} for calib in lc.sensitivity_views(config)]
+    return view_inputs(views, ("rls", "summary", "per_sequence"))
+
+
 rule statistics:
     """How RLS, K, the clusters and the plans move with the similarity statistic (similarity.compare)."""
     input:
-        **paths.statistics_inputs(config),
+        **view_inputs([{"model": v["model"], "calib": v["view"]} for v in lc.statistics_views(config)],
+                      ("rls", "cosine", "summary")),
     output:
-        **outputs("statistics", png=in_report("statistics", figure="similarity statistics")),
+        csv="results/summary/statistics.csv",
+        png=in_report("statistics", figure="similarity statistics")("results/figures/statistics.png"),
+        provenance="results/summary/statistics.provenance.json",
     params:
-        **params("statistics"),
+        views=lc.statistics_views(config),
+        methods=lc.selection_methods(config),
+        budgets=BUDGETS,
+        budget=lc.figure_budget(config),
     conda:
         "../envs/analysis.yaml"
     log:
@@ -21,19 +48,25 @@ rule statistics:
         "../scripts/statistics.py"
 
 
+def sensitivity_figure(name):
+    return in_report(f"sensitivity_{name}", category="{model}", subcategory="sensitivity", model="{model}",
+                     figure=name)(f"results/{{model}}/sensitivity/{name}.png")
+
+
 rule sensitivity:
     """Plans and RLS under every calibration variation and a bootstrap over sequences: tables and figures."""
     input:
-        rls=lambda w: paths.sensitivity_inputs(config, w.model)["rls"],
-        summary=lambda w: paths.sensitivity_inputs(config, w.model)["summary"],
-        per_sequence=lambda w: paths.sensitivity_inputs(config, w.model)["per_sequence"],
-        plans=lambda w: paths.sensitivity_inputs(config, w.model)["plans"],
+        unpack(sensitivity_inputs),
     output:
-        **outputs("sensitivity", **{f"{name}_png": in_report(f"sensitivity_{name}", category="{model}",
-                                                             subcategory="sensitivity", model="{model}", figure=name)
-                                    for name in ("rls", "stability", "selection")}),
+        stability="results/{model}/sensitivity/stability.csv",
+        rls="results/{model}/sensitivity/rls.csv",
+        selection="results/{model}/sensitivity/selection.csv",
+        rls_png=sensitivity_figure("rls"),
+        stability_png=sensitivity_figure("stability"),
+        selection_png=sensitivity_figure("selection"),
+        provenance="results/{model}/sensitivity/provenance.json",
     params:
-        **params("sensitivity"),
+        sensitivity=lc.sensitivity_params(config),
     conda:
         "../envs/analysis.yaml"
     log:

@@ -3,15 +3,71 @@
 # Redundancy after pruning, the MRP sweep, the sparsity table and its figures close the family.
 
 
+def sparse_scores(wildcards):
+    """What a metric's scores need: the prepared model, and for Wanda the dense input norms."""
+    model = fill(rules.prepare_model.output.model, model=wildcards.model)
+    if wildcards.metric != "wanda":
+        return {"model": model}
+    return {"model": model, "norms": fill(rules.input_norms.output.norms, model=wildcards.model, calib=wildcards.calib)}
+
+
+def sparse_plan_inputs(wildcards):
+    """uniform and N:M: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
+    if wildcards.allocation == "owl":
+        return {"outliers": fill(rules.outliers.output.outliers, **dict(wildcards.items()))}
+    if wildcards.allocation == "mrp":
+        return sparse_scores(wildcards)
+    return {"model": fill(rules.prepare_model.output.model, model=wildcards.model)}
+
+
+def sparse_prune_inputs(wildcards):
+    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
+    w = dict(wildcards.items())
+    out = {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w)}
+    if wildcards.metric == "wanda":
+        if SPARSE["norms"] == "dense":
+            out["norms"] = fill(rules.input_norms.output.norms, **w)
+        else:
+            out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
+    return out
+
+
+def sparse_files(template, per_row=False, **fixed):
+    """``template`` (a sparse plan or measurement) filled for every sparse plan of the config, for every model
+    and calibration not fixed by ``fixed``; with ``per_row`` only the per-row allocations' plans (those
+    lorp.workflow.config.redundancy_plans lists), of ``fixed["metric"]`` where given."""
+    out = []
+    for model in [fixed["model"]] if "model" in fixed else MODELS:
+        for calib in [fixed["calib"]] if "calib" in fixed else CALIBS:
+            for metric, allocation, target in lc.sparse_plans(config):
+                if "metric" in fixed and metric != fixed["metric"]:
+                    continue
+                if per_row and allocation not in SPARSE["allocations"]:
+                    continue
+                out.append(fill(template, model=model, calib=calib, metric=metric, allocation=allocation,
+                                target=target))
+    return out
+
+
+def per_row_plans(wildcards):
+    """The plans of a model and calibration (of one metric, where the wildcards name it) whose redundancy
+    after pruning is assessed: the per-row allocations, not the N:M patterns."""
+    return sparse_files(rules.sparse_plan.output.plan, per_row=True, **dict(wildcards.items()))
+
+
+REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.json needs per-row plans
+
+
 rule input_norms:
     """Input norms of every linear layer of every block (Wanda's ||X_j||_2), one forward pass."""
     input:
-        model=paths.MODEL_DIR,
-        tokens=paths.TOKENS,
+        model=rules.prepare_model.output.model,
+        tokens=rules.calibration_tokens.output.tokens,
     output:
-        **outputs("input_norms"),
+        norms=directory("results/{model}/sparsity/{calib}/norms"),
+        provenance="results/{model}/sparsity/{calib}/norms.provenance.json",
     params:
-        **params("input_norms"),
+        compute=compute,
     conda:
         "../envs/model.yaml"
     log:
@@ -28,9 +84,10 @@ rule outliers:
     input:
         unpack(sparse_scores),
     output:
-        **outputs("outliers"),
+        outliers="results/{model}/sparsity/{calib}/{metric}/outliers.json",
+        provenance="results/{model}/sparsity/{calib}/{metric}/outliers.provenance.json",
     params:
-        **params("outliers"),
+        outliers=lc.outlier_params(config),
     conda:
         "../envs/model.yaml"
     log:
@@ -47,9 +104,10 @@ rule sparse_plan:
     input:
         unpack(sparse_plan_inputs),
     output:
-        **outputs("sparse_plan"),
+        plan="results/{model}/sparsity/{calib}/plans/{metric}-{allocation}-{target}.json",
+        provenance="results/{model}/sparsity/{calib}/plans/{metric}-{allocation}-{target}.provenance.json",
     params:
-        **params("sparse_plan"),
+        plan=lambda wildcards: lc.sparse_plan_params(config, wildcards.allocation),
     conda:
         "../envs/model.yaml"
     log:
@@ -67,9 +125,11 @@ rule sparse_prune:
     input:
         unpack(sparse_prune_inputs),
     output:
-        **outputs("sparse_prune"),
+        norms="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.npz",
+        measured="results/{model}/sparsity/{calib}/measured/{metric}-{allocation}-{target}.json",
+        provenance="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.provenance.json",
     params:
-        **params("sparse_prune"),
+        pruning=lambda wildcards: lc.sparse_prune_params(config, wildcards.metric),
     conda:
         "../envs/model.yaml"
     log:
@@ -84,11 +144,13 @@ rule sparse_prune:
 rule sparse_checkpoint:
     """Export (checkpoints.export): the sparse model as a Hugging Face directory with plan.json and sparsity.json."""
     input:
-        unpack(sparse_export_inputs),
+        unpack(lambda wildcards: model_sources(f"{wildcards.metric}-{wildcards.allocation}", model=wildcards.model,
+                                               calib=wildcards.calib, budget=wildcards.target)),
     output:
-        **outputs("sparse_checkpoint"),
+        checkpoint=directory("results/{model}/sparsity/{calib}/checkpoints/{metric}-{allocation}-{target}"),
+        provenance="results/{model}/sparsity/{calib}/checkpoints/{metric}-{allocation}-{target}.provenance.json",
     params:
-        **params("sparse_checkpoint"),
+        compute=compute,
     conda:
         "../envs/model.yaml"
     log:
@@ -106,9 +168,10 @@ rule redundancy:
         unpack(sparse_scores),
         plans=per_row_plans,
     output:
-        **outputs("redundancy"),
+        redundancy="results/{model}/sparsity/{calib}/{metric}/redundancy.json",
+        provenance="results/{model}/sparsity/{calib}/{metric}/redundancy.provenance.json",
     params:
-        **params("redundancy"),
+        outliers=lc.outlier_params(config),
     conda:
         "../envs/model.yaml"
     log:
@@ -125,10 +188,12 @@ rule mrp_sweep:
     input:
         unpack(sparse_scores),
     output:
-        **outputs("mrp_sweep", png=in_report("mrp_sweep", category="{model}", subcategory="{calib}", model="{model}",
-                                               calibration="{calib}", figure="MRP sweep ({metric})")),
+        json="results/{model}/sparsity/{calib}/{metric}/mrp_sweep.json",
+        png=in_report("mrp_sweep", category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
+                      figure="MRP sweep ({metric})")("results/{model}/sparsity/{calib}/{metric}/mrp_sweep.png"),
+        provenance="results/{model}/sparsity/{calib}/{metric}/mrp_sweep.provenance.json",
     params:
-        **params("mrp_sweep"),
+        sweep=lc.sweep_params(config),
     conda:
         "../envs/model.yaml"
     log:
@@ -144,11 +209,10 @@ rule figure_sparsity:
     """Per-block sparsity of every allocation and the blocks' non-outlier ratio after pruning."""
     input:
         plans=per_row_plans,
-        redundancy=expand(paths.REDUNDANCY, metric=REDUNDANCY_METRICS, allow_missing=True),
+        redundancy=expand(rules.redundancy.output.redundancy, metric=REDUNDANCY_METRICS, allow_missing=True),
     output:
-        **outputs("figure_sparsity", png=model_figure("sparsity")),
-    params:
-        **params("figure_sparsity"),
+        png=model_figure("sparsity")("results/{model}/figures/{calib}/sparsity.png"),
+        provenance="results/{model}/figures/{calib}/sparsity.provenance.json",
     conda:
         "../envs/analysis.yaml"
     log:
@@ -162,14 +226,15 @@ rule figure_sparsity:
 rule summary_sparsity:
     """The sparsity table: mean perplexity of every metric x allocation at every target, with its spread."""
     input:
-        dense=dense_outputs("evaluate_dense"),
-        pruned=sparse_outputs("evaluate_pruned"),
-        measured=paths.sparse_files(config, paths.MEASURED),
-        redundancy=expand(paths.REDUNDANCY, model=MODELS, calib=CALIBS, metric=REDUNDANCY_METRICS),
+        dense=dense_outputs(rules.evaluate_dense.output.ppl),
+        pruned=sparse_outputs(rules.evaluate_pruned.output.ppl),
+        measured=sparse_files(rules.sparse_prune.output.measured),
+        redundancy=expand(rules.redundancy.output.redundancy, model=MODELS, calib=CALIBS, metric=REDUNDANCY_METRICS),
     output:
-        **outputs("summary_sparsity", md=in_report("sparsity_table", category="Tables", table="sparsity")),
-    params:
-        **params("summary_sparsity"),
+        csv="results/summary/sparsity.csv",
+        table="results/summary/sparsity_table.csv",
+        md=in_report("sparsity_table", category="Tables", table="sparsity")("results/summary/sparsity.md"),
+        provenance="results/summary/sparsity.provenance.json",
     conda:
         "../envs/analysis.yaml"
     log:
@@ -183,11 +248,10 @@ rule summary_sparsity:
 rule figure_vs_sparsity:
     """Mean perplexity against the target sparsity, one line per metric and allocation."""
     input:
-        table=paths.RULES["summary_sparsity"].outputs["csv"],
+        table=rules.summary_sparsity.output.csv,
     output:
-        **outputs("figure_vs_sparsity", png=in_report("vs_sparsity", figure="perplexity vs sparsity")),
-    params:
-        **params("figure_vs_sparsity"),
+        png=in_report("vs_sparsity", figure="perplexity vs sparsity")("results/figures/ppl_vs_sparsity.png"),
+        provenance="results/figures/ppl_vs_sparsity.provenance.json",
     conda:
         "../envs/analysis.yaml"
     log:

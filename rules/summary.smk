@@ -1,15 +1,38 @@
 # The paper's tables across every model, method and budget: CSV (long and wide) and Markdown.
 
 
+def dense_outputs(template):
+    """An evaluation of the dense model (``rules.<rule>.output.<key>``) for every model."""
+    return expand(template, model=MODELS)
+
+
+def pruned_outputs(template, methods=METHODS, budgets=BUDGETS):
+    """An evaluation of a plan for every model, evaluated view, method and budget."""
+    return expand(template, model=MODELS, calib=lc.evaluated_views(config), method=methods, budget=budgets)
+
+
+def sparse_outputs(template):
+    """An evaluation for every sparse model: each method at its targets."""
+    return [out for method, budget in lc.sparse_evaluations(config) for out in pruned_outputs(template, [method], [budget])]
+
+
+def all_pruned_outputs(template):
+    """An evaluation for every depth method at every budget and every sparse model."""
+    return pruned_outputs(template) + sparse_outputs(template)
+
+
 rule summary:
     """All perplexities (long CSV) and paper Table 2: mean perplexity with the change against dense."""
     input:
-        dense=dense_outputs("evaluate_dense"),
-        pruned=all_pruned_outputs("evaluate_pruned"),
+        dense=dense_outputs(rules.evaluate_dense.output.ppl),
+        pruned=all_pruned_outputs(rules.evaluate_pruned.output.ppl),
     output:
-        **outputs("summary", md=in_report("ppl", category="Tables", table="perplexity (Table 2)")),
+        csv="results/summary/ppl.csv",
+        table="results/summary/ppl_table.csv",
+        md=in_report("ppl", category="Tables", table="perplexity (Table 2)")("results/summary/ppl.md"),
+        provenance="results/summary/provenance.json",
     params:
-        **params("summary"),
+        kind="ppl",
     conda:
         "../envs/analysis.yaml"
     log:
@@ -22,24 +45,30 @@ rule summary:
 
 use rule summary as summary_tasks with:
     input:
-        dense=dense_outputs("evaluate_tasks_dense"),
-        pruned=all_pruned_outputs("evaluate_tasks_pruned"),
+        dense=dense_outputs(rules.evaluate_tasks_dense.output.tasks),
+        pruned=all_pruned_outputs(rules.evaluate_tasks_pruned.output.tasks),
     output:
-        **outputs("summary_tasks", md=in_report("tasks", category="Tables", table="zero-shot accuracy (Table 3)")),
+        csv="results/summary/tasks.csv",
+        table="results/summary/tasks_table.csv",
+        md=in_report("tasks", category="Tables", table="zero-shot accuracy (Table 3)")("results/summary/tasks.md"),
+        provenance="results/summary/tasks.provenance.json",
     params:
-        **params("summary_tasks"),
+        kind="tasks",
     log:
         "results/logs/summary-tasks.log",
 
 
 use rule summary as summary_efficiency with:
     input:
-        dense=dense_outputs("efficiency"),  # one file per model: the dense row and every pruned row
+        dense=dense_outputs(rules.efficiency.output.efficiency),  # one file per model: the dense row and every pruned row
         pruned=[],
     output:
-        **outputs("summary_efficiency", md=in_report("efficiency", category="Tables", table="efficiency")),
+        csv="results/summary/efficiency.csv",
+        table="results/summary/efficiency_table.csv",
+        md=in_report("efficiency", category="Tables", table="efficiency")("results/summary/efficiency.md"),
+        provenance="results/summary/efficiency.provenance.json",
     params:
-        **params("summary_efficiency"),
+        kind="efficiency",
     log:
         "results/logs/summary-efficiency.log",
 
@@ -48,12 +77,14 @@ rule summary_auto:
     """methods.auto: the candidate it picked for every model, calibration and budget, on the held-out windows
     and on the evaluation sets it never saw."""
     input:
-        plans=[x["plan"] for x in paths.auto_plans(config)],
-        table=paths.SUMMARY_TABLE.format(kind="ppl"),
+        plans=[fill(rules.auto_plan.output.plan, method=lc.AUTO, **w) for w in lc.auto_plans(config)],
+        table=rules.summary.output.table,
     output:
-        **outputs("summary_auto", md=in_report("auto", category="Tables", table="auto (validation-guided choice)")),
+        csv="results/summary/auto.csv",
+        md=in_report("auto", category="Tables", table="auto (validation-guided choice)")("results/summary/auto.md"),
+        provenance="results/summary/auto.provenance.json",
     params:
-        **params("summary_auto"),
+        labels=[{"model": w["model"], "calib": w["calib"]} for w in lc.auto_plans(config)],
     conda:
         "../envs/analysis.yaml"
     log:
@@ -67,12 +98,14 @@ rule summary_auto:
 rule summary_seeds:
     """evaluation.seeds: Table 2's mean perplexity (and Table 3's accuracy) pooled over the calibration seeds."""
     input:
-        ppl=paths.SUMMARY_TABLE.format(kind="ppl"),
-        **({"tasks": paths.SUMMARY_TABLE.format(kind="tasks")} if config["zeroshot"]["tasks"] else {}),
+        ppl=rules.summary.output.table,
+        **({"tasks": rules.summary_tasks.output.table} if config["zeroshot"]["tasks"] else {}),
     output:
-        **outputs("summary_seeds", md=in_report("seeds", category="Tables", table="over calibration seeds")),
+        csv="results/summary/seeds.csv",
+        md=in_report("seeds", category="Tables", table="over calibration seeds")("results/summary/seeds.md"),
+        provenance="results/summary/seeds.provenance.json",
     params:
-        **params("summary_seeds"),
+        groups=lc.seed_groups(config),
     conda:
         "../envs/analysis.yaml"
     log:

@@ -1,13 +1,12 @@
-"""Snakemake adapter for rule efficiency: the entries are the ones its input function declared."""
+"""Snakemake adapter for rule efficiency: the entries are its params' labels and its inputs' sources."""
 
-from lorp.workflow.jobs import job
-from lorp.workflow.paths import efficiency_entries
+from lorp.workflow.jobs import efficiency_entries, job
 from lorp.workflow.pipeline import measure_efficiency
 
 with job(snakemake):
     measure_efficiency(
         snakemake.input.model,
-        efficiency_entries(snakemake.config, snakemake.wildcards.model),
+        efficiency_entries(snakemake),
         snakemake.output.efficiency,
         snakemake.wildcards.model,
         snakemake.params.compute,

@@ -1,28 +1,61 @@
-"""The code fingerprint of each rule follows the package code its script reaches (issue 14)."""
+"""The code fingerprint of each job follows the package code its script reaches, and a registered method,
+metric or allocation counts only for the jobs that name it (issues 14 and 23)."""
 
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lorp.workflow import fingerprint
+from lorp.workflow.dag import workflow_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny import METHODS, copy_workflow, tiny_config  # noqa: E402
+
+EVERY_RULE_CONFIG = tiny_config(
+    methods={m: {} for m in [*METHODS, "last", "auto"]},
+    ablation={"lorp_k": [2]},
+    similarity={"compare": ["cka"]},
+    sensitivity={"bootstrap": {"resamples": 2}},
+    evaluation={"seqlen": 64, "max_windows": 2, "batch_size": 2, "seeds": [1],
+                "datasets": {"python-docs": {"source": "python-docs"}}},
+    sparsity={"targets": [50], "metrics": ["wanda", "magnitude"], "allocations": ["uniform", "owl", "mrp"],
+              "nm": ["2:4"], "sweep": {"step": [0.01]}},
+    checkpoints={"export": ["shortgpt-3", "wanda-mrp-50"]},
+)
+"""A tiny config under which every rule of the workflow has at least one job."""
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    """Every job of :data:`EVERY_RULE_CONFIG` in a private copy of the workflow, from Snakemake's DAG."""
+    root = copy_workflow(tmp_path_factory.mktemp("fingerprint"))
+    configfile = root / "config.yaml"
+    configfile.write_text(yaml.safe_dump(EVERY_RULE_CONFIG, sort_keys=False))
+    return root, workflow_jobs(configfile, root, root / "Snakefile")
 
 
 @pytest.fixture()
-def copy(tmp_path):
-    """A private copy of the workflow's code: ``rules/``, ``scripts/`` and ``src/lorp``."""
-    for name in ("rules", "scripts", "src"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+def copy(tmp_path, jobs):
+    """A private copy of ``src/lorp`` and ``scripts/`` beside the jobs' copy (edits stay in this test)."""
+    for name in ("scripts", "src"):
+        shutil.copytree(jobs[0] / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
 
-def codes(root):
-    for cached in (fingerprint.rule_code, fingerprint.rule_scripts, fingerprint.script_items,
-                   fingerprint._tree, fingerprint._module_file):
-        cached.cache_clear()
-    return {rule: fingerprint.rule_code(rule, root) for rule in fingerprint.rule_scripts(root)}
+def codes(jobs, root):
+    """(rule, wildcards) -> fingerprint of every job, computed on the package under ``root``."""
+    fingerprint.clear_caches()
+    out = {}
+    for job in jobs[1]:
+        script = root / "scripts" / Path(job.script).name
+        out[(job.rule, tuple(sorted(job.wildcards.items())))] = fingerprint.job_code(script, job.wildcards, root)
+    return out
 
 
 def edit(root, module, old, new):
@@ -33,52 +66,80 @@ def edit(root, module, old, new):
 
 
 def changed(before, after):
-    return {rule for rule in before if before[rule] != after[rule]}
+    return {key for key in before if before[key] != after[key]}
 
 
-def test_every_rule_with_a_script_has_a_fingerprint(copy):
-    before = codes(copy)
-    assert {"plan", "similarity", "capture_activations", "evaluate_pruned", "sensitivity"} <= set(before)
-    assert all(len(code) == 16 for code in before.values())
-    assert "lorp.workflow.pipeline:make_plan" in fingerprint.rule_definitions("plan", copy)
-    assert not any(d.startswith("lorp.workflow.pipeline:capture") for d in fingerprint.rule_definitions("plan", copy))
+def rules(keys):
+    return {rule for rule, _ in keys}
 
 
-def test_a_method_body_reruns_plans_not_capture_or_similarity(copy):
-    before = codes(copy)
-    edit(copy, "depth/methods.py", "    starts = n - budget  #", "    starts = n - budget + 0  #")
-    moved = changed(before, codes(copy))
-    assert "plan" in moved
-    assert not moved & {"calibration_tokens", "capture_activations", "similarity", "structure", "prepare_model",
-                        "evaluate_dense", "input_norms"}
+def test_every_rule_with_a_script_has_a_fingerprint_from_snakemakes_rules(jobs):
+    """Every rule Snakemake lists (but ``all``) has jobs here, each with a script and the ``code`` param its
+    script's fingerprint gives."""
+    root, dag = jobs
+    listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile",
+                             str(root / "config.yaml")], cwd=root, capture_output=True, text=True, check=True)
+    declared = set(re.findall(r"^(\w+)(?: \(|$)", listed.stdout, flags=re.M)) - {"all"}
+    assert declared and declared == {job.rule for job in dag}
+    for job in dag:
+        assert job.script and job.params["code"] == fingerprint.job_code(job.script, job.wildcards, root), job.rule
+    plan = next(j for j in dag if j.rule == "plan" and j.wildcards["method"] == "shortgpt")
+    assert any(d.endswith(":make_plan") for d in fingerprint.definitions(plan.script, plan.wildcards, root))
+    assert not any(d.endswith(":capture") for d in fingerprint.definitions(plan.script, plan.wildcards, root))
 
 
-def test_a_stage_function_reruns_its_rule_only(copy):
-    before = codes(copy)
-    edit(copy, "workflow/pipeline.py", "    write_npy(outputs[\"cosine\"], cosine)",
-         "    write_npy(outputs[\"cosine\"], cosine[:, :])")
-    assert changed(before, codes(copy)) == {"similarity"}
+def test_one_methods_plan_function_reruns_its_plans_and_nothing_of_another_method(jobs, copy):
+    before = codes(jobs, copy)
+    edit(copy, "depth/methods.py", "    pruned = list(range(n_layers - 1 - budget, n_layers - 1))",
+         "    pruned = list(range(n_layers - budget - 1, n_layers - 1))")
+    moved = changed(before, codes(jobs, copy))
+    # the jobs of one method that change are its plans; the tables and figures that draw every method
+    # (by the registry's colours) follow, as they follow from its plans anyway
+    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "last")}
+    assert not rules(moved) & {"capture_activations", "similarity", "structure", "input_norms", "sparse_plan",
+                               "sparse_prune", "auto_plan", "evaluate_dense"}
 
 
-def test_a_figure_colour_reruns_figures_only(copy):
-    before = codes(copy)
+def test_a_shared_window_function_reruns_the_methods_that_use_it(jobs, copy):
+    before = codes(jobs, copy)
+    edit(copy, "depth/methods.py", "    best = 0\n    for s in range(1, len(scores)):",
+         "    best = int(0)\n    for s in range(1, len(scores)):")
+    moved = changed(before, codes(jobs, copy))
+    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "streamline"),
+                                                                                   ("plan", "angular")}
+
+
+def test_a_registration_counts_for_its_method_only(jobs, copy):
+    """A method's registration (its parameters' defaults) counts for the jobs that name the method."""
+    before = codes(jobs, copy)
+    edit(copy, "depth/methods.py", '"protect_first": {"type": "boolean", "default": True,',
+         '"protect_first": {"type": "boolean", "default": False,')
+    moved = changed(before, codes(jobs, copy))
+    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "shortgpt")}
+    assert "similarity" not in rules(moved)
+
+
+def test_a_method_body_reruns_plans_not_capture_or_similarity(jobs, copy):
+    before = codes(jobs, copy)
+    edit(copy, "depth/methods.py", "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n",
+         "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n    budget = int(budget)\n")
+    moved = changed(before, codes(jobs, copy))
+    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "lorp"),
+                                                                                   ("plan", "lorp-k2")}
+    assert not rules(moved) & {"capture_activations", "similarity", "structure", "structure_fixed_k"}
+
+
+def test_a_figure_colour_reruns_figures_only(jobs, copy):
+    before = codes(jobs, copy)
     edit(copy, "figures.py", 'DENSE_COLOR = "#000000"', 'DENSE_COLOR = "#000001"')
-    moved = changed(before, codes(copy))
-    assert moved and all(r.startswith("figure_") or r in ("k_ablation", "sensitivity") for r in moved), moved
+    moved = rules(changed(before, codes(jobs, copy)))
+    assert moved and all(r.startswith("figure_") or r in ("k_ablation", "sensitivity", "statistics", "mrp_sweep")
+                         for r in moved), moved
 
 
-def test_comments_docstrings_and_formatting_rerun_nothing(copy):
-    before = codes(copy)
+def test_comments_docstrings_and_formatting_rerun_nothing(jobs, copy):
+    before = codes(jobs, copy)
     edit(copy, "depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(")
     edit(copy, "depth/methods.py", '"""Streamline: remove', '"""Streamline (reworded): remove')
     edit(copy, "depth/similarity.py", "    s = gram / count", "    s = (gram / count)  # parentheses")
-    assert changed(before, codes(copy)) == set()
-
-
-def test_a_registration_counts_for_every_plan(copy):
-    """A method's registration runs when its module is imported: a default changed there reruns the plans."""
-    before = codes(copy)
-    edit(copy, "depth/methods.py", '"protect_first": {"type": "boolean", "default": True,',
-         '"protect_first": {"type": "boolean", "default": False,')
-    moved = changed(before, codes(copy))
-    assert "plan" in moved and "similarity" not in moved
+    assert changed(before, codes(jobs, copy)) == set()

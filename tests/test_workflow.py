@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lorp.workflow import paths, pipeline
+from lorp.workflow import pipeline
 from tiny import EXPORTED, ROOT, METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
 from lorp.workflow.audit import audit
+from lorp.workflow.dag import workflow_jobs
 from lorp.workflow.config import validate_schema
 from lorp.io import read_json
 from lorp.depth.methods import METHODS as METHODS_REGISTRY
@@ -566,14 +567,15 @@ def test_sparse_settings_changed(workdir, tiny_run):
 
 
 def test_audit_knows_every_job_of_the_workflow(tmp_path):
-    """The jobs the audit checks (lorp.workflow.paths.jobs) are Snakemake's DAG for a fresh directory, with the
-    same outputs and provenance records."""
+    """The jobs the audit checks (lorp.workflow.dag, Snakemake's own DAG through its API) are the jobs a dry
+    run of a fresh directory lists, with the same outputs and provenance records."""
     d = copy_workflow(tmp_path / "fresh")
     cfg = tiny_config(ablation={"lorp_k": [2], "budgets": [3]}, sparsity=SPARSE)
     dag = dry_run(d, cfg)
     audit_jobs = {(j.rule, ", ".join(f"{k}={v}" for k, v in j.wildcards.items())): {*j.outputs.values(), j.provenance}
-                  for j in paths.jobs(validate_schema(cfg))}
+                  for j in workflow_jobs(write_config(d, cfg), d, d / "Snakefile")}
     assert dag == audit_jobs
+    assert {"plan", "sparse_prune", "structure_fixed_k", "evaluate_pruned"} <= {rule for rule, _ in dag}
 
 
 def test_a_registered_method_is_a_one_module_change(workdir, tiny_run):
@@ -649,8 +651,8 @@ def test_deterministic_stages_are_byte_identical(tiny_run, tmp_path):
 
 # ------------------------------------------------------------------------------------ audit
 def audited(workdir, config=None):
-    cfg = validate_schema(config or tiny_config())
-    return [f for f in audit(cfg, workdir) if f.is_problem]
+    configfile = write_config(workdir, config or tiny_config())
+    return [f for f in audit(configfile, workdir, workdir / "Snakefile") if f.is_problem]
 
 
 def test_audit_passes_on_a_complete_run(workdir, tiny_run):

@@ -20,12 +20,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from . import config as lc
-from . import paths
 from ..io import dumps_json, read_json
-from .paths import Job
+from .dag import SNAKEFILE, Job, workflow_jobs
 from .provenance import compare, fingerprint
 
 
@@ -74,7 +72,7 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
     if recorded_code != current_code:
         findings.append(Finding("stale", outputs[0],
                                 f"{job.rule} was made by older code (fingerprint {recorded_code}, the package now "
-                                f"gives {current_code}; it covers {', '.join(code_changes(job.rule))})",
+                                f"gives {current_code}; it covers {', '.join(code_changes(job))})",
                                 job))
     if current_params != recorded_params:
         findings.append(Finding("stale", outputs[0],
@@ -89,11 +87,11 @@ def _check_job(job: Job, root: Path, fingerprints: Callable[[str], dict | None])
     return findings
 
 
-def code_changes(rule: str) -> list[str]:
-    """Where to look for ``rule``'s code change: the package modules its fingerprint covers."""
-    from .fingerprint import rule_definitions
+def code_changes(job: Job) -> list[str]:
+    """Where to look for a job's code change: the package modules its fingerprint covers."""
+    from .fingerprint import definitions
 
-    return sorted({d.split(":")[0] for d in rule_definitions(rule)})
+    return sorted({d.split(":")[0] for d in definitions(job.script, job.wildcards)}) if job.script else []
 
 
 def _plan_consistency(job: Job, checkpoint_job: Job | None, root: Path) -> list[Finding]:
@@ -132,7 +130,7 @@ def _measured_consistency(job: Job, root: Path) -> list[Finding]:
 def _sparse_consistency(job: Job, root: Path) -> list[Finding]:
     """An exported sparse checkpoint carries its plan's sparsities and the sparse stage's measurement."""
     ckpt = job.outputs["checkpoint"]
-    plan_path, measured_path = paths.fill(paths.SPARSE_PLAN, job.wildcards), paths.fill(paths.MEASURED, job.wildcards)
+    plan_path, measured_path = job.inputs["plan"], job.inputs["measured"]
     findings: list[Finding] = []
     if not (root / ckpt / "config.json").is_file() or not (root / plan_path).is_file():
         return findings
@@ -169,34 +167,33 @@ def _evaluation_consistency(job: Job, root: Path) -> list[Finding]:
     """Every row of a pruned model's evaluation names the prepared model and the plan it was built from
     (a depth or a sparse plan) and has the plan's depth."""
     (out,) = job.outputs.values()
-    expected = paths.evaluated_model(job.wildcards["method"], job.wildcards)
     with (root / out).open() as fh:
         rows = list(csv.DictReader(fh))
-    return _rows_consistency(job, root, out, rows, expected["plan"], expected["model"])
+    return _rows_consistency(job, root, out, rows, job.inputs["plan"], job.inputs["model"])
 
 
-def _efficiency_consistency(job: Job, root: Path, config: Mapping[str, Any]) -> list[Finding]:
+def _efficiency_consistency(job: Job, root: Path) -> list[Finding]:
     """The efficiency file of a model has a dense row and one row per pruned model the config evaluates."""
     out = job.outputs["efficiency"]
     with (root / out).open() as fh:
         rows = list(csv.DictReader(fh))
     by_plan = {row["plan"]: row for row in rows}
     findings = [] if "-" in by_plan else [Finding("inconsistent", out, "has no dense row", job)]
-    for labels, sources in paths.efficiency_entries(config, job.wildcards["model"]):
-        row = by_plan.get(sources["plan"])
+    for labels in job.params["entries"]:
+        row = by_plan.get(labels["plan"])
         if row is None:
-            findings.append(Finding("inconsistent", out, f"has no row for {sources['plan']}", job))
+            findings.append(Finding("inconsistent", out, f"has no row for {labels['plan']}", job))
         else:
-            findings += _rows_consistency(job, root, out, [row], sources["plan"], sources["model"])
+            findings += _rows_consistency(job, root, out, [row], labels["plan"], labels["base_model"])
     return findings
 
 
-def _consistency(jobs: list[Job], root: Path, config: Mapping[str, Any]) -> list[Finding]:
+def _consistency(jobs: list[Job], root: Path) -> list[Finding]:
     checkpoints = {tuple(j.wildcards.items()): j for j in jobs if j.rule == "prune_checkpoint"}
     findings: list[Finding] = []
     for job in jobs:
         first = root / next(iter(job.outputs.values()))
-        if not (first.is_file() or (job.rule in paths.CHECKPOINT_RULES and first.is_dir())):
+        if not first.exists():
             continue
         if job.rule == "plan":
             findings += _plan_consistency(job, checkpoints.get(tuple(job.wildcards.items())), root)
@@ -205,7 +202,7 @@ def _consistency(jobs: list[Job], root: Path, config: Mapping[str, Any]) -> list
         elif job.rule == "sparse_checkpoint":
             findings += _sparse_consistency(job, root)
         elif job.rule == "efficiency":
-            findings += _efficiency_consistency(job, root, config)
+            findings += _efficiency_consistency(job, root)
         elif job.rule.endswith("_pruned"):
             findings += _evaluation_consistency(job, root)
     return findings
@@ -241,8 +238,8 @@ def _extras(jobs: list[Job], root: Path) -> list[Finding]:
     return findings
 
 
-def audit(config: Mapping[str, Any], root: str | Path = ".") -> list[Finding]:
-    """All findings for ``results/`` under ``root`` against ``config`` (validated, with defaults)."""
+def check(jobs: list[Job], root: str | Path = ".") -> list[Finding]:
+    """All findings for ``results/`` under ``root`` against ``jobs``."""
     root = Path(root)
     cache: dict[str, dict | None] = {}
 
@@ -251,13 +248,18 @@ def audit(config: Mapping[str, Any], root: str | Path = ".") -> list[Finding]:
             cache[path] = fingerprint(root / path) if (root / path).exists() else None
         return cache[path]
 
-    jobs = list(paths.jobs(config))  # the jobs of the rules, with their outputs and params
     findings: list[Finding] = []
     for job in jobs:
         findings += _check_job(job, root, fingerprints)
-    findings += _consistency(jobs, root, config)
+    findings += _consistency(jobs, root)
     findings += _extras(jobs, root)
     return findings
+
+
+def audit(configfile: str | Path, root: str | Path = ".", snakefile: str | Path = SNAKEFILE) -> list[Finding]:
+    """All findings for ``results/`` under ``root`` against the jobs the workflow (``snakefile``) derives
+    from ``configfile`` (:func:`lorp.workflow.dag.workflow_jobs`): their outputs, inputs and params."""
+    return check(workflow_jobs(configfile, root, snakefile), root)
 
 
 def repair_files(findings: list[Finding], root: str | Path = ".") -> list[str]:
@@ -288,16 +290,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the workflow that --repair runs (default: the one of this checkout)")
     parser.add_argument("--cores", default="all", help="cores for the --repair run (default: all)")
     args = parser.parse_args(argv)
-    import yaml
-
-    cfg = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8"))
-    lc.validate_schema(cfg)
-    findings = audit(cfg, args.directory)
+    jobs = workflow_jobs(args.configfile, args.directory, args.snakefile)
+    findings = check(jobs, args.directory)
     problems = [f for f in findings if f.is_problem]
     for f in findings:
         print(f)
-    n_jobs = sum(1 for _ in paths.jobs(cfg))
-    print(f"audit: {n_jobs} jobs checked, {len(problems)} problems, "
+    print(f"audit: {len(jobs)} jobs checked, {len(problems)} problems, "
           f"{len(findings) - len(problems)} notes", file=sys.stderr)
     if not problems:
         return 0
@@ -320,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if subprocess.run(run).returncode != 0:
         print("repair: the workflow run failed (see its output above)", file=sys.stderr)
         return 1
-    remaining = [f for f in audit(cfg, args.directory) if f.is_problem]
+    remaining = [f for f in audit(args.configfile, args.directory, args.snakefile) if f.is_problem]
     for f in remaining:
         print(f)
     print(f"repair: {len(remaining)} problems left", file=sys.stderr)

@@ -412,6 +412,12 @@ def sparse_evaluations(config: Mapping[str, Any]) -> list[tuple[str, int]]:
     return [(method_name(m, a), t) for m, a, t in sparse_plans(config)]
 
 
+def evaluated_models(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(method, budget) of every pruned model the evaluations measure: each configured depth method at each
+    budget, then each sparse model at its target (the K ablation's models are measured by perplexity only)."""
+    return [(m, b) for m in config["methods"] for b in sorted(config["budgets"])] + sparse_evaluations(config)
+
+
 def outlier_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """What an outlier ratio depends on: M and whether pruned weights count."""
     return {"count_zeros": config["sparsity"]["count_zeros"], "outlier_m": config["sparsity"]["outlier_m"]}
@@ -480,74 +486,30 @@ def redundancy_plans(config: Mapping[str, Any], metric: str) -> list[tuple[str, 
     return [(a, t) for m, a, t in sparse_plans(config) if m == metric and a in config["sparsity"]["allocations"]]
 
 
-SUMMARY_KINDS = {"summary": "ppl", "summary_tasks": "tasks", "summary_efficiency": "efficiency"}
-
-RULE_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]] = {
-    "prepare_model": lambda c, w: {"model": model_params(c, w["model"])},
-    "calibration_tokens": lambda c, w: {"spec": calibration_spec(c, w["calib"])},
-    "capture_activations": lambda c, w: {"activations": activation_params(c, w["model"], w["calib"]),
-                                          "compute": compute_params(c)},
-    "similarity": lambda c, w: {"similarity": similarity_params(c, w["calib"])},
-    "structure": lambda c, w: {"structure": structure_params(c)},
-    "structure_fixed_k": lambda c, w: {"structure": fixed_k_structure_params(c, w["k"])},
-    "plan": lambda c, w: {"method_params": method_params(c, w["method"])},
-    "held_out_tokens": lambda c, w: held_out_params(c, w["calib"]),
-    "auto_plan": lambda c, w: {"candidates": [[x["method"], x["statistic"]] for x in auto_candidates(c, w["calib"])],
-                               "compute": compute_params(c)},
-    "prune_checkpoint": lambda c, w: {"compute": compute_params(c)},
-    **{f"evaluate_{which}": (lambda c, w: {"datasets": evaluation_datasets(c, w["model"]), "compute": compute_params(c)})
-       for which in ("dense", "pruned")},
-    **{f"evaluate_tasks_{which}": (lambda c, w: {"zeroshot": zeroshot_params(c), "compute": compute_params(c)})
-       for which in ("dense", "pruned")},
-    "efficiency": lambda c, w: {"efficiency": efficiency_params(c), "compute": compute_params(c),
-                                "models": [f"{lab['calib']}/{lab['method']}-{lab['budget']}"
-                                           for lab, _ in _efficiency_entries(c, w["model"])]},
-    **{rule: (lambda c, w, kind=kind: {"kind": kind}) for rule, kind in SUMMARY_KINDS.items()},
-    "figure_structure": lambda c, w: {"budget": figure_budget(c), "methods": list(c["methods"])},
-    "figure_pruned_layers": lambda c, w: {"methods": list(c["methods"]), "budgets": sorted(c["budgets"])},
-    "summary_auto": lambda c, w: {"labels": [{"model": x["model"], "calib": x["calib"]} for x in _auto_plans(c)]},
-    "statistics": lambda c, w: {"views": _statistics_views(c), "methods": selection_methods(c),
-                                "budgets": sorted(c["budgets"]), "budget": figure_budget(c)},
-    "sensitivity": lambda c, w: {"sensitivity": sensitivity_params(c)},
-    "figure_locality": lambda c, w: {"labels": figure_labels(c)},
-    "figure_vs_budget": lambda c, w: {"seed_groups": seed_groups(c)} if c["evaluation"]["seeds"] else {},
-    "summary_seeds": lambda c, w: {"groups": seed_groups(c)},
-    "k_ablation": lambda c, w: {"labels": figure_labels(c)},
-    "input_norms": lambda c, w: {"compute": compute_params(c)},
-    "outliers": lambda c, w: {"outliers": outlier_params(c)},
-    "sparse_plan": lambda c, w: {"plan": sparse_plan_params(c, w["allocation"])},
-    "sparse_prune": lambda c, w: {"pruning": sparse_prune_params(c, w["metric"])},
-    "sparse_checkpoint": lambda c, w: {"compute": compute_params(c)},
-    "redundancy": lambda c, w: {"outliers": outlier_params(c)},
-    "mrp_sweep": lambda c, w: {"sweep": sweep_params(c)},
-    "summary_sparsity": lambda c, w: {},
-    "figure_sparsity": lambda c, w: {},
-    "figure_vs_sparsity": lambda c, w: {},
-}
-"""Each rule's config slice (its ``params``), a function of the validated config and the job's wildcards."""
+def auto_plans(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The wildcards (``model``, ``calib``, ``budget``) of every ``auto`` plan, in the summary's order."""
+    return [{"model": model, "calib": calib, "budget": budget}
+            for model in config["models"] for calib in evaluated_views(config) for budget in sorted(config["budgets"])]
 
 
-def _efficiency_entries(config: Mapping[str, Any], model: str) -> list:
-    from .paths import efficiency_entries  # paths imports this module
-
-    return efficiency_entries(config, model)
-
-
-def _auto_plans(config: Mapping[str, Any]) -> list:
-    from .paths import auto_plans  # paths imports this module
-
-    return auto_plans(config)
+def compared_statistics(config: Mapping[str, Any]) -> list[str]:
+    """The statistics of the statistics table: the main one first, then the compared ones (none: no table)."""
+    sim = config["similarity"]
+    others = [s for s in sim["compare"] if s != sim["statistic"]]
+    return [sim["statistic"], *others] if others else []
 
 
-def _statistics_views(config: Mapping[str, Any]) -> list:
-    from .paths import statistics_views  # paths imports this module
-
-    return statistics_views(config)
-
-
-def rule_params(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, str]) -> dict[str, Any]:
-    """The params of one job of ``rule``: exactly the config its outputs depend on."""
-    return RULE_PARAMS[rule](config, wildcards)
+def statistics_views(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The views of the statistics table, as ``model``, ``calib`` (the calibration entry), ``statistic`` and
+    ``view`` (the ``{calib}`` of its files), model by model, each calibration's statistics in
+    :func:`compared_statistics` order."""
+    statistics = compared_statistics(config)
+    out = []
+    for model in config["models"]:
+        for calib in config["calibration"]:
+            out += [{"model": model, "calib": calib, "statistic": s,
+                     "view": calib if s == statistics[0] else f"{calib}{VIEW_SEPARATOR}{s}"} for s in statistics]
+    return out
 
 
 # ------------------------------------------------------------------------------------- semantics

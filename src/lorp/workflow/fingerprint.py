@@ -1,14 +1,20 @@
-"""A fingerprint of the package code each rule's output depends on, so that an edit reruns what it affects.
+"""A fingerprint of the package code each job's output depends on, so that an edit reruns what it affects.
 
 Snakemake reruns a job when its script changes, but the science lives in the ``lorp`` package, which it
-does not track. Each rule's params therefore carry :func:`rule_code`: a hash of the code its script calls,
-found by following imports within ``lorp``:
+does not track. Every rule with a script therefore gets a ``code`` param (:func:`job_code`, added to each
+such rule by the Snakefile from Snakemake's own rule objects): a hash of the code its script calls, found by
+following imports within ``lorp``:
 
-- the script (``scripts/<name>.py``, named in ``rules/*.smk``) and the ``lorp`` names it imports;
+- the script (the rule's ``script:``) and the ``lorp`` names it imports, anywhere in the script;
 - an imported function: its own code, the functions and constants of its module it uses, and every
-  ``lorp`` module it imports or uses by name (so ``pipeline.make_plan`` takes in ``lorp.depth.methods``
-  but not the other stage functions of ``pipeline.py``);
-- an imported module: the whole module, and the ``lorp`` modules it imports, transitively.
+  ``lorp`` module it imports or uses by name (so ``stages.depth.make_plan`` takes in ``lorp.depth.methods``
+  but not the other stage functions);
+- an imported module: the whole module, and the ``lorp`` modules it imports, transitively;
+- a module's import-time statements, except registrations: a top-level call that declares a named entry of a
+  registry (``register(Method(name="lorp", ...))``) counts only for the jobs that select it by name
+  (:func:`selected_names`: the job's ``method``, ``metric`` or ``allocation`` wildcard, or a ``-``-separated
+  part of it), and for every job of a rule that has none of those wildcards. So an edit of one method's plan
+  function reruns that method's plans and what follows from them, and nothing of another method's.
 
 Code is hashed as its syntax tree without docstrings (``ast.dump`` without line numbers), so an edited
 comment, docstring, blank line or formatting reruns nothing, and any change a Python interpreter would
@@ -23,11 +29,11 @@ import ast
 import copy
 import functools
 import hashlib
-import re
 from pathlib import Path
+from typing import Mapping
 
 ROOT = Path(__file__).resolve().parents[3]
-"""The workflow's checkout: ``Snakefile``, ``rules/``, ``scripts/`` and ``src/lorp``."""
+"""The workflow's checkout: ``src/lorp`` lives under it."""
 
 PACKAGE = "lorp"
 HARNESS = {("lorp.workflow.jobs", "job")}
@@ -114,11 +120,28 @@ def _top_level(tree: ast.Module) -> dict[str, ast.stmt]:
 
 def _effects(tree: ast.Module) -> list[ast.stmt]:
     """The top-level statements a module runs on import besides definitions and imports (the method
-    registry's ``register(...)`` calls): part of whatever uses the module."""
+    registry's ``register(...)`` calls among them): part of whatever uses the module."""
     skip = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign, ast.AugAssign,
             ast.Import, ast.ImportFrom)
     return [n for n in tree.body if not isinstance(n, skip)
             and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+
+
+def registration(tree: ast.Module, stmt: ast.stmt) -> str | None:
+    """The name a top-level statement registers (a call with a ``name=`` keyword at any depth, a string or
+    a module constant holding one), or None for any other statement."""
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return None
+    constants = {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for t in node.targets if isinstance(t, ast.Name)}
+    for node in ast.walk(stmt.value):
+        if isinstance(node, ast.keyword) and node.arg == "name":
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+            if isinstance(node.value, ast.Name) and node.value.id in constants:
+                return constants[node.value.id]
+    return None
 
 
 Item = tuple[str, str]
@@ -153,9 +176,11 @@ def _uses(module: str, node: ast.AST, root: Path) -> set[Item]:
     return out
 
 
-def closure(items: set[Item], root: Path = ROOT) -> set[Item]:
+def closure(items: set[Item], root: Path = ROOT, selected: frozenset[str] | None = None) -> set[Item]:
     """Every definition the ``items`` reach, transitively within ``lorp``; with each module reached, the
-    statements it runs on import (:func:`_effects`). A name a module re-exports is followed to its origin."""
+    statements it runs on import (:func:`_effects`): its registrations (items ``(module, "@<name>")``) only
+    where ``selected`` names them, or all where ``selected`` is None. A name a module re-exports is followed
+    to its origin."""
     seen: set[Item] = set()
     stack = list(items)
     while stack:
@@ -163,14 +188,23 @@ def closure(items: set[Item], root: Path = ROOT) -> set[Item]:
         path = _module_file(module, root)
         if (module, name) in seen or path is None:
             continue
-        seen.add((module, name))
         tree = _tree(path)
+        if name.startswith("@"):  # one registration, pushed by its module's import-time statements
+            if selected is not None and name[1:] not in selected:
+                continue
+            seen.add((module, name))
+            for stmt in _effects(tree):
+                if registration(tree, stmt) == name[1:]:
+                    stack += list(_uses(module, stmt, root))
+            continue
+        seen.add((module, name))
         if name == "*":
             stack += [(module, n) for n in _top_level(tree)] + [(module, "!")]
             continue
         if name == "!":  # the module's import-time statements
             for stmt in _effects(tree):
-                stack += list(_uses(module, stmt, root))
+                reg = registration(tree, stmt)
+                stack += [(module, f"@{reg}")] if reg is not None else list(_uses(module, stmt, root))
             continue
         stack.append((module, "!"))
         defs = _top_level(tree)
@@ -190,63 +224,57 @@ def _source(item: Item, root: Path) -> str:
     module, name = item
     tree = _tree(_module_file(module, root))
     if name == "!":
-        return "\n".join(normalised(stmt) for stmt in _effects(tree))
+        return "\n".join(normalised(stmt) for stmt in _effects(tree) if registration(tree, stmt) is None)
+    if name.startswith("@"):
+        return "\n".join(normalised(stmt) for stmt in _effects(tree) if registration(tree, stmt) == name[1:])
     if name == "*":
         return ""  # a whole module: its definitions are items of their own
     defs = _top_level(tree)
     return normalised(defs[name]) if name in defs else ""
 
 
-@functools.lru_cache(maxsize=None)
-def rule_scripts(root: Path = ROOT) -> dict[str, Path]:
-    """Each rule's script, from ``rules/*.smk`` (``use rule A as B`` inherits A's)."""
-    scripts: dict[str, Path] = {}
-    aliases: dict[str, str] = {}
-    for smk in sorted((root / "rules").glob("*.smk")):
-        text = smk.read_text(encoding="utf-8")
-        blocks = re.split(r"^(?=rule \w+:|use rule \w+ as \w+ with:)", text, flags=re.M)
-        for block in blocks:
-            m = re.match(r"rule (\w+):", block)
-            if m:
-                s = re.search(r"^\s+script:\s*\n\s+\"([^\"]+)\"", block, flags=re.M)
-                if s:
-                    scripts[m.group(1)] = (smk.parent / s.group(1)).resolve()
-                continue
-            m = re.match(r"use rule (\w+) as (\w+) with:", block)
-            if m:
-                aliases[m.group(2)] = m.group(1)
-    for alias, base in aliases.items():
-        if base in scripts:
-            scripts[alias] = scripts[base]
-    return scripts
+SELECTING_WILDCARDS = ("method", "metric", "allocation")
+"""The wildcards that select registrations by name (:func:`selected_names`)."""
+
+
+def selected_names(wildcards: Mapping[str, str]) -> frozenset[str] | None:
+    """The registrations a job reaches: the values of its ``method``, ``metric`` and ``allocation``
+    wildcards and each ``-``-separated part of them (``lorp-k3`` selects ``lorp``, ``wanda-mrp`` selects
+    ``wanda`` and ``mrp``); None (every registration) for a job with none of these wildcards."""
+    values = [str(wildcards[k]) for k in SELECTING_WILDCARDS if k in wildcards]
+    if not values:
+        return None
+    return frozenset(v for value in values for v in (value, *value.split("-")))
 
 
 @functools.lru_cache(maxsize=None)
-def script_items(script: Path, root: Path = ROOT) -> frozenset[Item]:
+def script_items(script: Path, root: Path = ROOT, selected: frozenset[str] | None = None) -> frozenset[Item]:
     """The ``lorp`` definitions a script's imports reach (:func:`closure`), the harness left out."""
     start: set[Item] = set()
-    for target, attr in _imports("__script__", _tree(script), root).values():
+    for target, attr in _imports("__script__", _tree(Path(script)), root).values():
         if _in_package(target) and (target, attr) not in HARNESS:
             start.add((target, attr or "*"))
-    return frozenset(closure(start, root))
+    return frozenset(closure(start, root, selected))
 
 
-@functools.lru_cache(maxsize=None)
-def rule_code(rule: str, root: Path = ROOT) -> str:
-    """The fingerprint of the ``lorp`` code ``rule``'s outputs depend on (16 hex digits; "" for a rule
-    without a script)."""
-    script = rule_scripts(root).get(rule)
-    if script is None:
-        return ""
+def job_code(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT) -> str:
+    """The fingerprint of the ``lorp`` code a job of the rule with ``script`` depends on (16 hex digits):
+    the script's closure with the registrations its ``wildcards`` select (:func:`selected_names`)."""
+    items = script_items(Path(script).resolve(), root, selected_names(wildcards or {}))
     digest = hashlib.sha256()
-    for item in sorted(script_items(script, root)):
+    for item in sorted(items):
         digest.update(f"{item[0]}:{item[1]}\n{_source(item, root)}\n".encode())
     return digest.hexdigest()[:16]
 
 
-def rule_definitions(rule: str, root: Path = ROOT) -> list[str]:
-    """The ``lorp`` definitions (``module:name``) ``rule``'s fingerprint covers."""
-    script = rule_scripts(root).get(rule)
-    if script is None:
-        return []
-    return sorted(f"{m}:{n}" for m, n in script_items(script, root) if n not in ("*", "!"))
+def definitions(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT) -> list[str]:
+    """The ``lorp`` definitions (``module:name``; ``module:@name`` for a registration) a job's fingerprint
+    covers."""
+    items = script_items(Path(script).resolve(), root, selected_names(wildcards or {}))
+    return sorted(f"{m}:{n}" for m, n in items if n not in ("*", "!"))
+
+
+def clear_caches() -> None:
+    """Forget every parsed file (after an edit of the package in the same process)."""
+    for cached in (script_items, _tree, _module_file):
+        cached.cache_clear()

@@ -91,11 +91,16 @@ def evaluation_sources(smk: Any) -> dict[str, str]:
     return {key: inputs[key] for key in SOURCE_KEYS if key in inputs}
 
 
+REUSED_PREFIX = "candidate_"
+"""The input keys of the candidate evaluations an ``auto`` evaluation may copy (``rules/evaluation.smk``)."""
+
+ENTRY_SEPARATOR = "_"
+"""Between a source key and an efficiency entry's index in the efficiency rule's input keys (``plan_3``)."""
+
+
 def reused_evaluations(smk: Any) -> list[str]:
     """The evaluations of other plans the job may copy instead of evaluating the same model again (an
-    ``auto`` plan's evaluated candidates, :func:`lorp.workflow.paths.reused_evaluations`), in order."""
-    from .paths import REUSED_PREFIX
-
+    ``auto`` plan's evaluated candidates, keyed ``candidate_<i>``), in order."""
     return [path for key, path in _named(smk.input).items() if key.startswith(REUSED_PREFIX)]
 
 
@@ -112,3 +117,17 @@ def evaluation_labels(smk: Any) -> dict[str, Any]:
         "base_model": smk.input.model,
         "plan": smk.input.plan if pruned else "-",
     }
+
+
+def efficiency_entries(smk: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """The pruned models an efficiency job measures, as (labels, sources): the labels from its ``entries``
+    param, the sources from its inputs (``model``, and ``<key>_<i>`` for the i-th entry's plan, pruning
+    norms and measurement)."""
+    inputs = _named(smk.input)
+    out = []
+    for i, labels in enumerate(smk.params.entries):
+        suffix = f"{ENTRY_SEPARATOR}{i}"
+        sources = {"model": inputs["model"], **{key[:-len(suffix)]: path for key, path in inputs.items()
+                                                 if key.endswith(suffix) and key[:-len(suffix)] in SOURCE_KEYS}}
+        out.append((dict(labels), sources))
+    return out
