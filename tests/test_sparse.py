@@ -85,6 +85,65 @@ def test_mrp_meets_the_target_exactly_with_blocks_of_different_sizes():
     assert max(result.sparsities) <= 1
 
 
+@pytest.mark.parametrize("target, expected", [(0.5, [0.45, 0.65, 0.35, 0.55]), (0.7, [0.65, 0.85, 0.55, 0.75])])
+def test_mrp_keeps_every_sparsity_on_its_grid_of_whole_steps(target, expected):
+    """The default config's MRP (start 20 points below the target, 1-point steps) on four blocks of one size
+    whose non-outlier ratio (in points) drops by one per step from 40, 60, 30, 50: the loop levels them at 25,
+    so the blocks take 15, 35, 5 and 25 steps. Added up step by step, 0.3 + 35 x 0.01 is 0.6500000000000002;
+    and 0.7 - 0.2 is 0.49999999999999994, which prunes 287 of a 576-input row's weights, not 288."""
+    from lorp.sparse.masks import pruned_per_row
+    from lorp.sparse.plan import MRPSettings
+
+    base = [40, 60, 30, 50]
+    s0 = MRPSettings(0.2, 0.01, 0.95).s0(target)
+    assert s0 == round(target - 0.2, 2)
+
+    def ratio(block, sparsity):
+        return (base[block] - round((sparsity - s0) * 100)) / 100
+
+    result = allocations.mrp([576 * 1536] * 4, ratio, target=target, s0=target - 0.2, step=0.01)
+    assert result.sparsities == expected  # to the float: the decimals themselves
+    assert [t["sparsity"] for t in result.trajectory[-4:]] == expected  # the last four steps level the blocks
+    assert allocations.weighted_mean(result.sparsities, [1] * 4) == pytest.approx(target, abs=1e-12)
+    for s in result.sparsities + [t["sparsity"] for t in result.trajectory]:
+        points = round(s * 100)
+        assert s == points / 100 and pruned_per_row(576, s) == 576 * points // 100, s
+
+
+def test_an_mrp_plan_of_real_blocks_stays_on_its_grid():
+    from lorp.sparse import plan as sp
+    from lorp.sparse.redundancy import BlockScores
+
+    gen = torch.Generator().manual_seed(2)
+    blocks = [BlockScores({"a": torch.exp(sigma * torch.randn(8, 16, generator=gen)),
+                           "b": torch.exp(sigma * torch.randn(8, 16, generator=gen))})
+              for sigma in (1.2, 0.8, 1.0, 0.6, 0.9, 1.1)]  # blocks of one size: no increment is cut
+    plan = sp.mrp_plan("wanda", 0.7, blocks, m=5, count_zeros=True, settings=sp.MRPSettings(0.2, 0.01, 0.95))
+    assert len(plan.trajectory) > 20
+    for s in plan.blocks + [s for layers in plan.linears for s in layers.values()]:
+        assert s == round(s * 100) / 100, s
+    assert plan.settings["s0"] == 0.5
+
+
+@pytest.mark.parametrize("n_inputs", [576, 1536, 4096, 11008, 14336])
+def test_the_weights_pruned_per_row_lose_none_to_float_error(n_inputs):
+    from lorp.sparse.masks import pruned_per_row
+
+    for points in range(101):  # every whole percent: floor(n x points / 100), counted in integers
+        assert pruned_per_row(n_inputs, points / 100) == n_inputs * points // 100, points
+    assert pruned_per_row(n_inputs, 0.5 - 9.27e-15) == n_inputs // 2  # a sparsity that drifted off 0.5 by float error
+
+
+def test_the_weights_pruned_per_row_are_rounded_down_as_wanda_does():
+    from lorp.sparse.masks import pruned_per_row
+
+    assert pruned_per_row(576, 0.49999999999999073) == 288  # int(576 * s) is 287
+    assert pruned_per_row(100, 0.29) == 29  # 0.29 * 100 is 28.999999999999996
+    assert pruned_per_row(576, 0.37) == 213 and pruned_per_row(96, 0.7) == 67  # 213.12 and 67.2: down
+    assert pruned_per_row(576, 0.4999) == 287  # a real fraction short of a weight is not rounded up
+    assert row_mask(torch.arange(100.0).repeat(2, 1), 0.29).sum(dim=1).tolist() == [71, 71]
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"target": 1.2, "s0": 0.4, "step": 0.1}, r"target sparsity must be in \(0, 1\)"),
     ({"target": 0.5, "s0": 0.4, "step": 0.03}, "does not divide the range"),

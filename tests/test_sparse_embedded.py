@@ -74,3 +74,5 @@ def test_owl_and_mrp_on_the_real_blocks(model):
     at_s0 = [blocks[b].outlier_ratio(0.45, 5, True) for b in range(len(blocks))]
     assert at_s0[first] == min(at_s0)  # the most redundant block at s0 (fewest outliers) goes first
     assert min(result.blocks) >= 0.45 - 1e-9
+    for s in result.blocks:  # 30 blocks of one size: each a whole number of 1-point steps, to the float
+        assert s == round(s * 100) / 100, s

@@ -49,9 +49,11 @@ SCRIPT = textwrap.dedent("""
 
 def job_env(server=None, **extra: str) -> dict[str, str]:
     """The environment of a job (or, without ``server``, of a server): this checkout's package, no
-    inherited warm-start variables, ``extra`` on top."""
+    inherited warm-start variables, one import-time variable (Transformers' default verbosity, so a job can
+    lack one the server has), ``extra`` on top."""
     env = {k: v for k, v in os.environ.items() if k not in (warm.SOCKET_ENV, warm.CHILD_ENV)}
     env["PYTHONPATH"] = SRC
+    env["TRANSFORMERS_VERBOSITY"] = "warning"
     env.update(extra)
     if server is not None:
         env[warm.SOCKET_ENV] = str(server.socket)
@@ -68,12 +70,15 @@ def server():
         srv.stop()
 
 
-def run_job(tmp_path: Path, server: warm.Server | None, *args: str, **env: str) -> subprocess.CompletedProcess:
+def run_job(tmp_path: Path, server: warm.Server | None, *args: str, unset: tuple[str, ...] = (),
+            **env: str) -> subprocess.CompletedProcess:
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
-    return subprocess.run([sys.executable, str(script), *args], cwd=tmp_path,
-                          env=job_env(server, **{"JOB_TOKEN": "t-42", **env}), capture_output=True, text=True,
-                          timeout=120)
+    environment = job_env(server, **{"JOB_TOKEN": "t-42", **env})
+    for name in unset:
+        del environment[name]
+    return subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=120)
 
 
 def fields(stdout: str) -> dict[str, str]:
@@ -109,6 +114,62 @@ def test_a_job_with_another_import_path_is_refused_and_runs_here(server, tmp_pat
     assert out.returncode == 0, out.stderr
     assert fields(out.stdout)["warm"] == "None"
     assert "refused: the job's PYTHONPATH" in server.log.read_text()
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"HF_HOME": "{tmp}/hf"}, "HF_HOME (set in the job only)"),
+    ({"TRANSFORMERS_OFFLINE": "1"}, "TRANSFORMERS_OFFLINE (set in the job only)"),
+    ({"TRANSFORMERS_VERBOSITY": "error"}, "TRANSFORMERS_VERBOSITY (changed)"),
+    ({"unset": ("TRANSFORMERS_VERBOSITY",)}, "TRANSFORMERS_VERBOSITY (unset in the job)"),
+    ({"PYTHONHASHSEED": "0", "TORCH_HOME": "{tmp}/torch"}, "PYTHONHASHSEED (set in the job only), TORCH_HOME"),
+])
+def test_a_job_with_another_import_time_environment_is_refused_and_runs_cold(server, tmp_path, change, named):
+    """The server's libraries read these variables when it imported them: a fork would run the job with the
+    server's hub cache, offline mode, verbosity or hash seed. The job runs in its own interpreter instead,
+    with the exit status and output a warm start gives."""
+    change = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in change.items()}
+    seen = len(server.log.read_text())
+    cold = run_job(tmp_path, server, "exit", "3", **change)
+    assert cold.returncode == 3, cold.stderr
+    got = fields(cold.stdout)
+    assert got["warm"] == "None" and "delegated" not in cold.stderr
+    log = server.log.read_text()[seen:]
+    assert f"refused: the job's import-time environment is not the server's: {named}" in log, log
+    warm_ = fields(run_job(tmp_path, server, "exit", "3").stdout)
+    assert warm_["warm"] == "1"
+    assert {k: got[k] for k in ("cwd", "token", "argv")} == {k: warm_[k] for k in ("cwd", "token", "argv")}
+
+
+@pytest.mark.parametrize("change", [{"FOO": "1", "LORP_SOMETHING": "x"},
+                                    {name: "2" for name in warm.PER_JOB_ENV}])  # what Snakemake sets per job
+def test_other_variables_and_the_jobs_thread_counts_do_not_refuse_a_job(server, tmp_path, change):
+    seen = len(server.log.read_text())
+    out = run_job(tmp_path, server, "ok", **change)
+    assert out.returncode == 0, out.stderr
+    assert fields(out.stdout)["warm"] == "1", server.log.read_text()[seen:]
+
+
+def test_the_server_started_for_a_run_logs_under_its_results_logs(tmp_path, monkeypatch):
+    """The log of :func:`warm.start` is results/logs/warm-start.log of the working directory, appended to and
+    kept once the server stops; the socket is in a private directory elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in job_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(warm.SOCKET_ENV, raising=False)
+    log = tmp_path / "results" / "logs" / "warm-start.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("an earlier run\n")
+    srv = warm.start()
+    try:
+        assert srv.log == log and srv.ready(120), log.read_text()
+        assert srv.socket.parent.stat().st_mode & 0o777 == 0o700 and tmp_path not in srv.socket.parents
+        out = run_job(tmp_path, srv, "ok")
+        assert fields(out.stdout)["warm"] == "1", out.stderr
+    finally:
+        warm.stop()
+    text = log.read_text()
+    assert text.startswith("an earlier run\n[lorp-warm] ") and f"in {tmp_path}" in text, text
+    assert "[lorp-warm] served 1 jobs; stopped" in text and not srv.socket.parent.exists()
 
 
 @pytest.mark.parametrize("args, status", [(("exit", "3"), 3), (("exit", "0"), 0), (("fail",), 1)])

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+COUNT_TOLERANCE = 1e-6
+"""How far (in weights) below a whole number ``sparsity * n_inputs`` may fall and still count as it: the
+float error of a sparsity and of the product (``0.29 * 100`` is 28.999999999999996), never a real
+fraction of a weight (a sparsity with at most 6 decimals times a whole number of inputs is a whole number
+or at least 1e-6 away from one)."""
 
 
 def pruned_per_row(n_inputs: int, sparsity: float) -> int:
-    """How many of a row's ``n_inputs`` weights are pruned at ``sparsity``: ``int(sparsity * n_inputs)``,
-    rounded down as the Wanda reference does (so a row keeps at most one weight more than the fraction)."""
+    """How many of a row's ``n_inputs`` weights are pruned at ``sparsity``: ``sparsity * n_inputs`` rounded
+    down as the Wanda reference does (so a row keeps at most one weight more than the fraction), after
+    :data:`COUNT_TOLERANCE` for float error, so that a product that is a whole number in decimals never loses
+    a weight (``int(0.29 * 100)`` is 28; this is 29)."""
     if not 0 <= sparsity <= 1:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    return int(sparsity * n_inputs)
+    return math.floor(sparsity * n_inputs + COUNT_TOLERANCE)
 
 
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Boolean mask ([out, in], True = keep): in every row the ``int(sparsity * in)`` lowest scores are
+    """Boolean mask ([out, in], True = keep): in every row the :func:`pruned_per_row` lowest scores are
     pruned (ties to the lower input index), so every row has the same sparsity within one weight.
 
     The mask is that of a stable sort of each row, found without sorting: each row's k-th lowest score

@@ -43,7 +43,7 @@ class MRPSettings:
         s0 = target - self.start_below
         if s0 < -1e-9:
             raise ValueError(f"MRP starts {self.start_below:g} below the target {target:g}, below 0")
-        return max(0.0, s0)
+        return allocations.grid_point(max(0.0, s0), self.step, 0)  # 0.7 - 0.2 is 0.49999999999999994
 
 
 @dataclass
@@ -153,8 +153,8 @@ def mrp_grid(target: float, settings: MRPSettings) -> list[float]:
     bound (the last, cut increment is measured when reached)."""
     s0 = settings.s0(target)
     n = int(np.ceil((settings.upper - s0) / settings.step - 1e-9))
-    return sorted({_key(s0 + i * settings.step) for i in range(n) if s0 + i * settings.step < settings.upper}
-                  | {_key(settings.upper)})
+    points = (allocations.grid_point(s0, settings.step, i) for i in range(n))
+    return sorted({_key(s) for s in points if s < settings.upper} | {_key(settings.upper)})
 
 
 @dataclass
@@ -190,6 +190,15 @@ def measure_units(blocks: Sequence[BlockScores], granularity: str, points: Mappi
     return result
 
 
+def _block_sparsity(linears: Mapping[str, float], n_params: Mapping[str, int]) -> float:
+    """A block's sparsity: its layers' one sparsity when they share it (exactly, not a weighted mean that
+    could leave MRP's grid by float error), else their parameter-weighted mean."""
+    values = set(linears.values())
+    if len(values) == 1:
+        return float(values.pop())
+    return sum(linears[name] * n for name, n in n_params.items()) / sum(n_params.values())
+
+
 def mrp_plan(metric: str, target: float, blocks: Sequence[BlockScores], m: float, count_zeros: bool,
              settings: MRPSettings, units: UnitRatios | None = None) -> SparsePlan:
     """MRP's plan: the loop of :func:`lorp.sparse.allocations.mrp` over blocks or linear layers.
@@ -217,8 +226,7 @@ def mrp_plan(metric: str, target: float, blocks: Sequence[BlockScores], m: float
         for layer in ([name] if name else units.layers[b]):
             linears[b][layer] = float(s)
     n_params = [sum(layers.values()) for layers in units.layers]
-    per_block = [sum(linears[b][name] * n for name, n in layers.items()) / n_params[b]
-                 for b, layers in enumerate(units.layers)]
+    per_block = [_block_sparsity(linears[b], layers) for b, layers in enumerate(units.layers)]
     for step in result.trajectory:  # name the unit: a block, or a block's layer
         b, name = units.owners[step["block"]]
         step["block"] = b

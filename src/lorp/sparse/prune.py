@@ -71,8 +71,9 @@ def zeros_fingerprint(weight: torch.Tensor) -> str:
 def measure_pruned(model: torch.nn.Module, plan: Any) -> dict[str, Any]:
     """What a pruned model holds against its plan: each linear layer's measured sparsity, the fingerprint
     of its zeros' positions (:func:`zeros_fingerprint`) and the largest shortfall of any of its rows against
-    the planned ``int(s * in)`` zeros (0 when every row has its zeros; more zeros than planned are weights
-    the source model had at zero already), per block and for the model (parameter-weighted)."""
+    the planned zeros (:func:`lorp.sparse.masks.pruned_per_row`; 0 when every row has its zeros; more zeros
+    than planned are weights the source model had at zero already), per block and for the model
+    (parameter-weighted)."""
     out = []
     for b, block in enumerate(get_decoder_layers(model)):
         layers, zeros_total, n = {}, 0, 0

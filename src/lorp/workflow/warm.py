@@ -13,9 +13,15 @@ code on disk, as in a new interpreter.
 
 The job runs in its own interpreter, as before, whenever the server is not there or does not apply: a
 cluster job, a dry run, ``--no-hooks``, ``LORP_WARM_START=0``, another Python than the server's (a conda
-environment, a container), a machine with a CUDA device (the CUDA runtime does not survive a fork once it is
-initialised; on a GPU the imports are a small part of a job), or a system without ``fork`` (only Linux is
-served).
+environment, a container), an import-time environment other than the server's (:data:`IMPORT_ENV_PREFIXES`:
+the libraries the server imported read those variables once, at import), a machine with a CUDA device (the
+CUDA runtime does not survive a fork once it is initialised; on a GPU the imports are a small part of a
+job), or a system without ``fork`` (only Linux is served).
+
+The server's log is ``results/logs/warm-start.log`` under the run's working directory (:data:`LOG`): one file
+that every run appends to, each run's part starting with a dated line, and kept when the server stops;
+it names every job served and every job refused, with the reason. The socket lives in a private directory
+(mode 0700) under the system's temporary directory, removed when the server stops.
 
 Protocol (a Unix socket in a private directory): the job sends one byte with its three standard streams
 (``SCM_RIGHTS``), then one JSON line (``argv``, ``cwd``, ``env``, ``executable``, ``prefix``, ``version``);
@@ -64,6 +70,31 @@ PRELOAD = (
 )
 """The modules the server imports once: the libraries every model-loading job needs (not ``lorp``)."""
 
+IMPORT_ENV_PREFIXES = (
+    "PYTHON",  # the interpreter's own settings, read at its start (PYTHONHASHSEED, PYTHONWARNINGS, ...)
+    "LD_",  # which shared libraries load (LD_LIBRARY_PATH, LD_PRELOAD)
+    "HF_", "HUGGINGFACE_", "XDG_CACHE_HOME",  # huggingface_hub's and Transformers' constants (HF_HOME, HF_HUB_OFFLINE)
+    "TRANSFORMERS_", "TOKENIZERS_", "SAFETENSORS_",
+    "TORCH", "PYTORCH_", "CUDA_",  # TORCH_HOME, TORCHINDUCTOR_*, PYTORCH_CUDA_ALLOC_CONF, CUDA_VISIBLE_DEVICES
+    "NUMPY_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "GOTO_", "VECLIB_", "BLIS_", "NUMEXPR_",  # math libraries
+)
+"""The environment variables (by prefix) that the libraries the server preloads read when they are imported:
+a job whose values of them differ from the server's at its start (set, unset or changed) is refused and
+runs in its own interpreter, as the fork would have libraries set up for another environment. Except
+:data:`PER_JOB_ENV`."""
+
+PER_JOB_ENV = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "KMP_DUPLICATE_LIB_OK")
+"""Not compared, as every job has its own value whoever runs it: Snakemake sets the thread counts to each
+job's ``threads`` (``snakemake/shell.py``), and :func:`lorp.workflow.jobs.job` sizes the thread pools of the
+libraries a fork already has loaded to them (``torch.set_num_threads``, ``threadpoolctl``); threadpoolctl,
+which :mod:`lorp.workflow.jobs` imports before it asks the server, sets ``KMP_DUPLICATE_LIB_OK=True`` in the
+job's process (if unset), which only lets a second Intel OpenMP runtime load (the server's imports did
+without)."""
+
+LOG = Path("results", "logs", "warm-start.log")
+"""The server's log, under the working directory of the run that starts it (:func:`start`); appended to."""
+
 WAIT_S = 30.0
 """How long a job waits for a server that is still importing before it starts its own interpreter."""
 
@@ -78,12 +109,12 @@ def enabled() -> bool:
 
 # ------------------------------------------------------------------------------------------- server side
 class Server:
-    """A running warm-start server: its process, its socket and its log (under one private directory)."""
+    """A running warm-start server: its process, its socket (in a private directory) and its log."""
 
-    def __init__(self, directory: Path, process: subprocess.Popen) -> None:
+    def __init__(self, directory: Path, process: subprocess.Popen, log: Path | None = None) -> None:
         self.directory = directory
         self.socket = directory / "socket"
-        self.log = directory / "server.log"
+        self.log = log or directory / "server.log"
         self.process = process
 
     def ready(self, timeout_s: float = 0.0) -> bool:
@@ -98,7 +129,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop the server (its running forks are the jobs' own: they finish or are stopped by their jobs)
-        and remove its directory."""
+        and remove its directory (and the log, if it is there)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -109,29 +140,32 @@ class Server:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def launch(env: dict[str, str] | None = None) -> Server:
-    """Start a server process (with ``env``, else this process's environment) in a new private directory.
-    It imports in the background and listens once :meth:`Server.ready`; jobs find it through
+def launch(env: dict[str, str] | None = None, log: str | Path | None = None) -> Server:
+    """Start a server process (with ``env``, else this process's environment) with its socket in a new
+    private directory, appending its output to ``log`` (else ``server.log`` in that directory, removed with
+    it). It imports in the background and listens once :meth:`Server.ready`; jobs find it through
     ``LORP_WARM_SOCKET`` (:func:`start` sets it). It stops with :meth:`Server.stop` or when this process
     dies."""
     directory = Path(tempfile.mkdtemp(prefix="lorp-warm-"))  # 0700, and short: a socket path has 107 bytes
-    with open(directory / "server.log", "wb") as log:
+    path = Path(log).resolve() if log is not None else directory / "server.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "lorp.workflow.warm", str(directory / "socket"), str(os.getpid())],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(env or os.environ))
-    return Server(directory, process)
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env or os.environ))
+    return Server(directory, process, path)
 
 
 def start() -> Server | None:
     """Start the server for the jobs this process will start and point them to it (``LORP_WARM_SOCKET`` in
-    ``os.environ``, which they inherit); ``None`` where warm starts are off. It stops with :func:`stop`, at
-    this process's exit, or when this process dies. Jobs that start while it still imports wait for it
-    (:func:`delegate`)."""
+    ``os.environ``, which they inherit); ``None`` where warm starts are off. Its log is :data:`LOG` under the
+    working directory. It stops with :func:`stop`, at this process's exit, or when this process dies. Jobs
+    that start while it still imports wait for it (:func:`delegate`)."""
     global _SERVER
     if not enabled():
         return None
     if _SERVER is None:
-        _SERVER = launch()
+        _SERVER = launch(log=LOG)
         os.environ[SOCKET_ENV] = str(_SERVER.socket)
         atexit.register(stop)
     return _SERVER
@@ -166,6 +200,22 @@ def _same_python(request: dict[str, Any]) -> str | None:
     if theirs != mine:  # the server's import path was set from its own
         return f"the job's PYTHONPATH is {theirs!r}, the server's {mine!r}"
     return None
+
+
+def import_environment(env: dict[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that the preloaded libraries read at import (:data:`IMPORT_ENV_PREFIXES`,
+    less :data:`PER_JOB_ENV`)."""
+    return {k: v for k, v in env.items() if k.startswith(IMPORT_ENV_PREFIXES) and k not in PER_JOB_ENV}
+
+
+def _same_environment(request: dict[str, Any], mine: dict[str, str]) -> str | None:
+    """Why the job's import-time environment is not the server's (``mine``, as it started), or ``None``.
+    Names the variables, never their values (``HF_TOKEN`` is one)."""
+    theirs = import_environment(request.get("env", {}))
+    how = {k: "set in the job only" if k not in mine else "unset in the job" if k not in theirs else "changed"
+           for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k)}
+    differ = [f"{k} ({how[k]})" for k in sorted(how)]
+    return f"the job's import-time environment is not the server's: {', '.join(differ)}" if differ else None
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
@@ -258,6 +308,9 @@ def serve(path: str, parent_pid: int) -> int:
     """The server: import :data:`PRELOAD`, listen on ``path``, fork one process per job request, report
     each fork's exit status to its job; return when the process ``parent_pid`` (Snakemake) is gone or on
     SIGTERM/SIGINT."""
+    environment = import_environment(dict(os.environ))  # as it started, before the line below
+    print(f"[lorp-warm] {time.strftime('%Y-%m-%d %H:%M:%S')}: server {os.getpid()} for process {parent_pid} in "
+          f"{os.getcwd()}, socket {path}", flush=True)
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML, not the CUDA runtime
     os.environ[CHILD_ENV] = "1"  # nothing the server imports may ask itself to run a job
     start_s = time.perf_counter()
@@ -298,7 +351,8 @@ def serve(path: str, parent_pid: int) -> int:
                     print(f"[lorp-warm] bad request: {err}", flush=True)
                     conn.close()
                     continue
-                why = _same_python(request) if len(fds) == 3 else "the job did not send its three standard streams"
+                why = ((_same_python(request) or _same_environment(request, environment)) if len(fds) == 3
+                       else "the job did not send its three standard streams")
                 if why:
                     print(f"[lorp-warm] refused: {why}", flush=True)
                     _send(conn, {"refused": why})
