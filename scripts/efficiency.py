@@ -2,9 +2,10 @@
 
 from lorp.workflow.jobs import job
 from lorp.workflow.paths import efficiency_entries
-from lorp.workflow.pipeline import measure_efficiency
 
 with job(snakemake):
+    from lorp.workflow.stages.evaluation import measure_efficiency
+
     measure_efficiency(
         snakemake.input.model,
         efficiency_entries(snakemake.config, snakemake.wildcards.model),

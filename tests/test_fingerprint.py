@@ -40,8 +40,10 @@ def test_every_rule_with_a_script_has_a_fingerprint(copy):
     before = codes(copy)
     assert {"plan", "similarity", "capture_activations", "evaluate_pruned", "sensitivity"} <= set(before)
     assert all(len(code) == 16 for code in before.values())
-    assert "lorp.workflow.pipeline:make_plan" in fingerprint.rule_definitions("plan", copy)
-    assert not any(d.startswith("lorp.workflow.pipeline:capture") for d in fingerprint.rule_definitions("plan", copy))
+    plan = fingerprint.rule_definitions("plan", copy)
+    assert "lorp.workflow.stages.depth:make_plan" in plan
+    assert not any(d.startswith("lorp.workflow.stages.depth:compute_similarity") for d in plan)
+    assert not any(d.startswith("lorp.workflow.stages.calibration:") for d in plan)
 
 
 def test_a_method_body_reruns_plans_not_capture_or_similarity(copy):
@@ -55,7 +57,7 @@ def test_a_method_body_reruns_plans_not_capture_or_similarity(copy):
 
 def test_a_stage_function_reruns_its_rule_only(copy):
     before = codes(copy)
-    edit(copy, "workflow/pipeline.py", "    write_npy(outputs[\"cosine\"], cosine)",
+    edit(copy, "workflow/stages/depth.py", "    write_npy(outputs[\"cosine\"], cosine)",
          "    write_npy(outputs[\"cosine\"], cosine[:, :])")
     assert changed(before, codes(copy)) == {"similarity"}
 

@@ -177,7 +177,7 @@ def test_an_auto_evaluation_copies_the_rows_of_the_candidate_with_its_blocks(tmp
     """Of the candidates' evaluations, the one whose plan removes the same blocks from the same prepared
     model is copied as written with auto's labels; no match, another base model, a missing dataset or a
     sparse plan copy nothing."""
-    from lorp.workflow.pipeline import reused_rows
+    from lorp.evaluation.reuse import reused_rows
 
     _, lorp_csv = _evaluation(tmp_path, "lorp", [1, 4], "99.5")
     _, short_csv = _evaluation(tmp_path, "shortgpt", [3, 2], "41.123456789012")

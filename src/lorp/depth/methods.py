@@ -431,7 +431,7 @@ AUTO = "auto"
 
 def _chosen_by_held_out_perplexity(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
     raise ValueError("auto plans are not made from the similarity alone: the auto_plan stage scores the other "
-                     "methods' plans by held-out perplexity (lorp.workflow.pipeline.choose_auto_plan)")
+                     "methods' plans by held-out perplexity (lorp.workflow.stages.depth.choose_auto_plan)")
 
 
 register(Method(
