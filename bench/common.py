@@ -25,7 +25,7 @@ DEFAULT_CALIBRATION = {"source": "python-docs", "n_samples": 32, "seqlen": 256, 
 
 def embedded_model(name: str = "embedded") -> Path:
     """The embedded model (``embedded`` or ``embedded:gemma3-270m``) prepared once as a safetensors directory."""
-    from lorp.workflow.pipeline import prepare_model
+    from lorp.workflow.stages.model import prepare_model
 
     out = WORK / name.replace(":", "-") / "model"
     if not (out / "model.json").is_file():

@@ -21,7 +21,7 @@ SETUP = """
 import json, time
 import numpy as np
 from lorp import models
-from lorp.workflow.pipeline import sample_calibration
+from lorp.workflow.stages.calibration import sample_calibration
 model_dir = {model_dir!r}
 """
 

@@ -1,9 +1,10 @@
 """Snakemake adapter for rule capture_activations (the batch size, a speed knob, is not a param)."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import capture
 
 with job(snakemake):
+    from lorp.workflow.stages.calibration import capture
+
     capture(
         snakemake.input.model,
         snakemake.input.tokens,

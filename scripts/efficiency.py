@@ -1,9 +1,10 @@
 """Snakemake adapter for rule efficiency: the entries are its params' labels and its inputs' sources."""
 
 from lorp.workflow.jobs import efficiency_entries, job
-from lorp.workflow.pipeline import measure_efficiency
 
 with job(snakemake):
+    from lorp.workflow.stages.evaluation import measure_efficiency
+
     measure_efficiency(
         snakemake.input.model,
         efficiency_entries(snakemake),

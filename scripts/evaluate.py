@@ -1,9 +1,10 @@
 """Snakemake adapter for rules evaluate_dense and evaluate_pruned (the batch size is not a param)."""
 
 from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job, reused_evaluations
-from lorp.workflow.pipeline import evaluate_perplexity
 
 with job(snakemake):
+    from lorp.workflow.stages.evaluation import evaluate_perplexity
+
     evaluate_perplexity(
         evaluation_sources(snakemake),
         snakemake.params.datasets,

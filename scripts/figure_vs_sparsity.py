@@ -1,7 +1,8 @@
 """Snakemake adapter for rule figure_vs_sparsity."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import draw_metric_vs_sparsity
 
 with job(snakemake):
+    from lorp.workflow.stages.reports import draw_metric_vs_sparsity
+
     draw_metric_vs_sparsity(snakemake.input.table, snakemake.output.png)

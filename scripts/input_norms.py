@@ -1,9 +1,10 @@
 """Snakemake adapter for rule input_norms (the batch size is not a param: it does not change the norms)."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import capture_norms
 
 with job(snakemake):
+    from lorp.workflow.stages.sparse import capture_norms
+
     capture_norms(
         snakemake.input.model,
         snakemake.input.tokens,

@@ -1,9 +1,10 @@
 """Snakemake adapter for rule mrp_sweep."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import sweep_mrp
 
 with job(snakemake):
+    from lorp.workflow.stages.sparse import sweep_mrp
+
     w = snakemake.wildcards
     sweep = snakemake.params.sweep
     sweep_mrp(

@@ -1,9 +1,10 @@
 """Snakemake adapter for rule outliers."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import measure_outliers
 
 with job(snakemake):
+    from lorp.workflow.stages.sparse import measure_outliers
+
     measure_outliers(
         snakemake.input.model,
         snakemake.input.get("norms"),

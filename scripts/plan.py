@@ -2,9 +2,10 @@
 
 from lorp.workflow.config import base_method
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import make_plan
 
 with job(snakemake):
+    from lorp.workflow.stages.depth import make_plan
+
     make_plan(
         base_method(snakemake.wildcards.method),
         int(snakemake.wildcards.budget),

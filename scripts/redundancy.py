@@ -1,9 +1,10 @@
 """Snakemake adapter for rule redundancy."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import assess_redundancy
 
 with job(snakemake):
+    from lorp.workflow.stages.sparse import assess_redundancy
+
     assess_redundancy(
         snakemake.input.model,
         snakemake.input.get("norms"),

@@ -1,9 +1,10 @@
 """Snakemake adapter for rule sparse_plan."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import make_sparse_plan
 
 with job(snakemake):
+    from lorp.workflow.stages.sparse import make_sparse_plan
+
     make_sparse_plan(
         snakemake.wildcards.metric,
         snakemake.wildcards.allocation,

@@ -1,9 +1,10 @@
 """Snakemake adapter for rule sparse_prune (the batch size is not a param: it does not change the weights)."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import prune_sparse
 
 with job(snakemake):
+    from lorp.workflow.stages.sparse import prune_sparse
+
     prune_sparse(
         snakemake.input.model,
         snakemake.input.plan,

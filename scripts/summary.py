@@ -1,9 +1,10 @@
 """Snakemake adapter for rules summary, summary_tasks and summary_efficiency."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import summarise
 
 with job(snakemake):
+    from lorp.workflow.stages.reports import summarise
+
     summarise(
         snakemake.params.kind,
         [*snakemake.input.dense, *snakemake.input.pruned],

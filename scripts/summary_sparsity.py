@@ -1,9 +1,10 @@
 """Snakemake adapter for rule summary_sparsity."""
 
 from lorp.workflow.jobs import job
-from lorp.workflow.pipeline import summarise_sparsity
 
 with job(snakemake):
+    from lorp.workflow.stages.reports import summarise_sparsity
+
     summarise_sparsity(
         [*snakemake.input.dense, *snakemake.input.pruned],
         list(snakemake.input.measured),

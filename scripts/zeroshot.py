@@ -1,9 +1,10 @@
 """Snakemake adapter for rules evaluate_tasks_dense and evaluate_tasks_pruned (batch size not a param)."""
 
 from lorp.workflow.jobs import evaluation_labels, evaluation_sources, job, reused_evaluations
-from lorp.workflow.pipeline import evaluate_zeroshot
 
 with job(snakemake):
+    from lorp.workflow.stages.evaluation import evaluate_zeroshot
+
     evaluate_zeroshot(
         evaluation_sources(snakemake),
         snakemake.output.tasks,

@@ -20,7 +20,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def embedded_dir(tmp_path_factory) -> Path:
     """The embedded SmolLM2-135M converted once to a safetensors directory (about 30 s)."""
-    from lorp.workflow.pipeline import prepare_model
+    from lorp.workflow.stages.model import prepare_model
 
     out = tmp_path_factory.mktemp("embedded") / "model"
     prepare_model("embedded", out, "bfloat16")

@@ -240,8 +240,12 @@ def test_stage_code_has_no_fallback_defaults():
     """No ``.get(key, default)`` on the config or its slices in the config and stage modules."""
     import ast
 
-    for name in ("config.py", "pipeline.py", "paths.py"):
-        tree = ast.parse((ROOT / "src" / "lorp" / "workflow" / name).read_text())
+    workflow = ROOT / "src" / "lorp" / "workflow"
+    stages = sorted((workflow / "stages").glob("*.py"))
+    assert {p.stem for p in stages} >= {"model", "calibration", "depth", "sparse", "evaluation", "reports"}
+    for path in [workflow / "config.py", workflow / "paths.py", *stages]:
+        name = path.relative_to(workflow)
+        tree = ast.parse(path.read_text())
         calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
                  and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) > 1
                  and isinstance(node.func.value, ast.Name) and node.func.value.id in CONFIG_NAMES]
@@ -250,7 +254,7 @@ def test_stage_code_has_no_fallback_defaults():
 
 def test_an_unreachable_hub_model_stops_prepare_model_with_one_message_naming_the_key(tmp_path):
     """No hub and nothing cached: prepare_model names models.<name>.source, the cause and the fix."""
-    code = ("from lorp.workflow.pipeline import prepare_model\n"
+    code = ("from lorp.workflow.stages.model import prepare_model\n"
             f"prepare_model('someone/some-model', {str(tmp_path / 'model')!r}, 'bfloat16', key='models.llama.source')")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lorp.workflow import pipeline
+from lorp.workflow.stages.calibration import capture, sample_calibration, sample_held_out
+from lorp.workflow.stages.depth import analyse_structure, choose_auto_plan, compute_similarity, make_plan
+from lorp.workflow.stages.evaluation import evaluate_perplexity
+from lorp.workflow.stages.model import export_checkpoint, load_evaluated
 from lorp.data import special_prefix
 from lorp.io import read_json
 from lorp.depth.methods import METHODS
@@ -21,13 +24,13 @@ def analysed(embedded_dir, tmp_path_factory):
     """Calibration, capture, similarity and structure on a tiny calibration set."""
     d = tmp_path_factory.mktemp("analysis")
     spec = {"source": "python-docs", "n_samples": 6, "seqlen": 48, "seed": 0}
-    pipeline.sample_calibration(embedded_dir, spec, d / "tokens.npy", d / "meta.json")
-    pipeline.capture(embedded_dir, d / "tokens.npy", d / "act", {"dtype": "float16", "tokens_per_sequence": 16, "seed": 1},
-                     {"device": "auto", "dtype": "auto"}, batch_size=4)
+    sample_calibration(embedded_dir, spec, d / "tokens.npy", d / "meta.json")
+    capture(embedded_dir, d / "tokens.npy", d / "act", {"dtype": "float16", "tokens_per_sequence": 16, "seed": 1},
+            {"device": "auto", "dtype": "auto"}, batch_size=4)
     outputs = {k: d / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
     outputs.update(cosine=d / "cosine.npy", extended=d / "ext.npy", last_token=d / "last.npy")
-    pipeline.compute_similarity(d / "act", outputs)
-    pipeline.analyse_structure(d / "cosine.npy", d / "rls.json", {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0})
+    compute_similarity(d / "act", outputs)
+    analyse_structure(d / "cosine.npy", d / "rls.json", {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0})
     return d
 
 
@@ -78,43 +81,43 @@ def test_auto_keeps_the_candidate_of_lowest_held_out_perplexity(embedded_dir, an
     from lorp.evaluation.perplexity import perplexity
 
     spec = {"source": "python-docs", "n_samples": 6, "seqlen": 48, "seed": 0}
-    meta = pipeline.sample_held_out(embedded_dir, spec, 2, analysed / "tokens.npy", tmp_path / "held.npy",
-                                    tmp_path / "held.json")
+    meta = sample_held_out(embedded_dir, spec, 2, analysed / "tokens.npy", tmp_path / "held.npy",
+                           tmp_path / "held.json")
     assert meta["window_index"] == [6, 7] and np.load(tmp_path / "held.npy").shape == (2, 48)
     files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
     candidates = []
     for method in ("shortgpt", "streamline", "last"):
         path = tmp_path / f"{method}.json"
-        pipeline.make_plan(method, 4, {n: files[n] for n in METHODS[method].inputs}, path, {})
+        make_plan(method, 4, {n: files[n] for n in METHODS[method].inputs}, path, {})
         candidates.append({"method": method, "statistic": "cosine", "plan": path})
     compute = {"device": "cpu", "dtype": "auto"}
-    plan = pipeline.choose_auto_plan(embedded_dir, tmp_path / "held.npy", candidates, 4, tmp_path / "auto.json",
-                                     compute, batch_size=2)
+    plan = choose_auto_plan(embedded_dir, tmp_path / "held.npy", candidates, 4, tmp_path / "auto.json",
+                            compute, batch_size=2)
     scores = {c["method"]: c["held_out_ppl"] for c in plan.details["candidates"]}
     best = min(scores, key=scores.get)
     assert plan.pruned == read_json(tmp_path / f"{best}.json")["pruned"] and plan.details["chosen"]["method"] == best
-    model, _ = pipeline.load_evaluated({"model": embedded_dir, "plan": tmp_path / "auto.json"}, compute)
+    model, _ = load_evaluated({"model": embedded_dir, "plan": tmp_path / "auto.json"}, compute)
     again = perplexity(model, np.load(tmp_path / "held.npy").astype(np.int64), batch_size=1).ppl
     assert again == pytest.approx(scores[best], rel=1e-4)
     with pytest.raises(RuntimeError, match="differ from the calibration tokens"):
-        pipeline.sample_held_out(embedded_dir, {**spec, "seed": 1}, 2, analysed / "tokens.npy", tmp_path / "x.npy",
-                                 tmp_path / "x.json")
+        sample_held_out(embedded_dir, {**spec, "seed": 1}, 2, analysed / "tokens.npy", tmp_path / "x.npy",
+                        tmp_path / "x.json")
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "auto"])  # auto scores by a forward pass: see the next test
 def test_exported_checkpoint_gives_the_logits_of_the_model_built_in_memory(method, embedded_dir, analysed, tmp_path):
     files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
-    plan = pipeline.make_plan(method, 5, {name: files[name] for name in METHODS[method].inputs}, tmp_path / "plan.json", {})
+    plan = make_plan(method, 5, {name: files[name] for name in METHODS[method].inputs}, tmp_path / "plan.json", {})
     ckpt = tmp_path / "ckpt"
     sources = {"model": embedded_dir, "plan": tmp_path / "plan.json"}
     compute = {"device": "cpu", "dtype": "auto"}
-    pipeline.export_checkpoint(sources, ckpt, compute)
+    export_checkpoint(sources, ckpt, compute)
     config = read_json(ckpt / "config.json")
     assert config["num_hidden_layers"] == len(plan.kept) == 25 and config["dtype"] == "bfloat16"
     assert read_json(ckpt / "plan.json")["pruned"] == plan.pruned
 
     # the model the evaluations build in memory, and the reloaded export: identical logits
-    model, tok = pipeline.load_evaluated(sources, compute)
+    model, tok = load_evaluated(sources, compute)
     assert len(get_decoder_layers(model)) == 25
     from transformers import AutoModelForCausalLM
 
@@ -185,8 +188,8 @@ def test_float16_overflow_and_nan_are_clear_errors_and_leave_nothing(embedded_di
 
 def test_pruned_perplexity_row(embedded_dir, tmp_path):
     datasets = {"python-docs": {"source": "python-docs", "seqlen": 64, "max_windows": 2, "join": "\n\n"}}
-    rows = pipeline.evaluate_perplexity({"model": embedded_dir}, datasets, tmp_path / "ppl.csv", {"model": "m"},
-                                       {"device": "auto", "dtype": "auto"}, batch_size=4)
+    rows = evaluate_perplexity({"model": embedded_dir}, datasets, tmp_path / "ppl.csv", {"model": "m"},
+                              {"device": "auto", "dtype": "auto"}, batch_size=4)
     assert rows[0]["n_windows"] == 2 and rows[0]["n_tokens"] == 2 * 63 and rows[0]["prefix_tokens"] == 0
     assert 1.0 < rows[0]["ppl"] < 200.0
     text = (tmp_path / "ppl.csv").read_text().splitlines()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lorp.evaluation.efficiency import EfficiencySettings, Timings, interleaved, result, speedups, trios
+from lorp.evaluation.efficiency import (EfficiencySettings, Timings, interleaved, result, speedups, time_against_dense,
+                                       timed_runs, timing_groups, trios)
 from lorp.evaluation.pruned import RebuildMismatchError, build_pruned
 from lorp.models import shared_copy
 from lorp.sparse import plan as sp
@@ -158,6 +159,47 @@ def test_trios_put_the_dense_model_next_to_every_pruned_one_and_time_a_model_onc
     assert rounds == ["a", "a", "b", "b"] + ["a", "dense", "b", "b", "dense", "a"]
 
 
+def test_plans_that_remove_the_same_blocks_are_one_model_timed_once_and_a_sparse_one_alone():
+    """Depth plans are one model when they remove the same blocks (whatever their order or file); a sparse
+    model is its own. Depth models are timed two by two beside the dense one, a sparse one alone with it."""
+    from lorp.evaluation.reuse import pruned_model_key
+
+    def depth(pruned):
+        return {"family": "depth", "n_layers": 4, "pruned": pruned, "kept": [i for i in range(4) if i not in pruned]}
+
+    a, b, c = (pruned_model_key(depth(p), {"plan": f"{i}.json"}) for i, p in enumerate(([3, 0], [0, 3], [1])))
+    assert a == b == ("depth", 4, (0, 3)) and c == ("depth", 4, (1,))
+    s = pruned_model_key({"family": "sparse", "method": "wanda-owl"}, {"plan": "s.json"})
+    assert s == ("sparse", "s.json")
+    groups = timing_groups([a, s, b, c, s])
+    assert groups == [[a, c], [s]]
+    cfg = EfficiencySettings(batch_size=1, seqlen=8, decode_tokens=2, warmup=1, repeats=2)
+    assert timed_runs(groups, cfg) == (3 + 2) * 2 and timed_runs([], cfg) == 2
+    dense = _tiny_llama()
+    plans = {a: depth([0, 3]), c: depth([1])}
+    built, calls = [], []
+
+    def build(key):
+        built.append(key)
+        return build_pruned(dense, plans[key], keep_dense=True)
+
+    pooled, rows = time_against_dense(dense, [[a], [c]], build, cfg, torch.bfloat16, progress=calls.append)
+    assert built == [a, c] and len(calls) == timed_runs([[a], [c]], cfg)
+    assert len(pooled.prefill) == len(pooled.decode) == 2 * cfg.repeats  # the dense runs of both groups
+    assert (rows[a]["n_layers"], rows[c]["n_layers"]) == (2, 3) and rows[a]["repeats"] == 2
+    assert rows[a]["weights_bytes"] == 2 * rows[a]["n_params"] and 0 < rows[a]["prefill_speedup_min"]
+    pooled, rows = time_against_dense(dense, [], build, cfg)
+    assert rows == {} and len(pooled.prefill) == cfg.repeats and built == [a, c]
+
+
+def test_the_stored_dtype_of_a_prepared_model_is_a_config_dtype(tmp_path):
+    from lorp.models import stored_dtype
+
+    for stored, name in (("torch.bfloat16", "bfloat16"), ("float16", "float16"), ("int8", "auto"), (None, "auto")):
+        (tmp_path / "model.json").write_text(json.dumps({} if stored is None else {"storage_dtype": stored}))
+        assert stored_dtype(tmp_path) == name
+
+
 # ------------------------------------------------ an auto plan's evaluation copies its candidate's rows
 def _evaluation(tmp_path, method: str, pruned: list[int], ppl: str, model: str = "m/model", n_layers: int = 6):
     """A depth plan and its evaluation CSV as the evaluation stage writes them (numbers as text)."""
@@ -177,7 +219,7 @@ def test_an_auto_evaluation_copies_the_rows_of_the_candidate_with_its_blocks(tmp
     """Of the candidates' evaluations, the one whose plan removes the same blocks from the same prepared
     model is copied as written with auto's labels; no match, another base model, a missing dataset or a
     sparse plan copy nothing."""
-    from lorp.workflow.pipeline import reused_rows
+    from lorp.evaluation.reuse import reused_rows
 
     _, lorp_csv = _evaluation(tmp_path, "lorp", [1, 4], "99.5")
     _, short_csv = _evaluation(tmp_path, "shortgpt", [3, 2], "41.123456789012")
@@ -196,18 +238,22 @@ def test_an_auto_evaluation_copies_the_rows_of_the_candidate_with_its_blocks(tmp
     assert reused_rows(sources, [short_csv], labels, "dataset", ["wiki", "ptb"]) is None
 
 
-def test_only_an_auto_evaluation_reads_the_evaluations_of_its_evaluated_candidates():
-    """auto's candidates under a compared statistic are not evaluated, so they are not inputs."""
-    from lorp.workflow import config as lc
-    from lorp.workflow.paths import reused_evaluations
+def test_only_an_auto_evaluation_reads_the_evaluations_of_its_evaluated_candidates(tmp_path):
+    """auto's candidates under a compared statistic are not evaluated, so they are not inputs (Snakemake's DAG)."""
+    import yaml
 
-    cfg = lc.validate_schema({"models": {"m": {"source": "embedded"}},
-                       "calibration": {"docs": {"source": "python-docs", "n_samples": 4, "seqlen": 64}},
-                       "methods": {"lorp": {}, "angular": {}, "auto": {}}, "budgets": [2],
-                       "evaluation": {"datasets": {"python-docs": {"source": "python-docs"}}},
-                       "similarity": {"compare": ["cka"]}})
-    w = {"model": "m", "calib": "docs", "method": "auto", "budget": 2}
-    assert reused_evaluations(cfg, "evaluate_pruned", w) == {
-        "candidate_0": "results/m/eval/docs/lorp-2/ppl.csv", "candidate_1": "results/m/eval/docs/angular-2/ppl.csv"}
-    assert list(reused_evaluations(cfg, "evaluate_tasks_pruned", w).values())[1].endswith("angular-2/tasks.csv")
-    assert reused_evaluations(cfg, "evaluate_pruned", {**w, "method": "lorp"}) == {}
+    from lorp.workflow.dag import workflow_jobs
+
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump({
+        "models": {"m": {"source": "embedded"}},
+        "calibration": {"docs": {"source": "python-docs", "n_samples": 4, "seqlen": 64}},
+        "methods": {"lorp": {}, "angular": {}, "auto": {}}, "budgets": [2],
+        "evaluation": {"datasets": {"python-docs": {"source": "python-docs"}}},
+        "similarity": {"compare": ["cka"]}}))
+    jobs = {(j.rule, j.wildcards.get("calib"), j.wildcards.get("method")): j
+            for j in workflow_jobs(configfile, tmp_path)}
+    candidates = {k: v for k, v in jobs["evaluate_pruned", "docs", "auto"].inputs.items() if k.startswith("candidate_")}
+    assert candidates == {"candidate_0": "results/m/eval/docs/lorp-2/ppl.csv",
+                          "candidate_1": "results/m/eval/docs/angular-2/ppl.csv"}
+    assert not any(k.startswith("candidate_") for k in jobs["evaluate_pruned", "docs", "lorp"].inputs)

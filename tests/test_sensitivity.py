@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lorp.depth import methods
-from lorp.depth.sensitivity import bootstrap, percentile_interval
+from lorp.depth.sensitivity import bootstrap, jaccard, percentile_interval, pruned_sets, view_label, view_rows
 from lorp.depth.similarity import similarity_from_arrays
 from lorp.depth.structure import analyse_structure
 
@@ -66,6 +66,42 @@ def test_percentile_interval():
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
     with pytest.raises(ValueError, match="confidence"):
         percentile_interval(np.arange(3.0), 1.0)
+
+
+def test_a_views_rows_compare_its_plans_with_the_reference_and_come_from_its_plans_without_a_bootstrap():
+    rng = np.random.default_rng(1)
+    layers = blocky_layers(rng, 6, 4, noise=1.5)
+    result = similarity_from_arrays(layers, "cosine", last_token_rows=np.arange(3, 24, 4), tokens_per_sequence=4)
+    structure, own = full_plans(result)
+    assert pruned_sets([{"method": m, "budget": str(b), "pruned": p} for (m, b), p in own.items()]) == own
+    reference = {**own, ("lorp", 2): [0, 11]}
+    view = {"variation": "seed1", "view": "docs~seed1", "n_samples": 6, "seqlen": 4, "source": "python-docs",
+            "seed": 1, "tokens_per_sequence": None, "statistic": "cosine"}
+    label = view_label("m", view, {"n_tokens": 24})
+    assert (label["calib"], label["n_tokens"], label["tokens_per_sequence"]) == ("docs~seed1", 24, "all")
+    rls = {"rls": structure.rls, "k": structure.k, "labels": structure.labels}
+    sums = {"extended": result.per_sequence, "last_token": result.per_sequence_last, "tokens_per_sequence": np.int64(4)}
+    boot = {"resamples": 0, "seed": 3, "confidence": 0.9}
+    rows = view_rows(label, rls, own, reference, sums, PLANS, [2, 4], STRUCTURE, boot)
+    assert [(r["method"], r["budget"]) for r in rows.stability] == list(own)
+    changed = [r["jaccard_to_reference"] for r in rows.stability if (r["method"], r["budget"]) == ("lorp", 2)]
+    assert changed == [jaccard(own[("lorp", 2)], [0, 11])] and changed[0] < 1
+    assert rows.rls["jaccard_lorp"] == pytest.approx((changed[0] + 1) / 2) and rows.rls["jaccard_shortgpt"] == 1
+    assert rows.rls["resamples"] == 0 and np.isnan(rows.rls["rls_low"]) and rows.rls["k_values"] == str(structure.k)
+    assert len(rows.selection) == len(own) * 12 and {r["from"] for r in rows.selection} == {"plan"}
+    assert sum(r["frequency"] for r in rows.selection if (r["method"], r["budget"]) == ("streamline", 4)) == 4
+
+    boot = {**boot, "resamples": 6}
+    rows = view_rows(label, rls, own, reference, sums, PLANS, [2, 4], STRUCTURE, boot)
+    again = bootstrap(result.per_sequence, result.per_sequence_last, 4, PLANS, [2, 4], STRUCTURE, 6, 3, reference=own)
+    assert rows.rls["resamples"] == 6 and rows.rls["rls_low"] <= rows.rls["rls_high"]
+    assert rows.rls["bootstrap_jaccard_angular"] == pytest.approx(
+        np.mean([again.jaccard[("angular", b)].mean() for b in (2, 4)]))
+    freq = [r["frequency"] for r in rows.selection if (r["method"], r["budget"]) == ("lorp", 4)]
+    assert freq == list(again.frequency[("lorp", 4)]) and {r["from"] for r in rows.selection} == {"bootstrap"}
+    empty = {**sums, "extended": np.zeros((0, 13, 13))}  # no per-sequence sums kept: the plans, as without resamples
+    assert {r["from"] for r in view_rows(label, rls, own, reference, empty, PLANS, [2, 4], STRUCTURE, boot).selection} \
+        == {"plan"}
 
 
 # ---------------------------------------------------- auto: the validation-guided choice

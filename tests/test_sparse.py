@@ -316,3 +316,22 @@ def test_blocks_scored_on_access_give_the_plans_of_blocks_held_in_memory():
     units = sp.measure_units(lazy, "linear", {3: sp.mrp_grid(0.6, settings) + [0.0]}, True)
     assert sp.mrp_plan("magnitude", 0.6, lazy, 3, True, settings, units=units).to_dict() == a.to_dict()
     assert sp.redundancy_after([a], lazy, 3, True) == sp.redundancy_after([a], held, 3, True)
+
+
+def test_the_mrp_sweep_runs_every_target_m_and_step_from_one_pass_over_the_blocks():
+    """Every target, M and step (the configured ones where a list is empty), from one pass over blocks scored
+    on access; each run is the plan MRP makes alone."""
+    from lorp.sparse import plan as sp
+    from lorp.sparse.redundancy import ModelScores
+    from lorp.sparse.sweep import mrp_sweep
+
+    lazy = ModelScores(_tiny_llama().model.layers, "magnitude")
+    params = {"outlier_m": 3, "count_zeros": True,
+              "mrp": {"start_below": 20, "step": 5, "upper": 90, "granularity": "linear"}}
+    calls = []
+    rows = mrp_sweep("magnitude", lazy, [60, 50], params, {"outlier_m": [3, 5], "step": []}, progress=calls.append)
+    assert len(calls) == len(lazy)
+    assert [(r["target"], r["outlier_m"], r["step"]) for r in rows] == [(50, 3, 5), (50, 5, 5), (60, 3, 5), (60, 5, 5)]
+    alone = sp.mrp_plan("magnitude", 0.6, lazy, 3, True, sp.MRPSettings(0.2, 0.05, 0.9, granularity="linear"))
+    assert rows[2]["sparsities"] == alone.blocks and rows[2]["iterations"] == len(alone.trajectory)
+    assert all(r["non_outlier_std"] >= 0 and r["uniform_non_outlier_std"] >= 0 for r in rows)

@@ -28,7 +28,7 @@ def test_perplexity_table_mean_and_relative_change():
 
 
 def test_perplexity_summary_names_the_models_evaluated_with_a_bos(tmp_path):
-    from lorp.workflow.pipeline import summarise
+    from lorp.workflow.stages.reports import summarise
 
     frame = ppl_rows()
     frame["prefix_tokens"] = 0

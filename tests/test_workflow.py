@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lorp.workflow import pipeline
+from lorp.workflow.stages import depth as depth_stages
 from tiny import EXPORTED, ROOT, METHODS, TASKS, ZEROSHOT_DIR, copy_workflow, snakemake, snakemake_cmd, tiny_config, write_config
 from lorp.workflow.audit import audit
 from lorp.workflow.dag import workflow_jobs
@@ -633,19 +633,19 @@ def test_html_report_holds_the_figures_and_tables(workdir, tiny_run):
 def test_deterministic_stages_are_byte_identical(tiny_run, tmp_path):
     sim = tiny_run / "smol/similarity/docs"
     outputs = {k: tmp_path / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
-    pipeline.compute_similarity(tiny_run / "smol/activations/docs", outputs, {"statistic": "cosine"},
-                                title="smol (docs)")  # as scripts/similarity.py calls it
+    depth_stages.compute_similarity(tiny_run / "smol/activations/docs", outputs, {"statistic": "cosine"},
+                                    title="smol (docs)")  # as scripts/similarity.py calls it
     for key, name in [("cosine", "cosine.npy"), ("csv", "cosine.csv"), ("extended", "cosine_extended.npy"),
                       ("last_token", "cosine_last_token.npy"), ("heatmap", "heatmap.png")]:
         assert sha(outputs[key]) == sha(sim / name), name
     rls = tiny_run / "smol/structure/docs/rls.json"
-    pipeline.analyse_structure(sim / "cosine.npy", tmp_path / "rls.json",
-                               read_json(tiny_run / "smol/structure/docs/provenance.json")["params"]["structure"])
+    depth_stages.analyse_structure(sim / "cosine.npy", tmp_path / "rls.json",
+                                   read_json(tiny_run / "smol/structure/docs/provenance.json")["params"]["structure"])
     assert sha(tmp_path / "rls.json") == sha(rls)
     for m in METHODS:
         inputs = {"extended": sim / "cosine_extended.npy", "last_token": sim / "cosine_last_token.npy", "structure": rls}
         params = read_json(tiny_run / f"smol/plans/docs/{m}-3.provenance.json")["params"]["method_params"]
-        pipeline.make_plan(m, 3, {k: inputs[k] for k in METHODS_REGISTRY[m].inputs}, tmp_path / f"{m}.json", params)
+        depth_stages.make_plan(m, 3, {k: inputs[k] for k in METHODS_REGISTRY[m].inputs}, tmp_path / f"{m}.json", params)
         assert sha(tmp_path / f"{m}.json") == sha(tiny_run / f"smol/plans/docs/{m}-3.json"), m
 
 

@@ -319,6 +319,14 @@ def source_of(model_dir: str | Path) -> tuple[ModelSource, dict[str, Any] | None
     return ModelSource("local", os.fspath(model_dir)), None
 
 
+def stored_dtype(model_dir: str | Path) -> str:
+    """The dtype a prepared model's weights are stored in (its ``model.json``), as a config dtype name
+    (``auto`` where the manifest names none of ``float32``, ``float16``, ``bfloat16``)."""
+    manifest = read_json(Path(model_dir) / "model.json")
+    stored = str(manifest.get("storage_dtype", "")).removeprefix("torch.")
+    return stored if stored in ("float32", "float16", "bfloat16") else "auto"
+
+
 def load(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
          device_map: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any] | None]:
     """Model (in eval mode), tokenizer and manifest (None for a checkpoint) of a model directory of

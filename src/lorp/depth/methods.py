@@ -287,7 +287,7 @@ class PlanInputs:
 
 
 INPUT_FILES = {"extended": "cosine_extended.npy", "last_token": "cosine_last_token.npy", "structure": "rls.json"}
-"""The stage output behind each :class:`PlanInputs` field (``lorp.workflow.paths`` has their full templates)."""
+"""The stage output behind each :class:`PlanInputs` field (the plan rule in ``rules/pruning.smk`` maps each to its file)."""
 
 SIMILARITY_INPUTS = ("extended", "last_token")
 """What a plan of a similarity-based method reads: both stored similarity matrices."""
@@ -303,7 +303,7 @@ class Method:
         max_budget: ``max_budget(n_layers, params)``, the most blocks the method may remove.
         parameters: each parameter's JSON-schema fragment (``type``, ``default``, ``description``, bounds);
             the config schema is built from these, so defaults live here and nowhere else.
-        inputs: the :class:`PlanInputs` fields the plan rule passes (file templates in ``lorp.workflow.paths``).
+        inputs: the :class:`PlanInputs` fields the plan rule passes (``PLAN_INPUT_FILES`` in ``rules/pruning.smk`` maps them to files).
         plan_parameters: whether the parameters belong to the plan's config slice; LoRP's shape the
             clustering (the structure stage, whose output the plan reads) instead.
         color: the method's colour in every figure.
@@ -431,7 +431,7 @@ AUTO = "auto"
 
 def _chosen_by_held_out_perplexity(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
     raise ValueError("auto plans are not made from the similarity alone: the auto_plan stage scores the other "
-                     "methods' plans by held-out perplexity (lorp.workflow.pipeline.choose_auto_plan)")
+                     "methods' plans by held-out perplexity (lorp.workflow.stages.depth.choose_auto_plan)")
 
 
 register(Method(

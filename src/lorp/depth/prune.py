@@ -1,5 +1,5 @@
 """Remove decoder blocks from a Hugging Face causal LM, keeping its config consistent (a pruned model
-saves and reloads as any Hugging Face checkpoint: :func:`lorp.workflow.pipeline.export_checkpoint`)."""
+saves and reloads as any Hugging Face checkpoint: :func:`lorp.workflow.stages.model.export_checkpoint`)."""
 
 from __future__ import annotations
 

@@ -112,3 +112,85 @@ def bootstrap(
         if progress is not None:
             progress(1)
     return BootstrapResult(rls, ks, {key: c / resamples for key, c in counts.items()}, agreement)
+
+
+PlanKey = tuple[str, int]
+"""A plan of one view: (method, budget)."""
+
+
+def pruned_sets(plans: Sequence[Mapping[str, Any]]) -> dict[PlanKey, list[int]]:
+    """(method, budget) -> the pruned blocks, of a view's plans (their JSON)."""
+    return {(p["method"], int(p["budget"])): p["pruned"] for p in plans}
+
+
+def view_label(model: str, view: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The identifying columns of a view's rows: ``model``, the variation and its calibration settings
+    (``view``: an entry of :func:`lorp.workflow.config.sensitivity_params`' views) and the token count of its
+    similarity (``summary``, the similarity stage's)."""
+    return {"model": model, "variation": view["variation"], "calib": view["view"], "n_samples": view["n_samples"],
+            "seqlen": view["seqlen"], "n_tokens": summary["n_tokens"], "source": view["source"],
+            "seed": view["seed"], "tokens_per_sequence": view["tokens_per_sequence"] or "all",
+            "statistic": view["statistic"]}
+
+
+@dataclass(frozen=True)
+class ViewRows:
+    """The sensitivity rows of one view.
+
+    Attributes:
+        stability: one row per plan: its pruned blocks and their Jaccard similarity to the reference's.
+        rls: RLS and K, the bootstrap's interval and K values where it ran, and per method the mean
+            Jaccard similarity to the reference (and the bootstrap's, where it ran) over the budgets.
+        selection: one row per plan and layer: how often the layer is pruned (``from`` the bootstrap's
+            resamples, or 0/1 from the plan where it did not run).
+    """
+
+    stability: list[dict[str, Any]]
+    rls: dict[str, Any]
+    selection: list[dict[str, Any]]
+
+
+def view_rows(label: Mapping[str, Any], rls: Mapping[str, Any], own: Mapping[PlanKey, Sequence[int]],
+              reference: Mapping[PlanKey, Sequence[int]], per_sequence: Mapping[str, np.ndarray],
+              methods: Mapping[str, Mapping[str, Any]], budgets: Sequence[int], structure_params: Mapping[str, Any],
+              boot: Mapping[str, Any]) -> ViewRows:
+    """The rows of one view of the calibration (:class:`ViewRows`).
+
+    Args:
+        label: the view's identifying columns (:func:`view_label`).
+        rls: its structure (``rls.json``: ``rls``, ``k``, ``labels``).
+        own: its plans (:func:`pruned_sets`), every method of ``methods`` at every budget.
+        reference: the reference view's plans.
+        per_sequence: its per-sequence similarity sums (the similarity stage's ``per_sequence.npz``:
+            ``extended``, ``last_token``, ``tokens_per_sequence``); empty ``extended`` where none were kept.
+        methods: method -> its parameters.
+        budgets: the budgets of every method.
+        structure_params: the clustering's ``k``, ``rls_thresholds`` and ``random_state``.
+        boot: the bootstrap's ``resamples`` (0: none), ``seed`` and ``confidence``.
+    """
+    stability = [{**label, "rls": float(rls["rls"]), "k": int(rls["k"]), "method": method, "budget": budget,
+                  "pruned": " ".join(map(str, pruned)),
+                  "jaccard_to_reference": jaccard(pruned, reference[(method, budget)])}
+                 for (method, budget), pruned in own.items()]
+    result = None
+    if boot["resamples"] and len(per_sequence["extended"]):
+        result = bootstrap(per_sequence["extended"], per_sequence["last_token"],
+                           int(per_sequence["tokens_per_sequence"]), methods, budgets, structure_params,
+                           boot["resamples"], boot["seed"], reference=own)
+    lo, hi = percentile_interval(result.rls, boot["confidence"]) if result else (np.nan, np.nan)
+    row = {**label, "rls": float(rls["rls"]), "k": int(rls["k"]), "rls_low": lo, "rls_high": hi,
+           "confidence": boot["confidence"] if result else np.nan, "resamples": boot["resamples"] if result else 0,
+           "k_values": " ".join(f"{k}:{c}" for k, c in zip(*np.unique(result.k, return_counts=True)))
+           if result else str(rls["k"])}
+    for method in methods:
+        row[f"jaccard_{method}"] = float(np.mean([jaccard(own[(method, b)], reference[(method, b)]) for b in budgets]))
+        row[f"bootstrap_jaccard_{method}"] = (float(np.mean([result.jaccard[(method, b)].mean() for b in budgets]))
+                                              if result else np.nan)
+    n_blocks = len(rls["labels"])
+    selection = []
+    for (method, budget), pruned in own.items():
+        freq = result.frequency[(method, budget)] if result else np.isin(np.arange(n_blocks), pruned).astype(float)
+        selection += [{"model": label["model"], "variation": label["variation"], "calib": label["calib"],
+                       "method": method, "budget": budget, "layer": layer, "frequency": float(freq[layer]),
+                       "from": "bootstrap" if result else "plan"} for layer in range(n_blocks)]
+    return ViewRows(stability, row, selection)

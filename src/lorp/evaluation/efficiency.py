@@ -19,11 +19,11 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Collection, Hashable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Hashable, Mapping, Sequence, TypeVar
 
 import torch
 
-from ..models import count_parameters, parameter_bytes
+from ..models import count_parameters, get_decoder_layers, parameter_bytes
 
 
 @dataclass(frozen=True)
@@ -207,3 +207,49 @@ def speedups(dense: Timings, pruned: Timings) -> dict[str, float]:
         out.update({f"{kind}_speedup": statistics.median(ratios), f"{kind}_speedup_min": min(ratios),
                     f"{kind}_speedup_max": max(ratios)})
     return out
+
+
+def timing_groups(keys: Sequence[K]) -> list[list[K]]:
+    """The groups the distinct pruned models of ``keys`` (:func:`lorp.evaluation.reuse.pruned_model_key`:
+    ``("depth", ...)`` or ``("sparse", ...)``, duplicates timed once) are timed in beside the dense model.
+    Depth-pruned models share the dense model's tensors: two per group (:func:`trios`); a sparse one owns a
+    copy of its linear layers, so it is timed beside the dense one alone (a 14B model's three copies would
+    not fit a GPU)."""
+    return trios([k for k in keys if k[0] == "depth"]) + [[k] for k in dict.fromkeys(keys) if k[0] == "sparse"]
+
+
+def timed_runs(groups: Sequence[Sequence[Any]], settings: EfficiencySettings) -> int:
+    """How many timed runs :func:`time_against_dense` makes (its ``progress`` calls): every model of every
+    group and the dense one, each round; the dense one alone where there is no group."""
+    return (sum(len(g) + 1 for g in groups) if groups else 1) * settings.repeats
+
+
+def time_against_dense(dense: torch.nn.Module, groups: Sequence[Sequence[K]], build: Callable[[K], torch.nn.Module],
+                       settings: EfficiencySettings, stored_dtype: torch.dtype | None = None,
+                       progress: Callable[[int], None] | None = None) -> tuple[Timings, dict[K, dict[str, Any]]]:
+    """Time the pruned models of ``groups`` (:func:`timing_groups`) beside ``dense``, group after group:
+    a group's models are built by ``build`` (from their key), timed alternately with the dense one
+    between them (:func:`interleaved`), then dropped before the next group is built.
+
+    Returns the dense model's timings pooled over every group (it is warmed up once; where there is no
+    group, it is timed alone) and each pruned model's row: its block count, the settings, its
+    :func:`result` (``stored_dtype`` as there) and its :func:`speedups` over the dense runs of its group.
+    """
+    pooled = Timings([], [])
+    measured: dict[K, dict[str, Any]] = {}
+    warm: set[str] = set()
+    for group in groups or [[]]:
+        pruned = {str(i): build(key) for i, key in enumerate(group)}
+        order = dict(list(pruned.items())[:1] + [("dense", dense)] + list(pruned.items())[1:])
+        timings = interleaved(order, settings, progress=progress, warm=warm)
+        warm.add("dense")
+        pooled.prefill += timings["dense"].prefill
+        pooled.decode += timings["dense"].decode
+        pooled.activation_bytes = max(pooled.activation_bytes, timings["dense"].activation_bytes)
+        for i, key in enumerate(group):
+            m = pruned[str(i)]
+            measured[key] = {"n_layers": len(get_decoder_layers(m)), **settings.__dict__,
+                             **result(m, timings[str(i)], settings, stored_dtype).as_row(),
+                             **speedups(timings["dense"], timings[str(i)])}
+        del pruned, order
+    return pooled, measured

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..io import read_json
 from ..models import get_decoder_layers, shared_copy
 
 
@@ -30,6 +31,18 @@ class RebuildMismatchError(RuntimeError):
 def is_sparse_plan(plan: Mapping[str, Any]) -> bool:
     """Whether a plan's JSON is a sparse plan (per-block sparsities) rather than a depth plan (pruned blocks)."""
     return plan.get("family") == "sparse"
+
+
+def read_plan_sources(sources: Mapping[str, Any]) -> tuple[dict, Any, Any]:
+    """What :func:`build_pruned` rebuilds a model from: the plan's JSON (``sources['plan']``) and, for a
+    sparse plan, the norms its blocks were pruned with (``sources['pruning']``) and the measurement the
+    rebuild must reproduce (``sources['measured']``); None for both for a depth plan."""
+    from ..sparse.norms import read_pruning_norms
+
+    plan = read_json(sources["plan"])
+    if plan.get("family") != "sparse":
+        return plan, None, None
+    return plan, read_pruning_norms(sources["pruning"]), read_json(sources["measured"])
 
 
 def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],

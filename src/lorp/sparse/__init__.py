@@ -1,3 +1,3 @@
 """Unstructured sparsity per layer: pruning metrics (Wanda, magnitude), per-row and N:M masks, and the
 layer-wise allocations compared in MRP (uniform, OWL, MRP). Pure functions on tensors and arrays; the
-workflow's sparse stages (``lorp.workflow.pipeline``, ``rules/sparsity.smk``) call them."""
+workflow's sparse stages (:mod:`lorp.workflow.stages.sparse`, ``rules/sparsity.smk``) call them."""

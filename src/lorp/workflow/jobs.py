@@ -81,7 +81,7 @@ def job(smk: Any) -> Iterator[None]:
 
 
 SOURCE_KEYS = ("model", "plan", "pruning", "measured")
-"""The inputs a model under evaluation is built from (see :func:`lorp.workflow.pipeline.load_evaluated`)."""
+"""The inputs a model under evaluation is built from (see :func:`lorp.workflow.stages.model.load_evaluated`)."""
 
 
 def evaluation_sources(smk: Any) -> dict[str, str]:

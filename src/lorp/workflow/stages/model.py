@@ -1,0 +1,58 @@
+"""Stages of the model itself: prepared from its source (``rules/model.smk``), loaded as an evaluation
+measures it (pruned in memory to a plan) and exported as a pruned checkpoint on request
+(``prune_checkpoint`` and ``sparse_checkpoint``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ...io import atomic_path, read_json, write_json
+
+
+def prepare_model(source: str, out_dir: str | Path, storage_dtype: str, key: str = "source") -> dict[str, Any]:
+    """Stage 0: convert a GGUF model to safetensors (or just describe a hub/local model) in ``out_dir``;
+    ``key`` names the config entry of ``source`` in errors (``models.<name>.source``)."""
+    from ... import models
+
+    src = models.resolve_source(source)
+    try:
+        with atomic_path(out_dir, directory=True) as tmp:
+            info = models.prepare_model(src, tmp, storage_dtype)
+            write_json(tmp / "model.json", info)
+    except models.HubUnavailableError as err:
+        raise models.HubUnavailableError(f"{key}: {err}") from None
+    return info
+
+
+def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The model an evaluation measures and its tokenizer: the prepared model ``sources['model']`` on the
+    compute device and dtype, pruned in memory to ``sources['plan']`` where one is given (a sparse plan
+    with the norms its blocks were pruned with, ``sources['pruning']``, and the measurement it must
+    reproduce, ``sources['measured']``: :func:`lorp.evaluation.pruned.read_plan_sources`). No checkpoint
+    is read."""
+    from ... import models
+    from ...evaluation.pruned import build_pruned, read_plan_sources
+
+    model, tokenizer, _ = models.load_for(sources["model"], compute)
+    if sources.get("plan"):
+        build_pruned(model, *read_plan_sources(sources))
+    return model, tokenizer
+
+
+def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, compute: Mapping[str, Any]) -> None:
+    """Stage 6 (on request, ``checkpoints.export``): the pruned model as a Hugging Face directory in the dtype
+    the prepared model is stored in, with its plan (``plan.json``) and, for a sparse plan, its measured
+    sparsity (``sparsity.json``). The model is the one the evaluations measure (:func:`load_evaluated`):
+    reloading the directory gives the same logits."""
+    from ... import models
+    from ...evaluation.pruned import read_plan_sources
+
+    model, tokenizer = load_evaluated(sources, compute)
+    manifest = read_json(Path(sources["model"]) / "model.json")
+    plan, _, measured = read_plan_sources(sources)
+    model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
+    records = {"plan.json": {**plan, "source_model": manifest["source"]}}
+    if measured is not None:
+        records["sparsity.json"] = measured
+    models.save_checkpoint(model, tokenizer, out_dir, records)
