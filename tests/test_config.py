@@ -204,32 +204,41 @@ def test_a_source_that_is_neither_a_path_nor_a_hub_id_is_rejected():
 MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"source": "python-docs"}},
            "methods": {"lorp": {}, "shortgpt": {}, "auto": {}}, "budgets": [2],
            "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
-# rules whose params hold no key the schema fills in (none at all, or only required keys)
-NOTHING_DEFAULTED = {"summary", "summary_tasks", "summary_efficiency", "figure_pruned_layers", "figure_locality", "k_ablation", "summary_sparsity",
-                     "figure_sparsity", "figure_vs_sparsity"}
+ARGUMENTS = {"model": "m", "calib": "c", "name": "c", "method": "shortgpt", "k": "3", "metric": "wanda",
+             "allocation": "mrp"}
+"""A value for every argument a config function of the rules takes besides the config."""
+# functions whose result holds no key the schema fills in (names and lists the config states itself)
+NOTHING_DEFAULTED = {"selection_methods", "figure_labels"}
 
 
-def test_stage_slices_read_the_validated_config_and_have_no_defaults_of_their_own():
-    """The schema is the one source of defaults: on a config the schema has not filled in, every slice
-    function fails or gives something else than on the validated config (it substitutes nothing)."""
-    from lorp.workflow.config import RULE_PARAMS, load_schema, validate_schema
+def test_the_rules_config_slices_read_the_validated_config_and_have_no_defaults_of_their_own():
+    """The schema is the one source of defaults: on a config the schema has not filled in, every config
+    function the rules call (``lc.<name>(config, ...)`` in rules/*.smk and the Snakefile) fails or gives
+    something else than on the validated config (it substitutes nothing)."""
+    import inspect
 
+    import lorp.workflow.config as lc
+    from lorp.workflow.config import load_schema, validate_schema
+
+    text = "".join(p.read_text() for p in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))])
+    called = sorted(set(re.findall(r"\blc\.(\w+)\(config", text)) - {"check_config"})  # the check itself
+    assert {"method_params", "evaluation_datasets", "sparse_plan_params", "compute_params"} <= set(called)
     validated = validate_schema(copy.deepcopy(MINIMAL))
     schema = load_schema()
     assert validated["evaluation"]["seqlen"] == schema["properties"]["evaluation"]["properties"]["seqlen"]["default"]
     assert validated["methods"]["shortgpt"] == {"protect_first": True}  # the registry's default, via the schema
-    wildcards = {"model": "m", "calib": "c", "method": "shortgpt", "budget": "2", "k": "3", "kind": "ppl",
-                 "metric": "wanda", "allocation": "mrp", "target": "50"}
-    for rule, slice_of in RULE_PARAMS.items():
-        expected = slice_of(validated, wildcards)
-        if rule in NOTHING_DEFAULTED:
-            assert slice_of(copy.deepcopy(MINIMAL), wildcards) == expected, rule
-            continue
+    for name in called:
+        function = getattr(lc, name)
+        args = [ARGUMENTS[a] for a in list(inspect.signature(function).parameters)[1:]]
+        expected = function(validated, *args)
         try:
-            got = slice_of(copy.deepcopy(MINIMAL), wildcards)
-        except KeyError:
-            continue
-        assert got != expected, f"{rule}: its params equal the validated ones without the schema's defaults"
+            got = function(copy.deepcopy(MINIMAL), *args)
+        except (KeyError, TypeError):
+            continue  # it reads a key only the schema fills in
+        if name in NOTHING_DEFAULTED:
+            assert got == expected, name
+        else:
+            assert got != expected, f"{name}: gives on the raw config what the schema's defaults give"
 
 
 CONFIG_NAMES = {"config", "c", "cfg", "params", "spec", "compute", "settings", "entry", "ev", "act", "eff", "zs",
@@ -243,7 +252,7 @@ def test_stage_code_has_no_fallback_defaults():
     workflow = ROOT / "src" / "lorp" / "workflow"
     stages = sorted((workflow / "stages").glob("*.py"))
     assert {p.stem for p in stages} >= {"model", "calibration", "depth", "sparse", "evaluation", "reports"}
-    for path in [workflow / "config.py", workflow / "paths.py", *stages]:
+    for path in [workflow / "config.py", *stages]:
         name = path.relative_to(workflow)
         tree = ast.parse(path.read_text())
         calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)

@@ -254,6 +254,5 @@ def test_only_an_auto_evaluation_reads_the_evaluations_of_its_evaluated_candidat
     jobs = {(j.rule, j.wildcards.get("calib"), j.wildcards.get("method")): j
             for j in workflow_jobs(configfile, tmp_path)}
     candidates = {k: v for k, v in jobs["evaluate_pruned", "docs", "auto"].inputs.items() if k.startswith("candidate_")}
-    assert candidates == {"candidate_0": "results/m/eval/docs/lorp-2/ppl.csv",
-                          "candidate_1": "results/m/eval/docs/angular-2/ppl.csv"}
+    assert sorted(candidates.values()) == ["results/m/eval/docs/angular-2/ppl.csv", "results/m/eval/docs/lorp-2/ppl.csv"]
     assert not any(k.startswith("candidate_") for k in jobs["evaluate_pruned", "docs", "lorp"].inputs)
