@@ -1,9 +1,3 @@
-def tokens_of(wildcards):
-    """The calibration tokens a view reads: those of the first view with the same calibration spec."""
-    return fill(rules.calibration_tokens.output.tokens, model=wildcards.model,
-                calib=lc.token_source(config, wildcards.calib))
-
-
 rule calibration_tokens:
     """Random windows of calibration text, tokenised with the model's tokenizer."""
     input:

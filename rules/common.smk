@@ -14,8 +14,10 @@ if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
 import lorp.workflow.config as lc
+from lorp.depth.methods import get_method
 from lorp.io import read_json
-from lorp.sparse.names import ALLOCATIONS, METRICS
+from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method
+from lorp.workflow.jobs import ENTRY_SEPARATOR, REUSED_PREFIX
 
 
 def model_manifest(model):
@@ -133,7 +135,7 @@ def compute(wildcards):
 
 
 def add_code_params(rules_with_scripts):
-    """Give every rule with a script the param ``code``: the fingerprint of the lorp code its script reaches,
+    """Give each rule that has a script the param ``code``, the fingerprint of the lorp code its script reaches,
     with the registrations its job's method, metric or allocation selects (lorp.workflow.fingerprint), so a
     package edit reruns exactly the jobs whose code changed. Called by the Snakefile once every rule is
     declared; the script comes from Snakemake's own rule object."""
@@ -143,6 +145,238 @@ def add_code_params(rules_with_scripts):
         if declared.script and "code" not in declared.params._names:
             script = os.path.normpath(os.path.join(str(declared.basedir), declared.script))
             declared.set_params(code=lambda wildcards, script=script: job_code(script, dict(wildcards.items())))
+
+
+# ---------------------------------------------------------------- input functions of rules/calibration.smk
+def tokens_of(wildcards):
+    """The calibration tokens a view reads: those of the first view with the same calibration spec."""
+    return fill(rules.calibration_tokens.output.tokens, model=wildcards.model,
+                calib=lc.token_source(config, wildcards.calib))
+
+
+# ---------------------------------------------------------------- input functions of rules/pruning.smk
+def plan_input_files():
+    """The file behind each input a method may declare (lorp.depth.methods.Method.inputs)."""
+    return {"extended": rules.similarity.output.extended, "last_token": rules.similarity.output.last_token,
+            "structure": rules.structure.output.rls}
+
+
+def plan_inputs(wildcards):
+    """What a plan reads: the inputs its method declares in the registry (lorp-k<K> reads the fixed-K
+    clustering instead of rls.json)."""
+    k = lc.ablation_k(wildcards.method)
+    out = {}
+    for name in get_method(lc.base_method(wildcards.method)).inputs:
+        template = rules.structure_fixed_k.output.rls if name == "structure" and k is not None else plan_input_files()[name]
+        out[name] = fill(template, model=wildcards.model, calib=wildcards.calib, k=k)
+    return out
+
+def auto_inputs(wildcards):
+    """What the auto plan of a view at a budget reads: the prepared model, the held-out windows and every
+    candidate plan (lorp.workflow.config.auto_candidates, in that order)."""
+    w = dict(wildcards.items())
+    return {"model": fill(rules.prepare_model.output.model, **w),
+            "held_out": fill(rules.held_out_tokens.output.tokens, **w),
+            "plans": [fill(rules.plan.output.plan, **{**w, "calib": c["view"], "method": c["method"]})
+                      for c in lc.auto_candidates(config, wildcards.calib)]}
+
+
+# ---------------------------------------------------------------- input functions of rules/evaluation.smk
+def model_sources(method, **wildcards):
+    """What a pruned model ``{method}-{budget}`` is built from in memory: the prepared model and a depth plan,
+    or for a sparse method (``wanda-mrp``, budget = target in %) its sparse plan, the norms its blocks were
+    pruned with and their measurement."""
+    w = {**wildcards, "method": method}
+    sparse = parse_method(method)
+    if sparse is None:
+        return {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.plan.output.plan, **w)}
+    w.update(metric=sparse[0], allocation=sparse[1], target=w["budget"])
+    return {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w),
+            "pruning": fill(rules.sparse_prune.output.norms, **w), "measured": fill(rules.sparse_prune.output.measured, **w)}
+
+def evaluated_model(kind):
+    """The inputs of a pruned model's evaluation of ``kind`` (ppl, tasks): its sources, and for an auto plan
+    the same evaluation of each candidate the workflow evaluates anyway (a method of ``methods`` on an
+    evaluated view, same model and budget), keyed candidate_<i>, whose rows it copies when the plan removes
+    the same blocks (a chosen candidate that is not evaluated, a compared statistic's view, is evaluated as
+    any plan)."""
+
+    def inputs(wildcards):
+        w = dict(wildcards.items())
+        out = model_sources(**w)
+        if w["method"] == lc.AUTO:
+            template = getattr(getattr(rules, "evaluate_pruned" if kind == "ppl" else "evaluate_tasks_pruned").output, kind)
+            evaluated = set(lc.evaluated_views(config))
+            candidates = [c for c in lc.auto_candidates(config, w["calib"])
+                          if c["method"] in config["methods"] and c["view"] in evaluated]
+            out.update({f"{REUSED_PREFIX}{i}": fill(template, **{**w, "calib": c["view"], "method": c["method"]})
+                        for i, c in enumerate(candidates)})
+        return out
+
+    return inputs
+
+def efficiency_entries(wildcards):
+    """The pruned models the efficiency job of a model measures against its dense model (every depth method
+    at every budget and every sparse model, of every calibration), as (labels, sources)."""
+    out = []
+    for calib in config["calibration"]:
+        for method, budget in lc.evaluated_models(config):
+            sources = model_sources(method, model=wildcards.model, calib=calib, budget=budget)
+            out.append(({"model": wildcards.model, "calib": calib, "method": method, "budget": int(budget),
+                         "base_model": sources["model"], "plan": sources["plan"]}, sources))
+    return out
+
+def efficiency_inputs(wildcards):
+    """The prepared model and what every pruned model of it is built from (<key>_<i> for entry i)."""
+    files = {"model": fill(rules.prepare_model.output.model, model=wildcards.model)}
+    for i, (_, sources) in enumerate(efficiency_entries(wildcards)):
+        files.update({f"{key}{ENTRY_SEPARATOR}{i}": path for key, path in sources.items() if key != "model"})
+    return files
+
+def zeroshot_data(wildcards):
+    """The task files read offline and the lm-eval task definitions shipped in lorp (each task's YAML and
+    their utils.py), so that an edit of either reruns the task evaluations."""
+    import lorp.evaluation.zeroshot as lz
+
+    zs = lc.zeroshot_params(config)
+    if zs["data_dir"] is None:
+        return []
+    definitions = [lz.TASK_DIR / f"{lz.offline_task_name(t)}.yaml" for t in zs["tasks"]] + [lz.TASK_DIR / "utils.py"]
+    return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]] + [str(p) for p in definitions]
+
+
+# ---------------------------------------------------------------- input functions of rules/summary.smk
+def dense_outputs(template):
+    """An evaluation of the dense model (``rules.<rule>.output.<key>``) for every model."""
+    return expand(template, model=MODELS)
+
+def pruned_outputs(template, methods=METHODS, budgets=BUDGETS):
+    """An evaluation of a plan for every model, evaluated view, method and budget."""
+    return expand(template, model=MODELS, calib=lc.evaluated_views(config), method=methods, budget=budgets)
+
+def sparse_outputs(template):
+    """An evaluation for every sparse model: each method at its targets."""
+    return [out for method, budget in lc.sparse_evaluations(config) for out in pruned_outputs(template, [method], [budget])]
+
+def all_pruned_outputs(template):
+    """An evaluation for every depth method at every budget and every sparse model."""
+    return pruned_outputs(template) + sparse_outputs(template)
+
+
+# ---------------------------------------------------------------- input functions of rules/sensitivity.smk
+def view_inputs(views, files):
+    """The files of each view (``model`` and ``calib`` wildcards), view by view: each of ``files`` (rls,
+    cosine, summary, per_sequence) and its plans (methods x budgets, in config order)."""
+    templates = {"rls": rules.structure.output.rls, "cosine": rules.similarity.output.cosine,
+                 "summary": rules.similarity.output.summary, "per_sequence": rules.similarity.output.per_sequence}
+    out = {name: [] for name in (*files, "plans")}
+    for w in views:
+        for name in files:
+            out[name].append(fill(templates[name], **w))
+        out["plans"] += [fill(rules.plan.output.plan, **w, method=m, budget=b)
+                         for m in lc.selection_methods(config) for b in BUDGETS]
+    return out
+
+def sensitivity_inputs(wildcards):
+    """What the sensitivity tables of a model read, view by view (lorp.workflow.config.sensitivity_views):
+    the structure, the similarity summary, the per-sequence sums and the plans."""
+    views = [{"model": wildcards.model, "calib": calib} for calib in lc.sensitivity_views(config)]
+    return view_inputs(views, ("rls", "summary", "per_sequence"))
+
+def sensitivity_figure(name):
+    return in_report(f"sensitivity_{name}", category="{model}", subcategory="sensitivity", model="{model}",
+                     figure=name)(f"results/{{model}}/sensitivity/{name}.png")
+
+
+# ---------------------------------------------------------------- input functions of rules/sparsity.smk
+def sparse_scores(wildcards):
+    """What a metric's scores need: the prepared model, and for Wanda the dense input norms."""
+    model = fill(rules.prepare_model.output.model, model=wildcards.model)
+    if wildcards.metric != "wanda":
+        return {"model": model}
+    return {"model": model, "norms": fill(rules.input_norms.output.norms, model=wildcards.model, calib=wildcards.calib)}
+
+def sparse_plan_inputs(wildcards):
+    """uniform and N:M: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
+    if wildcards.allocation == "owl":
+        return {"outliers": fill(rules.outliers.output.outliers, **dict(wildcards.items()))}
+    if wildcards.allocation == "mrp":
+        return sparse_scores(wildcards)
+    return {"model": fill(rules.prepare_model.output.model, model=wildcards.model)}
+
+def sparse_prune_inputs(wildcards):
+    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
+    w = dict(wildcards.items())
+    out = {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w)}
+    if wildcards.metric == "wanda":
+        if SPARSE["norms"] == "dense":
+            out["norms"] = fill(rules.input_norms.output.norms, **w)
+        else:
+            out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
+    return out
+
+def sparse_files(template, per_row=False, **fixed):
+    """``template`` (a sparse plan or measurement) filled for every sparse plan of the config, for every model
+    and calibration not fixed by ``fixed``; with ``per_row`` only the per-row allocations' plans (those
+    lorp.workflow.config.redundancy_plans lists), of ``fixed["metric"]`` where given."""
+    out = []
+    for model in [fixed["model"]] if "model" in fixed else MODELS:
+        for calib in [fixed["calib"]] if "calib" in fixed else CALIBS:
+            for metric, allocation, target in lc.sparse_plans(config):
+                if "metric" in fixed and metric != fixed["metric"]:
+                    continue
+                if per_row and allocation not in SPARSE["allocations"]:
+                    continue
+                out.append(fill(template, model=model, calib=calib, metric=metric, allocation=allocation,
+                                target=target))
+    return out
+
+def per_row_plans(wildcards):
+    """The plans of a model and calibration (of one metric, where the wildcards name it) whose redundancy
+    after pruning is assessed: the per-row allocations, not the N:M patterns."""
+    return sparse_files(rules.sparse_plan.output.plan, per_row=True, **dict(wildcards.items()))
+
+REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.json needs per-row plans
+
+
+# ---------------------------------------------------------------- the default target (Snakefile)
+def final_outputs(wildcards):
+    """What the default target asks for: the tables, figures and exports the config implies; Snakemake
+    derives every other job from them (python -m lorp.workflow.audit checks the same DAG)."""
+    views = lc.evaluated_views(config)
+    exported = lc.exported_checkpoints(config)
+    out = [rules.summary.output.md, rules.figure_locality.output.png]
+    out += expand(rules.figure_vs_budget.output.png, kind=["ppl"] + (["tasks"] if config["zeroshot"]["tasks"] else []))
+    out += expand(rules.figure_structure.output.png, model=MODELS, calib=views)
+    out += expand(rules.figure_pruned_layers.output.png, model=MODELS, calib=views)
+    depth = [(m, b) for m in METHODS for b in BUDGETS] + [(m, b) for m in ABLATION for b in lc.ablation_budgets(config)]
+    out += [fill(rules.prune_checkpoint.output.checkpoint, model=model, calib=calib, method=method, budget=budget)
+            for model in MODELS for calib in CALIBS for method, budget in depth if f"{method}-{budget}" in exported]
+    out += [fill(rules.sparse_checkpoint.output.checkpoint, model=model, calib=calib, metric=metric,
+                 allocation=allocation, target=target)
+            for model in MODELS for calib in CALIBS for metric, allocation, target in lc.sparse_plans(config)
+            if f"{metric}-{allocation}-{target}" in exported]
+    if config["zeroshot"]["tasks"]:
+        out.append(rules.summary_tasks.output.md)
+    if config["efficiency"]["enabled"]:
+        out.append(rules.summary_efficiency.output.md)
+    if lc.compared_statistics(config):
+        out.append(rules.statistics.output.png)
+    if lc.AUTO in METHODS:
+        out.append(rules.summary_auto.output.md)
+    if config["evaluation"]["seeds"]:
+        out.append(rules.summary_seeds.output.md)
+    if config["ablation"]["lorp_k"]:
+        out.append(rules.k_ablation.output.png)
+    if lc.sensitivity_enabled(config):
+        out += expand(rules.sensitivity.output.rls_png, model=MODELS)
+    if lc.sparse_plans(config):
+        out += [rules.summary_sparsity.output.md, rules.figure_vs_sparsity.output.png]
+        if lc.sweep_enabled(config):
+            out += expand(rules.mrp_sweep.output.json, model=MODELS, calib=CALIBS, metric=SPARSE["metrics"])
+        if SPARSE_TARGETS:
+            out += expand(rules.figure_sparsity.output.png, model=MODELS, calib=CALIBS)
+    return out
 
 
 # Local runs: one server imports PyTorch and Transformers once, and each job runs in a fork of it

@@ -1,31 +1,3 @@
-from lorp.depth.methods import get_method
-
-PLAN_INPUT_FILES = {"extended": rules.similarity.output.extended, "last_token": rules.similarity.output.last_token,
-                    "structure": rules.structure.output.rls}
-"""The file behind each input a method may declare (lorp.depth.methods.Method.inputs)."""
-
-
-def plan_inputs(wildcards):
-    """What a plan reads: the inputs its method declares in the registry (lorp-k<K> reads the fixed-K
-    clustering instead of rls.json)."""
-    k = lc.ablation_k(wildcards.method)
-    out = {}
-    for name in get_method(lc.base_method(wildcards.method)).inputs:
-        template = rules.structure_fixed_k.output.rls if name == "structure" and k is not None else PLAN_INPUT_FILES[name]
-        out[name] = fill(template, model=wildcards.model, calib=wildcards.calib, k=k)
-    return out
-
-
-def auto_inputs(wildcards):
-    """What the auto plan of a view at a budget reads: the prepared model, the held-out windows and every
-    candidate plan (lorp.workflow.config.auto_candidates, in that order)."""
-    w = dict(wildcards.items())
-    return {"model": fill(rules.prepare_model.output.model, **w),
-            "held_out": fill(rules.held_out_tokens.output.tokens, **w),
-            "plans": [fill(rules.plan.output.plan, **{**w, "calib": c["view"], "method": c["method"]})
-                      for c in lc.auto_candidates(config, wildcards.calib)]}
-
-
 rule plan:
     """Which blocks a method removes at a budget, from the stored similarity (no forward pass)."""
     input:

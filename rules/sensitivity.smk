@@ -3,27 +3,6 @@
 # sensitivity.variations, sensitivity.bootstrap.resamples.
 
 
-def view_inputs(views, files):
-    """The files of each view (``model`` and ``calib`` wildcards), view by view: each of ``files`` (rls,
-    cosine, summary, per_sequence) and its plans (methods x budgets, in config order)."""
-    templates = {"rls": rules.structure.output.rls, "cosine": rules.similarity.output.cosine,
-                 "summary": rules.similarity.output.summary, "per_sequence": rules.similarity.output.per_sequence}
-    out = {name: [] for name in (*files, "plans")}
-    for w in views:
-        for name in files:
-            out[name].append(fill(templates[name], **w))
-        out["plans"] += [fill(rules.plan.output.plan, **w, method=m, budget=b)
-                         for m in lc.selection_methods(config) for b in BUDGETS]
-    return out
-
-
-def sensitivity_inputs(wildcards):
-    """What the sensitivity tables of a model read, view by view (lorp.workflow.config.sensitivity_views):
-    the structure, the similarity summary, the per-sequence sums and the plans."""
-    views = [{"model": wildcards.model, "calib": calib} for calib in lc.sensitivity_views(config)]
-    return view_inputs(views, ("rls", "summary", "per_sequence"))
-
-
 rule statistics:
     """How RLS, K, the clusters and the plans move with the similarity statistic (similarity.compare)."""
     input:
@@ -46,11 +25,6 @@ rule statistics:
     threads: 1
     script:
         "../scripts/statistics.py"
-
-
-def sensitivity_figure(name):
-    return in_report(f"sensitivity_{name}", category="{model}", subcategory="sensitivity", model="{model}",
-                     figure=name)(f"results/{{model}}/sensitivity/{name}.png")
 
 
 rule sensitivity:

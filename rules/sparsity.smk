@@ -3,61 +3,6 @@
 # Redundancy after pruning, the MRP sweep, the sparsity table and its figures close the family.
 
 
-def sparse_scores(wildcards):
-    """What a metric's scores need: the prepared model, and for Wanda the dense input norms."""
-    model = fill(rules.prepare_model.output.model, model=wildcards.model)
-    if wildcards.metric != "wanda":
-        return {"model": model}
-    return {"model": model, "norms": fill(rules.input_norms.output.norms, model=wildcards.model, calib=wildcards.calib)}
-
-
-def sparse_plan_inputs(wildcards):
-    """uniform and N:M: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
-    if wildcards.allocation == "owl":
-        return {"outliers": fill(rules.outliers.output.outliers, **dict(wildcards.items()))}
-    if wildcards.allocation == "mrp":
-        return sparse_scores(wildcards)
-    return {"model": fill(rules.prepare_model.output.model, model=wildcards.model)}
-
-
-def sparse_prune_inputs(wildcards):
-    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
-    w = dict(wildcards.items())
-    out = {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w)}
-    if wildcards.metric == "wanda":
-        if SPARSE["norms"] == "dense":
-            out["norms"] = fill(rules.input_norms.output.norms, **w)
-        else:
-            out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
-    return out
-
-
-def sparse_files(template, per_row=False, **fixed):
-    """``template`` (a sparse plan or measurement) filled for every sparse plan of the config, for every model
-    and calibration not fixed by ``fixed``; with ``per_row`` only the per-row allocations' plans (those
-    lorp.workflow.config.redundancy_plans lists), of ``fixed["metric"]`` where given."""
-    out = []
-    for model in [fixed["model"]] if "model" in fixed else MODELS:
-        for calib in [fixed["calib"]] if "calib" in fixed else CALIBS:
-            for metric, allocation, target in lc.sparse_plans(config):
-                if "metric" in fixed and metric != fixed["metric"]:
-                    continue
-                if per_row and allocation not in SPARSE["allocations"]:
-                    continue
-                out.append(fill(template, model=model, calib=calib, metric=metric, allocation=allocation,
-                                target=target))
-    return out
-
-
-def per_row_plans(wildcards):
-    """The plans of a model and calibration (of one metric, where the wildcards name it) whose redundancy
-    after pruning is assessed: the per-row allocations, not the N:M patterns."""
-    return sparse_files(rules.sparse_plan.output.plan, per_row=True, **dict(wildcards.items()))
-
-
-REDUNDANCY_METRICS = SPARSE["metrics"] if SPARSE_TARGETS else []  # redundancy.json needs per-row plans
-
-
 rule input_norms:
     """Input norms of every linear layer of every block (Wanda's ||X_j||_2), one forward pass."""
     input:

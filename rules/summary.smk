@@ -1,26 +1,6 @@
 # The paper's tables across every model, method and budget: CSV (long and wide) and Markdown.
 
 
-def dense_outputs(template):
-    """An evaluation of the dense model (``rules.<rule>.output.<key>``) for every model."""
-    return expand(template, model=MODELS)
-
-
-def pruned_outputs(template, methods=METHODS, budgets=BUDGETS):
-    """An evaluation of a plan for every model, evaluated view, method and budget."""
-    return expand(template, model=MODELS, calib=lc.evaluated_views(config), method=methods, budget=budgets)
-
-
-def sparse_outputs(template):
-    """An evaluation for every sparse model: each method at its targets."""
-    return [out for method, budget in lc.sparse_evaluations(config) for out in pruned_outputs(template, [method], [budget])]
-
-
-def all_pruned_outputs(template):
-    """An evaluation for every depth method at every budget and every sparse model."""
-    return pruned_outputs(template) + sparse_outputs(template)
-
-
 rule summary:
     """All perplexities (long CSV) and paper Table 2: mean perplexity with the change against dense."""
     input:
