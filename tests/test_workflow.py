@@ -378,10 +378,14 @@ def test_script_changed(workdir, tiny_run):
     ("depth/methods.py", "    starts = n - budget  #", "    starts = n - budget + 0  #", "plans"),
     ("figures.py", 'DENSE_COLOR = "#000000"', 'DENSE_COLOR = "#000001"', "figures"),
     ("depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(", "nothing"),
+    ("depth/methods.py", "    bi = [1.0 - float(e[i, i + 1]) for i in range(n)]",
+     "    bi = [1.0 - float(e[i, i + 1]) + 0.0 for i in range(n)]", "shortgpt"),
 ])
 def test_package_edited(workdir, tiny_run, module, old, new, expect):
-    """An edit of the package reruns the stages whose code it changes: a method's body the plans and what
-    follows (not capture, similarity or structure), a figure's colour the figures only, a comment nothing."""
+    """An edit of the package reruns the stages whose code it changes: a window helper the plans of the
+    methods that use it and what follows (not capture, similarity or structure), one method's plan function
+    that method's plans and what follows and nothing of the other methods, a figure's colour the figures
+    only, a comment nothing."""
     path = workdir / "src" / "lorp" / module
     original, stat = path.read_text(), path.stat()
     try:
@@ -394,6 +398,11 @@ def test_package_edited(workdir, tiny_run, module, old, new, expect):
                                 "evaluate_dense", "prepare_model"}
         elif expect == "figures":
             assert rules and all(r.startswith("figure_") for r in rules), rules
+        elif expect == "shortgpt":  # one method's plan function: its plans and what follows, no other method's
+            planned = planned_jobs(workdir, tiny_config())
+            methods = {re.search(r"method=([\w-]+)", w)[1] for _, w in planned if "method=" in w}
+            assert methods == {"shortgpt"} and job("plan", calib="docs", method="shortgpt", budget=3) in planned
+            assert not rules & {"capture_activations", "similarity", "structure", "evaluate_dense"}
         else:
             assert rules == set()
     finally:
