@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def workflow_jobs(configfile: str | Path, directory: str | Path = ".", snakefile
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
 
-    cwd = os.getcwd()
+    cwd, environ, path = os.getcwd(), dict(os.environ), list(sys.path)  # the Snakefile sets PYTHONPATH and sys.path
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), SnakemakeApi(OutputSettings()) as api:
             workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
@@ -74,4 +75,7 @@ def workflow_jobs(configfile: str | Path, directory: str | Path = ".", snakefile
                                 dict(job.params.items()), _named(job.input), script))
     finally:
         os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+        sys.path[:] = path
     return sorted(jobs, key=lambda j: (j.provenance))
