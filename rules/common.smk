@@ -16,7 +16,9 @@ if _SRC not in sys.path:
 import lorp.workflow.config as lc
 from lorp.depth.methods import get_method
 from lorp.io import read_json
-from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method
+from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method, parse_nm
+from lorp.sparse.allocation_plans import get_allocation
+from lorp.sparse.metrics import get_metric
 from lorp.workflow.jobs import ENTRY_SEPARATOR, REUSED_PREFIX
 
 
@@ -290,25 +292,33 @@ def sensitivity_figure(name):
 
 # ---------------------------------------------------------------- input functions of rules/sparsity.smk
 def sparse_scores(wildcards):
-    """What a metric's scores need: the prepared model, and for Wanda the dense input norms."""
+    """What a metric's scores need: the prepared model, and for a metric that uses them (Wanda) the dense
+    input norms (lorp.sparse.registry)."""
     model = fill(rules.prepare_model.output.model, model=wildcards.model)
-    if wildcards.metric != "wanda":
+    if not get_metric(wildcards.metric).uses_norms:
         return {"model": model}
     return {"model": model, "norms": fill(rules.input_norms.output.norms, model=wildcards.model, calib=wildcards.calib)}
 
 def sparse_plan_inputs(wildcards):
-    """uniform and N:M: the model's shapes; owl: the dense outlier ratios; mrp: the blocks' scores."""
-    if wildcards.allocation == "owl":
-        return {"outliers": fill(rules.outliers.output.outliers, **dict(wildcards.items()))}
-    if wildcards.allocation == "mrp":
-        return sparse_scores(wildcards)
-    return {"model": fill(rules.prepare_model.output.model, model=wildcards.model)}
+    """What an allocation's plan reads, as its registration declares (lorp.sparse.allocation_plans): the layers' shapes
+    (the prepared model), the dense outlier ratios of its metric, or the blocks' scores (sparse_scores); an
+    N:M pattern reads the shapes."""
+    declared = ("shapes",) if parse_nm(wildcards.allocation) else get_allocation(wildcards.allocation).inputs
+    out = {}
+    for name in declared:
+        if name == "shapes":
+            out["model"] = fill(rules.prepare_model.output.model, model=wildcards.model)
+        elif name == "outliers":
+            out["outliers"] = fill(rules.outliers.output.outliers, **dict(wildcards.items()))
+        else:
+            out.update(sparse_scores(wildcards))
+    return out
 
 def sparse_prune_inputs(wildcards):
     """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
     w = dict(wildcards.items())
     out = {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w)}
-    if wildcards.metric == "wanda":
+    if get_metric(wildcards.metric).uses_norms:
         if SPARSE["norms"] == "dense":
             out["norms"] = fill(rules.input_norms.output.norms, **w)
         else:

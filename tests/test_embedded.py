@@ -29,7 +29,7 @@ def analysed(embedded_dir, tmp_path_factory):
             {"device": "auto", "dtype": "auto"}, batch_size=4)
     outputs = {k: d / f"{k}.out" for k in ("cosine", "csv", "heatmap", "extended", "last_token")}
     outputs.update(cosine=d / "cosine.npy", extended=d / "ext.npy", last_token=d / "last.npy")
-    compute_similarity(d / "act", outputs)
+    compute_similarity(d / "act", outputs, {"statistic": "cosine"})
     analyse_structure(d / "cosine.npy", d / "rls.json", {"k": None, "rls_thresholds": [1.0, 0.7], "random_state": 0})
     return d
 

@@ -190,7 +190,7 @@ def _blocks():
 
 
 def test_method_names_round_trip_and_leave_depth_methods_alone():
-    from lorp.sparse.plan import method_name, parse_method
+    from lorp.sparse.names import method_name, parse_method
 
     assert method_name("wanda", "mrp") == "wanda-mrp" and parse_method("wanda-mrp") == ("wanda", "mrp")
     assert parse_method("magnitude-uniform") == ("magnitude", "uniform")

@@ -335,7 +335,7 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
             for calib, group in rows.groupby("calib", sort=False):
                 ax.errorbar(group["budget"], group[value], yerr=group["_std"] if "_std" in group else None,
                             marker="o", color=_color(method, i), capsize=3,
-                            ls="--" if method.startswith("magnitude-") else "-",
+                            ls=_sparse_linestyle(method),
                             label=label or f"{method} ({calib})")
         if len(dense):
             ax.axhline(float(dense[value].iloc[0]), color="black", ls="--", lw=1, label="dense")
@@ -351,10 +351,20 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
     _save(fig, path)
 
 
+def _sparse_linestyle(method: str) -> str:
+    """A sparse method's line style by its metric (the registration's ``linestyle``)."""
+    from .sparse.metrics import METRICS
+
+    metric = METRICS.get(method.partition("-")[0])
+    return metric.linestyle if metric is not None else "-"
+
+
 def _sparse_color(method: str, index: int) -> str:
     """A sparse method's colour by its allocation (the metric is told by the line style)."""
-    allocation = method.partition("-")[2]
-    return {"uniform": "#7f7f7f", "owl": "#1f77b4", "mrp": "#d62728"}.get(allocation, f"C{index % 10}")
+    from .sparse.allocation_plans import ALLOCATIONS
+
+    allocation = ALLOCATIONS.get(method.partition("-")[2])
+    return allocation.color if allocation is not None and allocation.color else f"C{index % 10}"
 
 
 def sparsity_profiles(profiles: Mapping[str, Mapping[int, Sequence[float]]],
@@ -369,7 +379,7 @@ def sparsity_profiles(profiles: Mapping[str, Mapping[int, Sequence[float]]],
         for i, (method, per) in enumerate(profiles.items()):
             if target not in per:
                 continue
-            style = {"color": _sparse_color(method, i), "ls": "--" if method.startswith("magnitude") else "-",
+            style = {"color": _sparse_color(method, i), "ls": _sparse_linestyle(method),
                      "marker": ".", "lw": 1.2}
             row[0].plot(range(len(per[target])), [100 * s for s in per[target]], label=method, **style)
             ratios, std = after[method][target]

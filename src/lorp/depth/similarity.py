@@ -28,16 +28,64 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-STATISTICS: dict[str, str] = {
-    "cosine": "mean token cosine (the paper's)",
-    "centred": "mean token cosine after subtracting each layer's mean hidden state",
-    "no-massive": "mean token cosine without the massive-activation dimensions",
-    "cka": "linear CKA (unbiased HSIC over token minibatches)",
-}
-"""The similarity statistics, by the name ``similarity.statistic`` takes."""
+@dataclass(frozen=True)
+class Statistic:
+    """One similarity statistic, declared once: the config schema's enums, the similarity stage's params and
+    the computation (:func:`similarity_from_arrays`) consult it.
 
-MEAN_COSINE = ("cosine", "centred", "no-massive")
-"""The statistics that are a mean over tokens (and so decompose over calibration sequences)."""
+    Attributes:
+        name: the name ``similarity.statistic`` (and ``similarity.compare``, a variation's ``statistic``) takes.
+        description: one line, written into ``similarity.json`` and the heatmap's title.
+        rows: how each layer's rows are prepared before the mean token cosine: ``as-is``, ``centred`` (each
+            layer's mean hidden state subtracted) or ``no-massive`` (the massive-activation dimensions left
+            out); ignored for ``kernel="cka"``, which centres by construction.
+        kernel: ``cosine`` (the mean token cosine; decomposes over calibration sequences, so a bootstrap
+            needs no second pass) or ``cka`` (linear CKA over token minibatches).
+        parameter: the ``similarity:`` setting it reads (an argument of :func:`similarity_from_arrays`), if any.
+    """
+
+    name: str
+    description: str
+    rows: str = "as-is"
+    kernel: str = "cosine"
+    parameter: str | None = None
+
+    @property
+    def passes(self) -> int:
+        """How many times the computation reads every row (a first pass gathers the layers' moments)."""
+        return 1 if self.kernel == "cosine" and self.rows == "as-is" else 2
+
+
+STATISTICS: dict[str, Statistic] = {}
+"""The similarity statistics by name, in declaration order."""
+
+
+def register_statistic(statistic: Statistic) -> Statistic:
+    """Add ``statistic`` to :data:`STATISTICS` (a name may be declared once)."""
+    if statistic.name in STATISTICS:
+        raise ValueError(f"statistic {statistic.name!r} is already registered")
+    if statistic.rows not in ("as-is", "centred", "no-massive") or statistic.kernel not in ("cosine", "cka"):
+        raise ValueError(f"statistic {statistic.name!r}: rows must be as-is, centred or no-massive and kernel "
+                         f"cosine or cka")
+    STATISTICS[statistic.name] = statistic
+    return statistic
+
+
+def get_statistic(name: str) -> Statistic:
+    """The registered statistic ``name``, or an error listing the statistics there are."""
+    try:
+        return STATISTICS[name]
+    except KeyError:
+        raise ValueError(f"unknown similarity statistic {name!r}; choose from {', '.join(STATISTICS)}") from None
+
+
+register_statistic(Statistic(name="cosine", description="mean token cosine (the paper's)"))
+register_statistic(Statistic(name="centred", rows="centred",
+                             description="mean token cosine after subtracting each layer's mean hidden state"))
+register_statistic(Statistic(name="no-massive", rows="no-massive", parameter="massive_multiple",
+                             description="mean token cosine without the massive-activation dimensions"))
+register_statistic(Statistic(name="cka", kernel="cka", parameter="cka_batch_tokens",
+                             description="linear CKA (unbiased HSIC over token minibatches)"))
 
 
 @dataclass(frozen=True)
@@ -74,13 +122,7 @@ class SimilarityResult:
 
 def passes(statistic: str) -> int:
     """How many times :func:`similarity_from_arrays` reads every row for ``statistic``."""
-    _check_statistic(statistic)
-    return 1 if statistic == "cosine" else 2
-
-
-def _check_statistic(statistic: str) -> None:
-    if statistic not in STATISTICS:
-        raise ValueError(f"unknown similarity statistic {statistic!r}; choose from {', '.join(STATISTICS)}")
+    return get_statistic(statistic).passes
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -198,7 +240,7 @@ def similarity_from_arrays(
     Returns:
         A :class:`SimilarityResult` with float64 matrices (symmetric, unit diagonal, in [-1, 1]).
     """
-    _check_statistic(statistic)
+    spec = get_statistic(statistic)
     if not layers:
         raise ValueError("need at least one layer")
     shape = layers[0].shape
@@ -217,20 +259,20 @@ def similarity_from_arrays(
 
     mean = keep = None
     excluded: tuple[int, ...] = ()
-    if statistic != "cosine":
+    if spec.passes > 1:
         mean, magnitude = layer_moments(layers, chunk_tokens, progress)
-        if statistic == "no-massive":
+        if spec.kernel == "cosine" and spec.rows == "no-massive":
             dims = massive_dimensions(magnitude, massive_multiple)
             if len(dims) == hidden:
                 raise ValueError(f"every dimension exceeds {massive_multiple} x the median; raise massive_multiple")
             excluded = tuple(int(d) for d in dims)
             keep = np.setdiff1d(np.arange(hidden), dims)
-    if statistic == "cka":
-        return _cka_from_arrays(layers, mean, last_mask, cka_batch_tokens, progress)
+    if spec.kernel == "cka":
+        return _cka_from_arrays(layers, mean, last_mask, cka_batch_tokens, progress, statistic)
 
     def rows(i: int, start: int, stop: int) -> np.ndarray:
         x = np.asarray(layers[i][start:stop], dtype=np.float32)
-        if statistic == "centred":
+        if spec.rows == "centred":
             x = x - mean[i].astype(np.float32)
         elif keep is not None:
             x = x[:, keep]
@@ -278,7 +320,7 @@ def similarity_from_arrays(
 
 
 def _cka_from_arrays(layers: Sequence[np.ndarray], mean: np.ndarray, last_mask: np.ndarray, batch: int,
-                     progress: Callable[[int], None] | None) -> SimilarityResult:
+                     progress: Callable[[int], None] | None, statistic: str = "cka") -> SimilarityResult:
     """Linear CKA over minibatches of ``batch`` rows (rows centred by each layer's mean first, for precision:
     the estimator itself is invariant to the shift)."""
     n_layers, n_rows = len(layers), layers[0].shape[0]
@@ -301,7 +343,7 @@ def _cka_from_arrays(layers: Sequence[np.ndarray], mean: np.ndarray, last_mask: 
     else:
         last = np.full((n_layers, n_layers), np.nan)
         np.fill_diagonal(last, 1.0)
-    return SimilarityResult(_cka(hsic), last, n_rows, n_last, "cka")
+    return SimilarityResult(_cka(hsic), last, n_rows, n_last, statistic)
 
 
 def cosine_from_arrays(

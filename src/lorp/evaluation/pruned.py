@@ -65,13 +65,15 @@ def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
     from ..sparse.norms import block_linears
     from ..sparse.plan import SparsePlan
     from ..sparse.prune import measure_pruned, prune_to_plan
+    from ..sparse.metrics import get_metric
 
     sparse = SparsePlan.from_dict(dict(plan))
     own = [lin.weight for block in get_decoder_layers(model) for lin in block_linears(block).values()]
     target = shared_copy(model, own) if keep_dense else model
-    if sparse.metric == "wanda" and (norms is None or any(n is None for n in norms)):
-        raise ValueError("a wanda plan is rebuilt from the norms its blocks were pruned with; none were given")
-    prune_to_plan(target, sparse, norms=None if sparse.metric == "magnitude" else list(norms))
+    uses_norms = get_metric(sparse.metric).uses_norms
+    if uses_norms and (norms is None or any(n is None for n in norms)):
+        raise ValueError(f"a {sparse.metric} plan is rebuilt from the norms its blocks were pruned with; none were given")
+    prune_to_plan(target, sparse, norms=list(norms) if uses_norms else None)
     if measured is not None:
         check_rebuilt(measure_pruned(target, sparse), measured)
     return target

@@ -23,7 +23,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .names import ALLOCATIONS  # noqa: F401 (the allocations of this module, by name)
 
 _EPS = 1e-12
 GRID_DECIMALS = 12

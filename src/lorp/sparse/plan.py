@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import allocations
-from .names import ALLOCATIONS, METRICS, method_name, nm_allocation, parse_method, parse_nm  # noqa: F401 (re-exported)
+from .registry import method_name, nm_allocation, parse_nm  # noqa: F401 (re-exported)
 from .redundancy import BlockScores
 
 

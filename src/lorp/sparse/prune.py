@@ -11,6 +11,7 @@ import torch
 from ..models import get_decoder_layers
 from .masks import nm_mask, pruned_per_row, row_mask
 from .norms import block_linears, prune_sequentially
+from .metrics import get_metric
 from .scores import scores
 
 
@@ -48,7 +49,7 @@ def prune_to_plan(model: torch.nn.Module, plan: Any, norms: Sequence[Mapping[str
     if len(blocks) != len(plan.blocks):
         raise ValueError(f"the plan is for {len(plan.blocks)} blocks, the model has {len(blocks)}")
     nm = tuple(plan.settings["nm"]) if "nm" in plan.settings else None  # N:M instead of per-row sparsity
-    if plan.metric == "magnitude" or norms is not None:
+    if not get_metric(plan.metric).uses_norms or norms is not None:
         for b, block in enumerate(blocks):
             prune_block(block, plan.linears[b], plan.metric, norms[b] if norms is not None else None, nm=nm)
             if progress is not None:

@@ -12,25 +12,17 @@ from typing import Sequence
 
 import torch
 
-from .names import METRICS
+from .metrics import get_metric
 
 
 def scores(weight: torch.Tensor, metric: str, input_norm: torch.Tensor | None = None) -> torch.Tensor:
-    """The pruning score of every weight of a linear layer (``weight`` is [out, in], as nn.Linear's).
+    """The pruning score of every weight of a linear layer (``weight`` is [out, in], as nn.Linear's) under a
+    registered metric (:mod:`lorp.sparse.metrics`).
 
-    ``input_norm`` ([in]) is the L2 norm of each input feature over the calibration tokens, needed by Wanda.
+    ``input_norm`` ([in]) is the L2 norm of each input feature over the calibration tokens, needed by a
+    metric that uses norms (Wanda).
     """
-    w = weight.detach().abs().float()
-    if metric == "magnitude":
-        return w
-    if metric == "wanda":
-        if input_norm is None:
-            raise ValueError("the wanda metric needs the input norms of the layer")
-        norm = input_norm.detach().float().to(w.device)
-        if norm.shape != (w.shape[1],):
-            raise ValueError(f"input norms of shape {tuple(norm.shape)} do not match a weight of shape {tuple(w.shape)}")
-        return w * norm.unsqueeze(0)
-    raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    return get_metric(metric).score(weight.detach().abs().float(), input_norm)
 
 
 def outlier_ratio(block_scores: Sequence[torch.Tensor], m: float, count_zeros: bool = False) -> float:

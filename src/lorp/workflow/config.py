@@ -16,7 +16,13 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import data
 from ..depth.methods import AUTO, METHODS, eligible_count, get_method
 from ..evaluation import zeroshot
-from ..sparse.names import method_name, nm_allocation
+from ..sparse.names import method_name, nm_allocation, parse_nm
+from ..depth.similarity import get_statistic
+from ..sparse.allocation_plans import get_allocation
+from ..sparse.metrics import get_metric
+
+SWEPT_ALLOCATION = "mrp"
+"""The allocation whose loop ``sparsity.sweep`` runs for other settings (``mrp_sweep``)."""
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
@@ -25,13 +31,36 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names every offending key and what is allowed."""
 
 
+def registries() -> dict[str, list[str]]:
+    """The registered names a schema node marked ``x-registry: <name>`` allows: the similarity statistics,
+    the sparse metrics and the sparse allocations."""
+    from ..depth.similarity import STATISTICS
+    from ..sparse.names import ALLOCATIONS, METRICS
+
+    return {"statistics": list(STATISTICS), "metrics": list(METRICS), "allocations": list(ALLOCATIONS)}
+
+
+def _fill_registries(node: Any, names: Mapping[str, list[str]]) -> None:
+    """Give every node marked ``x-registry: <name>`` the ``enum`` of that registry's names (in place)."""
+    if isinstance(node, dict):
+        if "x-registry" in node:
+            node["enum"] = list(names[node.pop("x-registry")])
+        for value in node.values():
+            _fill_registries(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _fill_registries(value, names)
+
+
 def load_schema(path: str | Path | None = None) -> dict:
     """The config schema, with ``methods`` built from the method registry (:data:`lorp.depth.methods.METHODS`):
-    each method's parameters, bounds and defaults are declared there, once."""
+    each method's parameters, bounds and defaults are declared there, once; and the enums of the similarity
+    statistics and the sparse metrics and allocations from their registries (:func:`registries`)."""
     import yaml
 
     schema = yaml.safe_load(Path(path or SCHEMA_PATH).read_text(encoding="utf-8"))
     schema["properties"]["methods"]["properties"] = {name: m.schema() for name, m in METHODS.items()}
+    _fill_registries(schema, registries())
     return schema
 
 
@@ -144,7 +173,7 @@ class View:
         calibration: the ``calibration`` entry it departs from.
         spec: what its tokens depend on (:func:`calibration_spec`).
         tokens_per_sequence: the token positions kept per sequence (None: all).
-        statistic: its similarity statistic (a key of :data:`lorp.depth.similarity.STATISTICS`).
+        statistic: its similarity statistic (a name in :data:`lorp.depth.similarity.STATISTICS`).
         evaluated: whether its plans are evaluated (and drawn): a compared statistic's are not, a
             variation's where ``sensitivity.evaluate`` says so.
         seed_group: the calibration entry whose seeds its evaluations are pooled with (the entry itself and its
@@ -287,7 +316,7 @@ def seed_groups(config: Mapping[str, Any]) -> dict[str, str]:
 def similarity_params(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """What view ``name``'s similarity depends on: its statistic, and the statistic's own setting."""
     statistic = view(config, name).statistic
-    extra = {"no-massive": "massive_multiple", "cka": "cka_batch_tokens"}.get(statistic)
+    extra = get_statistic(statistic).parameter
     return {"statistic": statistic, **({extra: config["similarity"][extra]} if extra else {})}
 
 
@@ -424,20 +453,19 @@ def outlier_params(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, Any]:
-    """What a sparse plan depends on besides its inputs: nothing for uniform, lambda for OWL (M reaches
-    it through outliers.json), M, count_zeros and the loop's settings for MRP."""
-    sp = config["sparsity"]
-    if allocation == "owl":
-        return {"owl_lambda": sp["owl_lambda"]}
-    if allocation == "mrp":
-        return {**outlier_params(config), "mrp": _sorted(sp["mrp"])}
-    return {}
+    """What a sparse plan depends on besides its inputs: its allocation's settings (the registration's
+    ``params``: nothing for uniform, lambda for OWL, M, count_zeros and the loop's settings for MRP), nothing
+    for an N:M pattern."""
+    if parse_nm(allocation):
+        return {}
+    return get_allocation(allocation).params(config["sparsity"])
 
 
 def sparse_prune_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """What a sparse model's zeros depend on besides its plan: which input norms it prunes with (``none``
     for magnitude) and the device and dtype whose weights are scored (the evaluations' own)."""
-    return {"norms": config["sparsity"]["norms"] if metric == "wanda" else "none", "compute": compute_params(config)}
+    uses_norms = get_metric(metric).uses_norms
+    return {"norms": config["sparsity"]["norms"] if uses_norms else "none", "compute": compute_params(config)}
 
 
 def exported_checkpoints(config: Mapping[str, Any]) -> set[str]:
@@ -471,7 +499,7 @@ def export_errors(config: Mapping[str, Any]) -> list[str]:
 def sweep_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the MRP sweep depends on: the targets, M, count_zeros, the loop's settings and the sweep."""
     sp = config["sparsity"]
-    return {"targets": sparse_targets(config), "params": sparse_plan_params(config, "mrp"),
+    return {"targets": sparse_targets(config), "params": sparse_plan_params(config, SWEPT_ALLOCATION),
             "sweep": {"outlier_m": sorted(sp["sweep"]["outlier_m"]), "step": sorted(sp["sweep"]["step"])}}
 
 
@@ -605,28 +633,9 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
                           "budget column); use a pattern such as '2:4', '4:8' or '1:4'")
     if not targets:
         return errors
-    if "owl" in sp["allocations"]:
-        worst = min(min(t, 100 - t) for t in targets) / 100
-        if not 2 * sp["owl_lambda"] < worst:
-            errors.append(f"sparsity.owl_lambda: {sp['owl_lambda']} makes OWL's sparsities (which span 2 x lambda "
-                          f"around the target) leave [0, 1] at target {min(targets, key=lambda t: min(t, 100 - t))}%; "
-                          f"use less than {worst / 2:g}")
-    if "mrp" in sp["allocations"] or sweep_enabled(config):
-        mrp = sp["mrp"]
-        low = [t for t in targets if t < mrp["start_below"]]
-        if low:
-            errors.append(f"sparsity.mrp.start_below: {mrp['start_below']} points below targets {low} is below 0 "
-                          f"sparsity; use at most {min(targets)}")
-        for key, steps in (("sparsity.mrp.step", [mrp["step"]]), ("sparsity.sweep.step", sp["sweep"]["step"])):
-            for step in steps:
-                n = mrp["start_below"] / step
-                if abs(n - round(n)) > 1e-6:
-                    errors.append(f"{key}: {step:g} does not divide the range MRP covers, sparsity.mrp.start_below "
-                                  f"= {mrp['start_below']:g} points ({n:.3f} steps); choose a step that does, "
-                                  f"e.g. {mrp['start_below'] / max(1, round(n)):g}")
-        high = [t for t in targets if t >= mrp["upper"]]
-        if high:
-            errors.append(f"sparsity.mrp.upper: {mrp['upper']}% is not above targets {high}")
+    checked = list(sp["allocations"]) + ([SWEPT_ALLOCATION] if sweep_enabled(config) else [])
+    for name in dict.fromkeys(checked):  # each allocation's own settings (the sweep runs MRP's loop)
+        errors += get_allocation(name).check(sp, targets)
     return errors  # N:M divisibility of every layer's inputs is checked by the plan (it needs the shapes)
 
 

@@ -11,23 +11,23 @@ from tqdm.auto import tqdm
 
 from ... import figures
 from ...depth import methods, structure
-from ...depth.similarity import STATISTICS, SimilarityResult, open_layers, passes, similarity_from_arrays
+from ...depth.similarity import SimilarityResult, get_statistic, open_layers, passes, similarity_from_arrays
 from ...io import read_json, write_json, write_npy, write_npz, write_text
 
 
 def compute_similarity(activation_dir: str | Path, outputs: Mapping[str, str | Path],
-                       params: Mapping[str, Any] | None = None, title: str = "") -> SimilarityResult:
+                       params: Mapping[str, Any], title: str = "") -> SimilarityResult:
     """Stage 3: the N x N similarity matrix (and the extended and last-token matrices used by the baselines).
 
     ``outputs`` maps ``cosine``, ``csv``, ``heatmap``, ``extended``, ``last_token``, ``summary`` (the
     statistic, token counts and excluded dimensions) and ``per_sequence`` (the per-sequence sums a bootstrap
     resamples; empty for ``cka``) to paths; ``params`` holds ``statistic`` and its setting
-    (``massive_multiple``, ``cka_batch_tokens``), the paper's cosine by default; ``title`` prefixes the
+    (``massive_multiple``, ``cka_batch_tokens``; the registration's ``parameter``); ``title`` prefixes the
     heatmap's title (the model and calibration).
     """
     from ... import tables  # pandas: not imported by the plans' stages
 
-    params = dict(params or {"statistic": "cosine"})
+    params = dict(params)
     statistic = params.pop("statistic")
     activation_dir = Path(activation_dir)
     manifest = read_json(activation_dir / "manifest.json")
@@ -44,7 +44,7 @@ def compute_similarity(activation_dir: str | Path, outputs: Mapping[str, str | P
     write_text(outputs["csv"], tables.matrix_csv(cosine))
     if "summary" in outputs:
         write_json(outputs["summary"], {
-            "statistic": statistic, "description": STATISTICS[statistic], **params,
+            "statistic": statistic, "description": get_statistic(statistic).description, **params,
             "n_tokens": result.n_tokens, "n_last_tokens": result.n_last_tokens,
             "tokens_per_sequence": manifest["tokens_per_sequence"],
             "excluded_dimensions": list(result.excluded_dimensions)})
@@ -54,7 +54,7 @@ def compute_similarity(activation_dir: str | Path, outputs: Mapping[str, str | P
                   extended=result.per_sequence if result.per_sequence is not None else np.zeros((0, *size)),
                   last_token=result.per_sequence_last if result.per_sequence_last is not None else np.zeros((0, *size)),
                   tokens_per_sequence=np.int64(manifest["tokens_per_sequence"]))
-    label = "cosine similarity" if statistic == "cosine" else STATISTICS[statistic]
+    label = "cosine similarity" if statistic == "cosine" else get_statistic(statistic).description
     figures.similarity_heatmap(cosine, outputs["heatmap"],
                                f"{title}: {label}" if title else f"inter-layer {label} ({cosine.shape[0]} blocks)")
     return result

@@ -73,30 +73,45 @@ def measure_outliers(model_dir: str | Path, norms_dir: str | Path | None, metric
     return result
 
 
-def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_dir: str | Path, out_path: str | Path,
-                     params: Mapping[str, Any], outliers_path: str | Path | None = None,
+class _PlanInputs:
+    """What an allocation's plan reads (:class:`lorp.sparse.registry.AllocationInputs`), loaded when asked for:
+    the layers' shapes (the model on the meta device), the dense outlier ratios, the blocks' scores."""
+
+    def __init__(self, model_dir: str | Path | None, metric: str, outliers_path: str | Path | None,
+                 norms_dir: str | Path | None) -> None:
+        self.model_dir, self.metric, self.outliers_path, self.norms_dir = model_dir, metric, outliers_path, norms_dir
+
+    def shapes(self) -> list[dict[str, tuple[int, int]]]:
+        from ... import models
+        from ...sparse.norms import block_shapes
+
+        return block_shapes(models.meta_model(self.model_dir))
+
+    def outliers(self) -> list[dict[str, Any]]:
+        return read_json(self.outliers_path)["blocks"]
+
+    def scores(self) -> Any:
+        return _block_scores(self.model_dir, self.metric, self.norms_dir)
+
+
+def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_dir: str | Path | None,
+                     out_path: str | Path, params: Mapping[str, Any], outliers_path: str | Path | None = None,
                      norms_dir: str | Path | None = None) -> Any:
     """Sparse stage 3: per-block and per-linear sparsity of one metric, allocation and target (percent).
-    ``uniform`` and N:M (``2of4``) need only the layers' shapes (the model on the meta device), ``owl`` the dense outlier
-    ratios (``outliers_path``, with ``params['owl_lambda']``), and ``mrp`` runs its loop on the blocks'
-    scores (``model_dir``, and ``norms_dir`` for Wanda) with ``params``: outlier_m, count_zeros and mrp."""
-    from ... import models
+    An N:M pattern (``2of4``) needs only the layers' shapes; a registered allocation
+    (:mod:`lorp.sparse.allocation_plans`) gets the inputs it declares (the shapes from ``model_dir``, the dense
+    outlier ratios from ``outliers_path``, the blocks' scores from ``model_dir`` and, for a metric that uses
+    them, ``norms_dir``) and its config slice ``params``."""
     from ...sparse import plan as sp
-    from ...sparse.norms import block_shapes
+    from ...sparse.allocation_plans import get_allocation
 
     target = int(target_percent) / 100
+    inputs = _PlanInputs(model_dir, metric, outliers_path, norms_dir)
     nm = sp.parse_nm(allocation)
     if nm:
-        result = sp.nm_plan(metric, *nm, block_shapes(models.meta_model(model_dir)))
-    elif allocation == "uniform":
-        result = sp.uniform_plan(metric, target, block_shapes(models.meta_model(model_dir)))
-    elif allocation == "owl":
-        result = sp.owl_plan(metric, target, read_json(outliers_path)["blocks"], params["owl_lambda"])
+        result = sp.nm_plan(metric, *nm, inputs.shapes())
     else:
-        mrp = params["mrp"]
-        settings = sp.MRPSettings(mrp["start_below"] / 100, mrp["step"] / 100, mrp["upper"] / 100, mrp["granularity"])
-        result = sp.mrp_plan(metric, target, _block_scores(model_dir, metric, norms_dir), params["outlier_m"],
-                             params["count_zeros"], settings)
+        result = get_allocation(allocation).plan(inputs, metric, target, params)
     print(f"{result.method} at {target:.0%}: block sparsities {min(result.blocks):.3f}..{max(result.blocks):.3f}, "
           f"model {result.model_sparsity:.6f}" + (f", {len(result.trajectory)} MRP steps" if result.trajectory else ""))
     write_json(out_path, result.to_dict())
