@@ -1,6 +1,6 @@
 """Snakemake adapter for rule capture_activations (the batch size, a speed knob, is not a param)."""
 
-from lorp.workflow.jobs import job
+from lorp.workflow.jobs import batch_size, job
 
 with job(snakemake):
     from lorp.workflow.stages.calibration import capture
@@ -11,5 +11,5 @@ with job(snakemake):
         snakemake.output.activations,
         snakemake.params.activations,
         snakemake.params.compute,
-        batch_size=snakemake.config["activations"]["batch_size"],
+        batch_size=batch_size(snakemake),
     )

@@ -1,6 +1,6 @@
 """Snakemake adapter for rule input_norms (the batch size is not a param: it does not change the norms)."""
 
-from lorp.workflow.jobs import job
+from lorp.workflow.jobs import batch_size, job
 
 with job(snakemake):
     from lorp.workflow.stages.sparse import capture_norms
@@ -10,5 +10,5 @@ with job(snakemake):
         snakemake.input.tokens,
         snakemake.output.norms,
         snakemake.params.compute,
-        batch_size=snakemake.config["activations"]["batch_size"],
+        batch_size=batch_size(snakemake),
     )

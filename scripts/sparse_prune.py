@@ -1,6 +1,6 @@
 """Snakemake adapter for rule sparse_prune (the batch size is not a param: it does not change the weights)."""
 
-from lorp.workflow.jobs import job
+from lorp.workflow.jobs import batch_size, job
 
 with job(snakemake):
     from lorp.workflow.stages.sparse import prune_sparse
@@ -14,5 +14,5 @@ with job(snakemake):
         labels={"model": snakemake.wildcards.model, "calib": snakemake.wildcards.calib},
         norms_dir=snakemake.input.get("norms"),
         tokens_path=snakemake.input.get("tokens"),
-        batch_size=snakemake.config["activations"]["batch_size"],
+        batch_size=batch_size(snakemake),
     )

@@ -131,3 +131,18 @@ def efficiency_entries(smk: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
                                                  if key.endswith(suffix) and key[:-len(suffix)] in SOURCE_KEYS}}
         out.append((dict(labels), sources))
     return out
+
+
+BATCH_SIZES = {"capture_activations": "activations", "input_norms": "activations", "sparse_prune": "activations",
+               "auto_plan": "evaluation", "evaluate_dense": "evaluation", "evaluate_pruned": "evaluation",
+               "evaluate_tasks_dense": "zeroshot", "evaluate_tasks_pruned": "zeroshot"}
+"""The config section whose ``batch_size`` each rule's job runs with."""
+
+
+def batch_size(smk: Any) -> int:
+    """The batch size a job runs with: ``<section>.batch_size`` of the config (:data:`BATCH_SIZES`).
+
+    A batch size changes the speed of a job, not its numbers, so it is not a param: Snakemake reruns a job
+    whose params change (its ``params`` rerun trigger), and a faster setting must not cost a rerun (see
+    docs/reruns.md). This is the one place a job reads the config directly."""
+    return int(smk.config[BATCH_SIZES[smk.rule]]["batch_size"])

@@ -120,7 +120,7 @@ def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_di
 
 def prune_sparse(model_dir: str | Path, plan_path: str | Path, norms_out: str | Path, measured_path: str | Path,
                  pruning: Mapping[str, Any], labels: Mapping[str, Any], norms_dir: str | Path | None = None,
-                 tokens_path: str | Path | None = None, batch_size: int = 8) -> dict[str, Any]:
+                 tokens_path: str | Path | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """Sparse stage 4: prune the model in memory to a plan, each linear layer's lowest-scoring weights of
     every row set to zero, and write what any later stage needs to rebuild it exactly: the norms each block
     was pruned with (``norms_out``, :func:`lorp.sparse.norms.write_pruning_norms`) and the measured
