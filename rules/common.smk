@@ -14,7 +14,7 @@ if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
 import lorp.workflow.config as lc
-from lorp.depth.methods import get_method
+from lorp.depth.methods import AUTO, get_method
 from lorp.io import read_json
 from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method, parse_nm
 from lorp.sparse.allocation_plans import get_allocation
@@ -206,7 +206,7 @@ def evaluated_model(kind):
     def inputs(wildcards):
         w = dict(wildcards.items())
         out = model_sources(**w)
-        if w["method"] == lc.AUTO:
+        if w["method"] == AUTO:
             template = getattr(getattr(rules, "evaluate_pruned" if kind == "ppl" else "evaluate_tasks_pruned").output, kind)
             evaluated = set(lc.evaluated_views(config))
             candidates = [c for c in lc.auto_candidates(config, w["calib"])
@@ -372,7 +372,7 @@ def final_outputs(wildcards):
         out.append(rules.summary_efficiency.output.md)
     if lc.compared_statistics(config):
         out.append(rules.statistics.output.png)
-    if lc.AUTO in METHODS:
+    if AUTO in METHODS:
         out.append(rules.summary_auto.output.md)
     if config["evaluation"]["seeds"]:
         out.append(rules.summary_seeds.output.md)

@@ -57,7 +57,7 @@ rule summary_auto:
     """methods.auto: the candidate it picked for every model, calibration and budget, on the held-out windows
     and on the evaluation sets it never saw."""
     input:
-        plans=[fill(rules.auto_plan.output.plan, method=lc.AUTO, **w) for w in lc.auto_plans(config)],
+        plans=[fill(rules.auto_plan.output.plan, method=AUTO, **w) for w in lc.auto_plans(config)],
         table=rules.summary.output.table,
     output:
         csv="results/summary/auto.csv",

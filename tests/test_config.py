@@ -252,7 +252,7 @@ def test_stage_code_has_no_fallback_defaults():
     workflow = ROOT / "src" / "lorp" / "workflow"
     stages = sorted((workflow / "stages").glob("*.py"))
     assert {p.stem for p in stages} >= {"model", "calibration", "depth", "sparse", "evaluation", "reports"}
-    for path in [workflow / "config.py", *stages]:
+    for path in [*sorted((workflow / "config").glob("*.py")), *stages]:
         name = path.relative_to(workflow)
         tree = ast.parse(path.read_text())
         calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)

@@ -34,7 +34,7 @@ def test_a_registered_statistic_declares_its_setting_and_passes():
     cfg = validate_schema(tiny_config(similarity={"statistic": "cka"}))
     assert similarity_params(cfg, "docs") == {"statistic": "cka", "cka_batch_tokens": cfg["similarity"]["cka_batch_tokens"]}
     assert get_statistic("no-massive").parameter == "massive_multiple"
-    with pytest.raises(ValueError, match="unknown similarity statistic 'cosin'; choose from cosine, centred"):
+    with pytest.raises(ValueError, match="unknown similarity statistic 'cosin'; choose one of cosine, centred"):
         get_statistic("cosin")
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..registry import Registry
 from .structure import LayerStructure, check_similarity_matrix
 
 
@@ -337,24 +338,18 @@ class Method:
                 "properties": copy.deepcopy(dict(self.parameters))}
 
 
-METHODS: dict[str, Method] = {}
-"""Every method by name, in declaration order (the order of the README's table)."""
+METHODS: Registry[Method] = Registry("method")
+"""Every method by name, in declaration order (the order of the methods table in docs/methods.md)."""
 
 
 def register(method: Method) -> Method:
     """Add ``method`` to :data:`METHODS` (a name may be declared once)."""
-    if method.name in METHODS:
-        raise ValueError(f"method {method.name!r} is already registered")
-    METHODS[method.name] = method
-    return method
+    return METHODS.add(method)
 
 
 def get_method(name: str) -> Method:
     """The declared method ``name``, or an error listing the methods there are."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+    return METHODS.lookup(name)
 
 
 def make_plan(method: str, budget: int, inputs: PlanInputs, params: Mapping[str, Any] | None = None) -> Plan:

@@ -28,6 +28,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..registry import Registry
+
 @dataclass(frozen=True)
 class Statistic:
     """One similarity statistic, declared once: the config schema's enums, the similarity stage's params and
@@ -56,27 +58,21 @@ class Statistic:
         return 1 if self.kernel == "cosine" and self.rows == "as-is" else 2
 
 
-STATISTICS: dict[str, Statistic] = {}
+STATISTICS: Registry[Statistic] = Registry("similarity statistic")
 """The similarity statistics by name, in declaration order."""
 
 
 def register_statistic(statistic: Statistic) -> Statistic:
     """Add ``statistic`` to :data:`STATISTICS` (a name may be declared once)."""
-    if statistic.name in STATISTICS:
-        raise ValueError(f"statistic {statistic.name!r} is already registered")
     if statistic.rows not in ("as-is", "centred", "no-massive") or statistic.kernel not in ("cosine", "cka"):
         raise ValueError(f"statistic {statistic.name!r}: rows must be as-is, centred or no-massive and kernel "
                          f"cosine or cka")
-    STATISTICS[statistic.name] = statistic
-    return statistic
+    return STATISTICS.add(statistic)
 
 
 def get_statistic(name: str) -> Statistic:
     """The registered statistic ``name``, or an error listing the statistics there are."""
-    try:
-        return STATISTICS[name]
-    except KeyError:
-        raise ValueError(f"unknown similarity statistic {name!r}; choose from {', '.join(STATISTICS)}") from None
+    return STATISTICS.lookup(name)
 
 
 register_statistic(Statistic(name="cosine", description="mean token cosine (the paper's)"))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .registry import ALLOCATIONS, Allocation, AllocationInputs, lookup, register_allocation
+from .registry import ALLOCATIONS, Allocation, AllocationInputs, register_allocation
 
 
 def get_allocation(name: str) -> Allocation:
     """The registered allocation ``name``, or an error listing the allocations there are."""
-    return lookup(ALLOCATIONS, "allocation", name)
+    return ALLOCATIONS.lookup(name)
 
 
 def _uniform(inputs: AllocationInputs, metric: str, target: float, params: Mapping[str, Any]) -> Any:
@@ -71,13 +71,8 @@ def _mrp_check(sparsity: Mapping[str, Any], targets: list[int]) -> list[str]:
     return errors
 
 
-register_allocation(Allocation(
-    name="uniform",
-    plan=_uniform,
-    inputs=("shapes",),
-    color="#7f7f7f",
-    summary="every block at the target",
-))
+register_allocation(Allocation(name="uniform", plan=_uniform, inputs=("shapes",), color="#7f7f7f",
+                               summary="every block at the target"))
 register_allocation(Allocation(
     name="owl",
     plan=_owl,

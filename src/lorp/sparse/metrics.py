@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import METRICS, Metric, lookup, register_metric
+from .registry import METRICS, Metric, register_metric
 
 
 def get_metric(name: str) -> Metric:
     """The registered metric ``name``, or an error listing the metrics there are."""
-    return lookup(METRICS, "metric", name)
+    return METRICS.lookup(name)
 
 
 def _wanda(weight: Any, input_norm: Any) -> Any:

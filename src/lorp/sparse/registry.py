@@ -11,7 +11,7 @@ plan stage and the figures consult these registries:
 - the plan stage calls the allocation's ``plan`` with those inputs and its config slice (``params``);
 - the figures draw an allocation in its ``color``.
 
-This module imports nothing of ``lorp`` and no torch (the rules read the registries when the workflow is
+This module imports no torch (the rules read the registries when the workflow is
 parsed). The registrations are in :mod:`lorp.sparse.metrics` and :mod:`lorp.sparse.allocation_plans`, whose
 ``get_metric`` and ``get_allocation`` are the lookups to use (so that a job's code fingerprint counts the
 registration it looks up). An N:M pattern (``2of4``) is not an allocation: every layer is at
@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
+
+from ..registry import Registry
 
 ALLOCATION_INPUTS = ("shapes", "outliers", "scores")
 """What an allocation's plan may read: the layers' shapes (the prepared model, no weight read), the dense
@@ -91,38 +93,28 @@ class Allocation:
                              f"{list(ALLOCATION_INPUTS)}")
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 """Every metric by name, in declaration order."""
 
-ALLOCATIONS: dict[str, Allocation] = {}
+ALLOCATIONS: Registry[Allocation] = Registry("allocation")
 """Every allocation by name, in declaration order."""
 
 
-def _register(registry: dict, kind: str, entry: Any) -> Any:
-    if entry.name in registry:
-        raise ValueError(f"{kind} {entry.name!r} is already registered")
-    if "-" in entry.name:
-        raise ValueError(f"{kind} {entry.name!r}: a name cannot hold '-' (it separates metric and allocation)")
-    registry[entry.name] = entry
-    return entry
+def _check_name(kind: str, name: str) -> None:
+    if "-" in name:
+        raise ValueError(f"{kind} {name!r}: a name cannot hold '-' (it separates metric and allocation)")
 
 
 def register_metric(metric: Metric) -> Metric:
     """Add ``metric`` to :data:`METRICS` (a name may be declared once)."""
-    return _register(METRICS, "metric", metric)
+    _check_name("metric", metric.name)
+    return METRICS.add(metric)
 
 
 def register_allocation(allocation: Allocation) -> Allocation:
     """Add ``allocation`` to :data:`ALLOCATIONS` (a name may be declared once)."""
-    return _register(ALLOCATIONS, "allocation", allocation)
-
-
-def lookup(registry: Mapping[str, Any], kind: str, name: str) -> Any:
-    """The entry ``name`` of ``registry``, or an error listing the names there are."""
-    try:
-        return registry[name]
-    except KeyError:
-        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}") from None
+    _check_name("allocation", allocation.name)
+    return ALLOCATIONS.add(allocation)
 
 
 def method_name(metric: str, allocation: str) -> str:

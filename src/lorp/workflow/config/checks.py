@@ -1,0 +1,204 @@
+"""The semantic checks of a validated config, before any job runs: files and sources, depths and budgets,
+sequence lengths against the model's context, the sparse settings, ``auto`` and the sensitivity analysis;
+every problem one line naming the key, the cause and the fix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ... import data
+from ...depth.methods import AUTO, eligible_count
+from ...evaluation import zeroshot
+from ...sparse.allocation_plans import get_allocation
+from .schema import ConfigError, did_you_mean, validate_schema
+from .slices import (SWEPT_ALLOCATION, evaluated_names, sparse_targets, structure_params, sweep_enabled,
+                     zeroshot_params)
+from .views import ablation_budgets, ablation_methods, selection_methods, sensitivity_views, view
+
+def export_errors(config: Mapping[str, Any]) -> list[str]:
+    """Names in ``checkpoints.export`` that the config does not evaluate."""
+    export = config["checkpoints"]["export"]
+    if isinstance(export, str):
+        return []
+    names = evaluated_names(config)
+    return [f"checkpoints.export: {name!r} is not a model this config evaluates ({'<method>-<budget>'}, e.g. "
+            f"{names[0]!r}){did_you_mean(name, names)}" for name in export if name not in names]
+
+
+def _local_path(source: str, base_dir: Path) -> Path | None:
+    if source in data.BUILTIN_SOURCES:
+        return None
+    p = Path(source).expanduser()
+    return p if p.is_absolute() else base_dir / p
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the config check needs to know of a model before any job runs."""
+
+    num_hidden_layers: int
+    max_position_embeddings: int | None = None
+
+
+def _file_errors(config: Mapping[str, Any], base: Path) -> list[str]:
+    """Local corpus files and the zero-shot data directory must exist."""
+    errors = []
+    entries = [(f"calibration.{name}", spec) for name, spec in config["calibration"].items()]
+    entries += [(f"sensitivity.variations.{name}", spec) for name, spec in config["sensitivity"]["variations"].items()
+                if "source" in spec]
+    entries += [(f"evaluation.datasets.{name}", spec) for name, spec in config["evaluation"]["datasets"].items()]
+    for key, spec in entries:
+        p = _local_path(spec["source"], base)
+        if p is not None and not p.is_file():
+            errors.append(f"{key}.source: file {p} does not exist (or use one of {', '.join(data.BUILTIN_SOURCES)})")
+    zs = zeroshot_params(config)
+    data_dir = zs["data_dir"]
+    if data_dir is not None and not Path(data_dir).expanduser().is_absolute():
+        data_dir = base / data_dir
+    return errors + zeroshot.config_errors(zs["tasks"], data_dir)
+
+
+def _depth_errors(config: Mapping[str, Any], model: str, n: int) -> list[str]:
+    """Cluster counts and budgets against a model's depth."""
+    errors = []
+    k = structure_params(config)["k"] if "lorp" in config["methods"] else None
+    if k is not None and k > n:
+        errors.append(f"methods.lorp.k: {k} clusters is more than the {n} layers of model {model!r}")
+    too_many = [k for k in config["ablation"]["lorp_k"] if k > n]
+    if too_many:
+        errors.append(f"ablation.lorp_k: {too_many} clusters is more than the {n} layers of model {model!r}")
+    limit = eligible_count("lorp", n, {})
+    bad = [b for b in ablation_budgets(config) if not 1 <= b <= limit] if ablation_methods(config) else []
+    if bad:
+        errors.append(f"ablation.budgets: {bad} too large for LoRP on model {model!r} ({n} layers): allowed 1..{limit}")
+    for method in config["methods"]:
+        limit = eligible_count(method, n, config["methods"][method])
+        bad = [b for b in config["budgets"] if not 1 <= b <= limit]
+        if bad:
+            errors.append(f"budgets: {bad} too large for method {method!r} on model {model!r} ({n} layers): "
+                          f"allowed 1..{limit}")
+    return errors
+
+
+def sequence_lengths(config: Mapping[str, Any]) -> dict[str, int]:
+    """Every number of positions a job feeds a model, by the config key that sets it."""
+    lengths = {f"calibration.{name}.seqlen": spec["seqlen"] for name, spec in config["calibration"].items()}
+    lengths.update({f"sensitivity.variations.{name}.seqlen": spec["seqlen"]
+                    for name, spec in config["sensitivity"]["variations"].items() if "seqlen" in spec})
+    datasets = config["evaluation"]["datasets"]
+    if any("seqlen" not in spec for spec in datasets.values()):
+        lengths["evaluation.seqlen"] = config["evaluation"]["seqlen"]
+    lengths.update({f"evaluation.datasets.{name}.seqlen": spec["seqlen"] for name, spec in datasets.items()
+                    if "seqlen" in spec})
+    eff = config["efficiency"]
+    if eff["enabled"]:  # the prompt, then one position per decoded token
+        lengths["efficiency.seqlen + efficiency.decode_tokens"] = eff["seqlen"] + eff["decode_tokens"]
+    return lengths
+
+
+def _position_errors(config: Mapping[str, Any], model: str, limit: int) -> list[str]:
+    return [f"{key}: {n} positions is more than the {limit} that model {model!r} was trained for "
+            f"(max_position_embeddings); use at most {limit}"
+            for key, n in sequence_lengths(config).items() if n > limit]
+
+
+def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
+    """Sparse settings that cannot work at some target: OWL's lambda leaving [0, 1], MRP starting below
+    0, steps that do not divide MRP's range, an upper bound not above a target."""
+    sp = config["sparsity"]
+    targets = sparse_targets(config)
+    errors = []
+    for pattern in sp["nm"]:
+        n, m = (int(x) for x in pattern.split(":"))
+        if not 0 < n < m:
+            errors.append(f"sparsity.nm: {pattern!r} must keep N of M inputs with 0 < N < M, e.g. '2:4'")
+        elif 100 * (m - n) % m:
+            errors.append(f"sparsity.nm: {pattern!r} prunes {100 * (m - n) / m:g}%, not a whole percent (the "
+                          "budget column); use a pattern such as '2:4', '4:8' or '1:4'")
+    if not targets:
+        return errors
+    checked = list(sp["allocations"]) + ([SWEPT_ALLOCATION] if sweep_enabled(config) else [])
+    for name in dict.fromkeys(checked):  # each allocation's own settings (the sweep runs MRP's loop)
+        errors += get_allocation(name).check(sp, targets)
+    return errors  # N:M divisibility of every layer's inputs is checked by the plan (it needs the shapes)
+
+
+def auto_errors(config: Mapping[str, Any]) -> list[str]:
+    """``auto`` chooses among the other methods' plans, so it needs at least one."""
+    if AUTO in config["methods"] and not selection_methods(config):
+        return ["methods.auto: chooses among the plans of the other methods, and none is configured; add at least "
+                "one (e.g. lorp: {} and shortgpt: {})"]
+    return []
+
+
+def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
+    """The reference calibration must exist, and a bootstrap needs sequences to draw."""
+    sens = config["sensitivity"]
+    name = sens["calibration"]
+    if name is not None and name not in config["calibration"]:
+        return [f"sensitivity.calibration: {name!r} is not a calibration entry{did_you_mean(name, list(config['calibration']))}; "
+                f"choose from {', '.join(config['calibration'])} (or null for the first)"]
+    errors = [f"sensitivity.variations.{v}: the name is taken by the views of evaluation.seeds (<calibration>~seed<S>); "
+              "choose another" for v in sens["variations"] if re.fullmatch(r"seed\d+", v)]
+    if sens["bootstrap"]["resamples"]:
+        for view_name in sensitivity_views(config):
+            if view(config, view_name).spec["n_samples"] < 2:
+                errors.append(f"sensitivity.bootstrap.resamples: the view {view_name!r} has 1 calibration sequence, and "
+                              "a bootstrap over sequences needs at least 2 (raise its n_samples or set resamples: 0)")
+    return errors
+
+
+def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
+                    base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
+    """Checks the schema cannot express, as (errors, warnings): files that must exist, RLS thresholds,
+    and for each model its budgets and cluster counts against its depth and every sequence length
+    against its context.
+
+    ``shape_of(model_name)`` returns the model's :class:`ModelShape`, or None where it cannot be known
+    offline before the run (a hub model not in the cache): then a warning says what is not checked.
+    It raises ``OSError`` or ``ValueError`` for a source that names no model.
+    """
+    errors = (_file_errors(config, Path(base_dir)) + sparsity_errors(config) + export_errors(config)
+              + sensitivity_errors(config) + auto_errors(config))
+    warnings: list[str] = []
+    if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
+        errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "
+                      "(the heatmaps mark the plans of a budget that runs)")
+    thresholds = structure_params(config)["rls_thresholds"] if "lorp" in config["methods"] else []
+    if any(b >= a for a, b in zip(thresholds, thresholds[1:])):
+        errors.append(f"methods.lorp.rls_thresholds: must be strictly descending, got {thresholds}")
+    for model, entry in config["models"].items():
+        try:
+            shape = shape_of(model)
+        except (OSError, ValueError) as err:
+            errors.append(f"models.{model}.source: {err}")
+            continue
+        if shape is None:
+            warnings.append(f"models.{model}: the depth and context of {entry['source']!r} are not known before the "
+                            "run (a hub model that is not in the Hugging Face cache), so budgets and sequence lengths "
+                            f"are checked only when its jobs run; set models.{model}.num_hidden_layers and "
+                            f"models.{model}.max_position_embeddings, or put the model in the cache (HF_HOME), "
+                            "to check them now")
+            continue
+        errors += _depth_errors(config, model, shape.num_hidden_layers)
+        if shape.max_position_embeddings:
+            errors += _position_errors(config, model, shape.max_position_embeddings)
+        else:
+            warnings.append(f"models.{model}: the context length of {entry['source']!r} is not known before the run, "
+                            f"so sequence lengths are not checked against it; set models.{model}."
+                            "max_position_embeddings, or put the model in the cache (HF_HOME), to check them")
+    return errors, warnings
+
+
+def check_config(config: dict, shape_of: Callable[[str], ModelShape | None], base_dir: str | Path = ".",
+                 schema_path: str | Path | None = None) -> list[str]:
+    """Schema validation (defaults filled in place) followed by :func:`config_problems`; raises
+    :class:`ConfigError` naming every problem, one per line, and returns the warnings."""
+    validate_schema(config, schema_path)
+    errors, warnings = config_problems(config, shape_of, base_dir)
+    if errors:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {e}" for e in errors))
+    return warnings

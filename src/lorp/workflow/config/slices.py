@@ -1,0 +1,248 @@
+"""Each rule's config slice: exactly what its outputs depend on (the rules' params, so Snakemake reruns a job
+when its slice changes), and the enumerations of what a config asks for (plans, sparse models, exports)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ...depth.methods import AUTO, get_method
+from ...depth.similarity import get_statistic
+from ...sparse.allocation_plans import get_allocation
+from ...sparse.metrics import get_metric
+from ...sparse.names import method_name, nm_allocation, parse_nm
+from .views import (VIEW_SEPARATOR, _sorted, ablation_budgets, ablation_methods, base_method, calibration_spec,
+                    evaluated_views, selection_methods, sensitivity_views, view)
+
+SWEPT_ALLOCATION = "mrp"
+
+
+"""The allocation whose loop ``sparsity.sweep`` runs for other settings (``mrp_sweep``)."""
+
+
+def model_params(config: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What the prepared model depends on: its source and the dtype a GGUF file is converted to."""
+    entry = config["models"][model]
+    return {"source": entry["source"], "storage_dtype": entry["storage_dtype"]}
+
+
+def sensitivity_enabled(config: Mapping[str, Any]) -> bool:
+    """Whether the config asks for the sensitivity tables (variations or a bootstrap)."""
+    sens = config["sensitivity"]
+    return bool(sens["variations"]) or sens["bootstrap"]["resamples"] > 0
+
+
+def sensitivity_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the sensitivity tables depend on: every view's calibration (its label, size, corpus, seed,
+    positions and statistic), the methods and budgets whose plans are resampled, the clustering, the
+    bootstrap and the figures' budget."""
+    entries = []
+    for name in sensitivity_views(config):
+        v = view(config, name)
+        entries.append({"view": name, "variation": name.partition(VIEW_SEPARATOR)[2] or "reference",
+                        "n_samples": v.spec["n_samples"], "seqlen": v.spec["seqlen"], "source": v.spec["source"],
+                        "seed": v.spec["seed"], "tokens_per_sequence": v.tokens_per_sequence, "statistic": v.statistic})
+    return {"views": entries, "methods": {m: method_params(config, m) for m in selection_methods(config)},
+            "budgets": sorted(config["budgets"]), "structure": structure_params(config),
+            "bootstrap": _sorted(config["sensitivity"]["bootstrap"]), "budget": figure_budget(config)}
+
+
+def held_out_params(config: Mapping[str, Any], calib: str) -> dict[str, Any]:
+    """What the held-out windows of view ``calib`` depend on: its calibration spec and their number."""
+    auto = config["methods"][AUTO] if AUTO in config["methods"] else get_method(AUTO).defaults()  # the rule is
+    # declared (and its params' keys learnt) whether or not auto runs
+    return {"spec": calibration_spec(config, calib), "held_out": auto["held_out_samples"]}
+
+
+def similarity_params(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """What view ``name``'s similarity depends on: its statistic, and the statistic's own setting."""
+    statistic = view(config, name).statistic
+    extra = get_statistic(statistic).parameter
+    return {"statistic": statistic, **({extra: config["similarity"][extra]} if extra else {})}
+
+
+def evaluation_datasets(config: Mapping[str, Any], model: str) -> dict[str, dict[str, Any]]:
+    """Every evaluation dataset with its own seqlen and max_windows resolved, and whether windows of
+    ``model`` start with a BOS (``models.<model>.bos_per_window``, else ``evaluation.bos_per_window``):
+    what the model's ``ppl.csv`` files depend on."""
+    ev = config["evaluation"]
+    bos = config["models"][model]["bos_per_window"]
+    bos = ev["bos_per_window"] if bos is None else bos
+    out = {}
+    for name, spec in ev["datasets"].items():
+        out[name] = _sorted({"seqlen": ev["seqlen"], "max_windows": ev["max_windows"], **spec})
+        if bos:  # only when on, so that results made before the option existed stay valid
+            out[name]["bos_per_window"] = True
+    return out
+
+
+def activation_params(config: Mapping[str, Any], model: str, calib: str) -> dict[str, Any]:
+    """What the stored activations of ``model`` on view ``calib`` depend on (batch size excluded: it does not
+    change the values). ``models.<model>.activations_dtype``, where set, overrides ``activations.dtype``."""
+    act = config["activations"]
+    return {"dtype": config["models"][model]["activations_dtype"] or act["dtype"],
+            "tokens_per_sequence": view(config, calib).tokens_per_sequence, "seed": act["seed"]}
+
+
+def structure_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``rls.json`` depends on: LoRP's parameters (the registry's defaults where LoRP is not run,
+    since the structure stage runs for every model)."""
+    lorp = config["methods"]["lorp"] if "lorp" in config["methods"] else get_method("lorp").defaults()
+    return {"k": lorp["k"], "rls_thresholds": list(lorp["rls_thresholds"]), "random_state": lorp["random_state"]}
+
+
+def fixed_k_structure_params(config: Mapping[str, Any], k: int | str) -> dict[str, Any]:
+    """What a fixed-K clustering depends on: K and the random state (not the RLS thresholds)."""
+    return {"k": int(k), "random_state": structure_params(config)["random_state"]}
+
+
+def method_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """A method's own parameters as its plans depend on them (none for a method whose parameters
+    shape another stage, as LoRP's shape the clustering)."""
+    if not get_method(base_method(method)).plan_parameters:
+        return {}
+    return _sorted(config["methods"][method])
+
+
+def efficiency_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The efficiency measurement settings (``enabled`` excluded: it only decides whether it runs)."""
+    return _sorted({k: v for k, v in config["efficiency"].items() if k != "enabled"})
+
+
+def zeroshot_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``tasks.csv`` depends on: the task list, the data directory and the limit (not the batch size)."""
+    zs = config["zeroshot"]
+    return {"tasks": list(zs["tasks"]), "data_dir": zs["data_dir"], "limit": zs["limit"]}
+
+
+def compute_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The device and compute dtype that every model-running stage's numbers depend on, and the device map
+    where one is set (left out otherwise, so that configs without one keep their params and rerun nothing)."""
+    compute = config["compute"]
+    placed = {"device_map": compute["device_map"]} if compute["device_map"] else {}
+    return {"device": compute["device"], "dtype": compute["dtype"], **placed}
+
+
+def figure_budget(config: Mapping[str, Any]) -> int:
+    """The budget whose pruned layers the similarity heatmaps mark (``figures.budget``, else the largest)."""
+    return config["figures"]["budget"] or max(config["budgets"])
+
+
+def figure_labels(config: Mapping[str, Any]) -> list[str]:
+    """``model/calib`` for every model and calibration, in the order of the across-model figures' inputs."""
+    return [f"{model}/{calib}" for model in config["models"] for calib in config["calibration"]]
+
+
+def sparse_targets(config: Mapping[str, Any]) -> list[int]:
+    """The target sparsities in percent of the allocations (uniform, OWL, MRP)."""
+    return sorted(config["sparsity"]["targets"])
+
+
+def sparse_plans(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every sparse plan as (metric, allocation, target in %): each allocation at each target, and each
+    N:M pattern (allocation ``<N>of<M>``) at its own sparsity."""
+    sp = config["sparsity"]
+    nm = [nm_allocation(p) for p in sp["nm"]]
+    out = []
+    for metric in sp["metrics"]:
+        out += [(metric, a, t) for a in sp["allocations"] for t in sparse_targets(config)]
+        out += [(metric, name, 100 * (m - n) // m) for name, n, m in nm]
+    return out
+
+
+def sparse_methods(config: Mapping[str, Any]) -> list[str]:
+    """Every sparse method, ``<metric>-<allocation>``, in config order (none without plans)."""
+    return list(dict.fromkeys(method_name(m, a) for m, a, _ in sparse_plans(config)))
+
+
+def sparse_evaluations(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(method, budget) of every sparse model the evaluations measure (budget = target in %)."""
+    return [(method_name(m, a), t) for m, a, t in sparse_plans(config)]
+
+
+def evaluated_models(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(method, budget) of every pruned model the evaluations measure: each configured depth method at each
+    budget, then each sparse model at its target (the K ablation's models are measured by perplexity only)."""
+    return [(m, b) for m in config["methods"] for b in sorted(config["budgets"])] + sparse_evaluations(config)
+
+
+def outlier_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What an outlier ratio depends on: M and whether pruned weights count."""
+    return {"count_zeros": config["sparsity"]["count_zeros"], "outlier_m": config["sparsity"]["outlier_m"]}
+
+
+def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, Any]:
+    """What a sparse plan depends on besides its inputs: its allocation's settings (the registration's
+    ``params``: nothing for uniform, lambda for OWL, M, count_zeros and the loop's settings for MRP), nothing
+    for an N:M pattern."""
+    if parse_nm(allocation):
+        return {}
+    return get_allocation(allocation).params(config["sparsity"])
+
+
+def sparse_prune_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """What a sparse model's zeros depend on besides its plan: which input norms it prunes with (``none``
+    for magnitude) and the device and dtype whose weights are scored (the evaluations' own)."""
+    uses_norms = get_metric(metric).uses_norms
+    return {"norms": config["sparsity"]["norms"] if uses_norms else "none", "compute": compute_params(config)}
+
+
+def exported_checkpoints(config: Mapping[str, Any]) -> set[str]:
+    """The ``<method>-<budget>`` names whose Hugging Face checkpoints the run writes (``checkpoints.export``:
+    ``all`` for every depth and sparse model the config evaluates, ``none``, or a list)."""
+    export = config["checkpoints"]["export"]
+    if export == "none":
+        return set()
+    names = set(evaluated_names(config))
+    return names if export == "all" else set(export) & names
+
+
+def evaluated_names(config: Mapping[str, Any]) -> list[str]:
+    """``<method>-<budget>`` of every pruned model the config evaluates: each depth method at each budget
+    (the K ablation's too) and each sparse model at its target."""
+    names = [f"{m}-{b}" for m in config["methods"] for b in sorted(config["budgets"])]
+    names += [f"{m}-{b}" for m in ablation_methods(config) for b in ablation_budgets(config)]
+    return names + [f"{m}-{t}" for m, t in sparse_evaluations(config)]
+
+
+def sweep_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the MRP sweep depends on: the targets, M, count_zeros, the loop's settings and the sweep."""
+    sp = config["sparsity"]
+    return {"targets": sparse_targets(config), "params": sparse_plan_params(config, SWEPT_ALLOCATION),
+            "sweep": {"outlier_m": sorted(sp["sweep"]["outlier_m"]), "step": sorted(sp["sweep"]["step"])}}
+
+
+def sweep_enabled(config: Mapping[str, Any]) -> bool:
+    sweep = config["sparsity"]["sweep"]
+    return bool(sparse_targets(config)) and bool(sweep["outlier_m"] or sweep["step"])
+
+
+def redundancy_plans(config: Mapping[str, Any], metric: str) -> list[tuple[str, int]]:
+    """(allocation, target) of the plans of ``metric`` whose redundancy after pruning is assessed: the
+    per-row allocations (an N:M mask is not a per-row sparsity)."""
+    return [(a, t) for m, a, t in sparse_plans(config) if m == metric and a in config["sparsity"]["allocations"]]
+
+
+def auto_plans(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The wildcards (``model``, ``calib``, ``budget``) of every ``auto`` plan, in the summary's order."""
+    return [{"model": model, "calib": calib, "budget": budget}
+            for model in config["models"] for calib in evaluated_views(config) for budget in sorted(config["budgets"])]
+
+
+def compared_statistics(config: Mapping[str, Any]) -> list[str]:
+    """The statistics of the statistics table: the main one first, then the compared ones (none: no table)."""
+    sim = config["similarity"]
+    others = [s for s in sim["compare"] if s != sim["statistic"]]
+    return [sim["statistic"], *others] if others else []
+
+
+def statistics_views(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The views of the statistics table, as ``model``, ``calib`` (the calibration entry), ``statistic`` and
+    ``view`` (the ``{calib}`` of its files), model by model, each calibration's statistics in
+    :func:`compared_statistics` order."""
+    statistics = compared_statistics(config)
+    out = []
+    for model in config["models"]:
+        for calib in config["calibration"]:
+            out += [{"model": model, "calib": calib, "statistic": s,
+                     "view": calib if s == statistics[0] else f"{calib}{VIEW_SEPARATOR}{s}"} for s in statistics]
+    return out
