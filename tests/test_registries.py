@@ -13,7 +13,7 @@ from tiny import copy_workflow, snakemake, tiny_config  # noqa: E402
 
 
 def test_the_schema_enums_are_the_registered_names():
-    from lorp.depth.similarity import STATISTICS
+    from lorp.depth.statistics import STATISTICS
     from lorp.sparse.names import ALLOCATIONS, METRICS
     from lorp.workflow.config import load_schema
 
@@ -27,7 +27,8 @@ def test_the_schema_enums_are_the_registered_names():
 
 
 def test_a_registered_statistic_declares_its_setting_and_passes():
-    from lorp.depth.similarity import get_statistic, passes
+    from lorp.depth.similarity import passes
+    from lorp.depth.statistics import get_statistic
     from lorp.workflow.config import similarity_params, validate_schema
 
     assert [passes(s) for s in ("cosine", "centred", "no-massive", "cka")] == [1, 2, 2, 2]

@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 def registries() -> dict[str, list[str]]:
     """The registered names a schema node marked ``x-registry: <name>`` allows: the similarity statistics,
     the sparse metrics and the sparse allocations."""
-    from ...depth.similarity import STATISTICS
+    from ...depth.statistics import STATISTICS
     from ...sparse.names import ALLOCATIONS, METRICS
 
     return {"statistics": list(STATISTICS), "metrics": list(METRICS), "allocations": list(ALLOCATIONS)}

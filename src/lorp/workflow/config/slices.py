@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ...depth.methods import AUTO, get_method
-from ...depth.similarity import get_statistic
+from ...depth.statistics import get_statistic
 from ...sparse.allocation_plans import get_allocation
 from ...sparse.metrics import get_metric
 from ...sparse.names import method_name, nm_allocation, parse_nm

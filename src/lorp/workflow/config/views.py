@@ -38,7 +38,7 @@ class View:
         calibration: the ``calibration`` entry it departs from.
         spec: what its tokens depend on (:func:`calibration_spec`).
         tokens_per_sequence: the token positions kept per sequence (None: all).
-        statistic: its similarity statistic (a name in :data:`lorp.depth.similarity.STATISTICS`).
+        statistic: its similarity statistic (a name in :data:`lorp.depth.statistics.STATISTICS`).
         evaluated: whether its plans are evaluated (and drawn): a compared statistic's are not, a
             variation's where ``sensitivity.evaluate`` says so.
         seed_group: the calibration entry whose seeds its evaluations are pooled with (the entry itself and its

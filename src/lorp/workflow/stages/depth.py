@@ -11,7 +11,8 @@ from tqdm.auto import tqdm
 
 from ... import figures
 from ...depth import methods, structure
-from ...depth.similarity import SimilarityResult, get_statistic, open_layers, passes, similarity_from_arrays
+from ...depth.similarity import SimilarityResult, open_layers, passes, similarity_from_arrays
+from ...depth.statistics import get_statistic
 from ...io import read_json, write_json, write_npy, write_npz, write_text
 
 
