@@ -25,6 +25,7 @@ from .checks import (ModelShape, auto_errors, check_config, config_problems, exp
                      sequence_lengths, sparsity_errors)
 
 __all__ = [
+    "views",
     "ConfigError",
     "REMOVED_KEYS",
     "SCHEMA_PATH",
