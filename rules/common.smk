@@ -1,6 +1,8 @@
 # Shared helpers: config validation, wildcard constraints, report flags, the cluster resources of the stages
-# that run a model, and the code fingerprint every rule with a script gets as a param. Each rule declares its
-# own outputs, params and inputs in its .smk file; the input functions of a family live beside its rules.
+# that run a model, the code fingerprint every rule with a script gets as a param, the input functions of
+# each family of rules (one section per rules/*.smk file) and the default target's list. Each rule declares
+# its own outputs, params and inputs in its .smk block; the functions here only compute inputs from the
+# config and other rules' outputs (rules.<name>.output.<key>), evaluated when the DAG is built.
 
 import sys
 
