@@ -52,7 +52,8 @@ def no_slurm_controller(local_path):
 
 @pytest.fixture(scope="session")
 def tiny_workdir(tmp_path_factory) -> Path:
-    """A private copy of the workflow for the tiny run (tests may edit its code and results)."""
+    """A private copy of the workflow for the session's tiny run (shared read-only by the tests; those that
+    change anything work on their own copy of it, tests/workflow/conftest.py)."""
     from tiny import copy_workflow
 
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
@@ -61,7 +62,7 @@ def tiny_workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_results(tiny_workdir, local_path) -> Path:
     """The tiny workflow run once per session, locally (the Slurm tests compare with it; the workflow
-    tests read it, then change it)."""
+    tests read it or copy it, and none changes it)."""
     from tiny import snakemake, tiny_config
 
     out = snakemake(tiny_workdir, tiny_config(), env={**os.environ, "PATH": local_path})

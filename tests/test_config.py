@@ -227,18 +227,38 @@ def test_the_rules_config_slices_read_the_validated_config_and_have_no_defaults_
     schema = load_schema()
     assert validated["evaluation"]["seqlen"] == schema["properties"]["evaluation"]["properties"]["seqlen"]["default"]
     assert validated["methods"]["shortgpt"] == {"protect_first": True}  # the registry's default, via the schema
+    filled_in = keys_filled_in(MINIMAL, validated)
+    assert {"seqlen", "dtype", "protect_first"} <= filled_in
+    failed = set()
     for name in called:
         function = getattr(lc, name)
         args = [ARGUMENTS[a] for a in list(inspect.signature(function).parameters)[1:]]
         expected = function(validated, *args)
+        if name in NOTHING_DEFAULTED:  # these must work on the raw config, and give the same
+            assert function(copy.deepcopy(MINIMAL), *args) == expected, name
+            continue
         try:
             got = function(copy.deepcopy(MINIMAL), *args)
-        except (KeyError, TypeError):
-            continue  # it reads a key only the schema fills in
-        if name in NOTHING_DEFAULTED:
-            assert got == expected, name
-        else:
-            assert got != expected, f"{name}: gives on the raw config what the schema's defaults give"
+        except KeyError as missing:  # it reads a key that only the schema fills in (not any other key)
+            assert missing.args[0] in filled_in, f"{name}: KeyError {missing} is no key the schema fills in"
+            failed.add(name)
+            continue
+        except TypeError:  # it computes with a value only the schema fills in
+            failed.add(name)
+            continue
+        assert got != expected, f"{name}: gives on the raw config what the schema's defaults give"
+    assert failed and failed != set(called) - NOTHING_DEFAULTED  # both outcomes are exercised
+
+
+def keys_filled_in(raw, validated) -> set:
+    """The keys the schema adds to ``raw`` (at any depth) in ``validated``."""
+    if not isinstance(validated, dict):
+        return set()
+    raw = raw if isinstance(raw, dict) else {}
+    added = set(validated) - set(raw)
+    for key, value in validated.items():
+        added |= keys_filled_in(raw.get(key), value)
+    return added
 
 
 CONFIG_NAMES = {"config", "c", "cfg", "params", "spec", "compute", "settings", "entry", "ev", "act", "eff", "zs",

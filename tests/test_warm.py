@@ -1,6 +1,6 @@
 """Warm job starts (lorp.workflow.warm): a job's script runs in a fork of a server that imported PyTorch,
 with the job's streams, directory, environment, arguments and exit status; without a server it runs in
-its own interpreter. The tiny workflow's jobs start warm (tests/test_workflow.py)."""
+its own interpreter. The tiny workflow's jobs start warm (tests/workflow/test_warm_start.py)."""
 
 from __future__ import annotations
 

@@ -52,17 +52,21 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def write_config(workdir: Path, config: dict) -> Path:
-    path = workdir / "config.yaml"
+def write_config(workdir: Path, config: dict, path: Path | None = None) -> Path:
+    """The config written to ``path`` (``workdir/config.yaml`` by default; a run that must leave the
+    working directory as it was writes it elsewhere)."""
+    path = path or workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
-def snakemake_cmd(workdir: Path, config: dict, *args: str) -> list[str]:
-    path = write_config(workdir, config)
+def snakemake_cmd(workdir: Path, config: dict, *args: str, configfile: Path | None = None) -> list[str]:
+    path = write_config(workdir, config, configfile)
     return [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--configfile", str(path),
             "--cores", CORES, *args]
 
 
-def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_cmd(workdir, config, *args), cwd=workdir, capture_output=True, text=True, env=env)
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None,
+              configfile: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(workdir, config, *args, configfile=configfile), cwd=workdir,
+                          capture_output=True, text=True, env=env)

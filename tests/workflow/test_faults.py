@@ -1,0 +1,57 @@
+"""A SIGKILLed capture job (the whole run killed while it writes) leaves nothing a rerun would trust, and
+the rerun gives the results of an uninterrupted capture. In a private copy of the completed tiny run."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tiny import snakemake, snakemake_cmd, tiny_config
+from tinyrun import sha
+
+pytestmark = pytest.mark.slow
+
+
+def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(own_copy):
+    """SIGKILL the whole run while the capture job writes; rerun; compare with an uninterrupted capture."""
+    workdir = own_copy
+    cfg = tiny_config(activations={"batch_size": 1, "tokens_per_sequence": 32},
+                      calibration={"docs": {"source": "python-docs", "n_samples": 48, "seqlen": 64}})
+    target = "results/smol/similarity/docs/cosine.npy"
+    act_dir = workdir / "results/smol/activations"
+    proc = subprocess.Popen(snakemake_cmd(workdir, cfg, target), cwd=workdir, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not any(act_dir.glob(".docs.tmp-*/layer_030.npy")):
+            assert proc.poll() is None, "snakemake finished before it could be killed"
+            time.sleep(0.2)
+        time.sleep(1.0)  # let a few batches land in the memory-mapped files
+        assert any(act_dir.glob(".docs.tmp-*")), "capture never started"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # SIGKILL leaves the run's warm-start server no chance to remove its directory (lorp.workflow.warm)
+        for log in Path(tempfile.gettempdir()).glob("lorp-warm-*/server.log"):
+            if str(workdir) in log.read_text(errors="replace"):
+                shutil.rmtree(log.parent, ignore_errors=True)
+    assert not (act_dir / "docs").exists(), "a killed capture left an output that a rerun would trust"
+
+    subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--unlock",
+                    "--configfile", str(workdir / "config.yaml")], cwd=workdir, capture_output=True, check=True)
+    out = snakemake(workdir, cfg, target)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not list(act_dir.glob(".docs.tmp-*")), "the killed job's temporaries were not cleaned up"
+    after_kill = {p.name: sha(p) for p in (act_dir / "docs").iterdir()}
+    cosine_after_kill = sha(workdir / target)
+
+    out = snakemake(workdir, cfg, target, "--forcerun", "capture_activations")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {p.name: sha(p) for p in (act_dir / "docs").iterdir()} == after_kill
+    assert sha(workdir / target) == cosine_after_kill

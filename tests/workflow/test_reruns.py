@@ -1,0 +1,202 @@
+"""What each config change or code edit reruns (the rows of docs/reruns.md), as dry runs against the
+session's completed tiny run (read-only); the edits of code are made in a private copy of it. A second run
+of the unchanged config does nothing."""
+
+import os
+import re
+
+import pytest
+
+from tiny import METHODS, TASKS, ZEROSHOT_DIR, snakemake, tiny_config
+from tinyrun import (ALL_FIGURES, PLAN_FIGURES, SUMMARY, analysis_jobs, dense_jobs, figures, job, planned_jobs,
+                     pruned_jobs, snapshot, summaries)
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_completed_run_plans_nothing(completed):
+    assert planned_jobs(completed, tiny_config()) == set()
+
+
+def test_second_run_is_a_no_op(own_copy):
+    """A real second run of the same config runs no job and leaves every file of the run as it was."""
+    before = snapshot(own_copy / "results")
+    out = snakemake(own_copy, tiny_config())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Nothing to be done" in out.stdout + out.stderr
+    assert snapshot(own_copy / "results") == before
+
+
+# ------------------------------------------------------------------------- minimal invalidation
+def test_budget_added(completed):
+    assert planned_jobs(completed, tiny_config(budgets=[3, 5])) == pruned_jobs(budgets=(5,)) | SUMMARY | PLAN_FIGURES
+
+
+def test_lorp_clusters_or_thresholds_changed(completed):
+    lorp_only = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY | ALL_FIGURES
+    for lorp in ({"k": 2}, {"rls_thresholds": [1.2, 0.5]}, {"random_state": 1}):
+        cfg = tiny_config(methods={**{m: {} for m in METHODS}, "lorp": lorp})
+        assert planned_jobs(completed, cfg) == lorp_only, lorp
+
+
+def test_evaluation_dataset_or_seqlen_changed(completed):
+    evals = dense_jobs("ppl") | pruned_jobs(kinds=["ppl"], selection=False) | summaries("ppl") | figures("vs_ppl")
+    cfg = tiny_config()
+    cfg["evaluation"]["seqlen"] = 32
+    assert planned_jobs(completed, cfg) == evals
+    cfg = tiny_config(models={"smol": {"source": "embedded", "bos_per_window": True}})
+    assert planned_jobs(completed, cfg) == evals
+    cfg = tiny_config()
+    cfg["evaluation"]["datasets"]["more-docs"] = {"source": "python-docs", "seqlen": 48}
+    assert planned_jobs(completed, cfg) == evals
+
+
+def test_activation_settings_changed(completed):
+    expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | SUMMARY | ALL_FIGURES
+    assert planned_jobs(completed, tiny_config(activations={"dtype": "float32"})) == expected
+    assert planned_jobs(completed, tiny_config(activations={"tokens_per_sequence": 16})) == expected
+    per_model = {"smol": {"source": "embedded", "activations_dtype": "float32"}}
+    assert planned_jobs(completed, tiny_config(models=per_model)) == expected
+    # a per-model dtype equal to the global one changes nothing
+    per_model["smol"]["activations_dtype"] = "float16"
+    assert planned_jobs(completed, tiny_config(models=per_model)) == set()
+    # the batch size only changes speed: nothing reruns
+    assert planned_jobs(completed, tiny_config(activations={"batch_size": 1})) == set()
+
+
+def test_calibration_changed(completed):
+    expected = analysis_jobs() | pruned_jobs() | SUMMARY | ALL_FIGURES  # no prepare_model, no dense evaluation
+    for change in ({"n_samples": 5}, {"seqlen": 32}, {"seed": 1}, {"source": "python-docs", "max_documents": 20}):
+        cfg = tiny_config()
+        cfg["calibration"]["docs"].update(change)
+        assert planned_jobs(completed, cfg) == expected, change
+
+
+def test_method_or_model_added(completed):
+    methods = {**{m: {} for m in METHODS}, "last": {}}
+    assert planned_jobs(completed, tiny_config(methods=methods)) == pruned_jobs(methods=["last"]) | SUMMARY | PLAN_FIGURES
+    models = {"smol": {"source": "embedded"}, "smol-fp32": {"source": "embedded", "storage_dtype": "float32"}}
+    expected = ({job("prepare_model", "smol-fp32")} | dense_jobs(model="smol-fp32")
+                | analysis_jobs(model="smol-fp32") | pruned_jobs(model="smol-fp32") | SUMMARY
+                | figures("structure", "pruned_layers", model="smol-fp32") | figures("locality", "vs_ppl", "vs_tasks"))
+    assert planned_jobs(completed, tiny_config(models=models)) == expected
+
+
+def test_other_method_parameters_changed(completed):
+    cfg = tiny_config(methods={**{m: {} for m in METHODS}, "shortgpt": {"protect_first": False}})
+    assert planned_jobs(completed, cfg) == pruned_jobs(methods=["shortgpt"]) | SUMMARY | PLAN_FIGURES
+
+
+def test_compute_precision_changed(completed):
+    expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | dense_jobs() | SUMMARY | ALL_FIGURES
+    assert planned_jobs(completed, tiny_config(compute={"device": "auto", "dtype": "float32"})) == expected
+
+
+def test_speed_and_disk_settings_change_nothing(completed):
+    cfg = tiny_config()
+    cfg["evaluation"]["batch_size"] = 1
+    assert planned_jobs(completed, cfg) == set()
+    # exports: a name added writes its checkpoint and nothing else; names removed rerun nothing
+    more = tiny_config(checkpoints={"export": ["shortgpt-3", "streamline-3", "lorp-3"]})
+    assert planned_jobs(completed, more) == {job("prune_checkpoint", calib="docs", method="lorp", budget=3)}
+    assert planned_jobs(completed, tiny_config(checkpoints={"export": "none"})) == set()
+    if ZEROSHOT_DIR.is_dir():
+        cfg = tiny_config()
+        cfg["zeroshot"]["batch_size"] = 1
+        assert planned_jobs(completed, cfg) == set()
+
+
+def test_zero_shot_tasks_changed(completed):
+    if not ZEROSHOT_DIR.is_dir():
+        pytest.skip(f"zero-shot task files not found at {ZEROSHOT_DIR}")
+    expected = (dense_jobs("tasks") | pruned_jobs(kinds=["tasks"], selection=False) | summaries("tasks")
+                | figures("vs_tasks"))
+    for change in ({"tasks": TASKS + ["rte"]}, {"limit": 5}):
+        cfg = tiny_config()
+        cfg["zeroshot"].update(change)
+        assert planned_jobs(completed, cfg) == expected, change
+
+
+def test_efficiency_settings_changed(completed):
+    expected = {job("efficiency")} | summaries("efficiency")
+    cfg = tiny_config()
+    cfg["efficiency"]["seqlen"] = 32
+    assert planned_jobs(completed, cfg) == expected
+
+
+def test_statistics_sensitivity_auto_and_seeds_plan_only_their_own_stages(completed):
+    """Comparing similarity statistics adds their similarity, structure and plans and the statistics table,
+    reading the stored activations (no capture); a calibration variation captures only what it changes;
+    auto adds its held-out tokens, its plan and evaluations, and no other plan or analysis; a seed adds
+    its own calibration's analysis and plans, and no dense evaluation. (They are run in
+    test_extensions.py.)"""
+    cfg = tiny_config(similarity={"compare": ["cka"]})
+    view = "docs~cka"
+    assert planned_jobs(completed, cfg) == ({job(r, "smol", view) for r in ("similarity", "structure")}
+                                            | {job("plan", "smol", view, m, 3) for m in METHODS} | {("statistics", "")})
+    variations = {"n6": {"n_samples": 6}, "sub16": {"tokens_per_sequence": 16}, "lin": {"statistic": "cka"}}
+    jobs = planned_jobs(completed, tiny_config(sensitivity={"variations": variations}))
+    assert {w for r, w in jobs if r == "calibration_tokens"} == {"model=smol, calib=docs~n6"}
+    assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~n6",
+                                                                   "model=smol, calib=docs~sub16"}
+    assert not {r for r, _ in jobs} & {"evaluate_pruned", "prune_checkpoint", "efficiency", "summary"}
+
+    cfg = tiny_config(methods={**{m: {} for m in METHODS}, "auto": {"held_out_samples": 2}})
+    rules = {r for r, _ in planned_jobs(completed, cfg)}
+    assert {"held_out_tokens", "auto_plan", "evaluate_pruned", "summary", "summary_auto"} <= rules
+    assert not rules & {"plan", "capture_activations", "similarity", "structure", "evaluate_dense"}
+    base = tiny_config()
+    cfg = tiny_config(evaluation={**base["evaluation"], "seeds": [1]})
+    jobs = planned_jobs(completed, cfg)
+    assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~seed1"}
+    assert ("summary_seeds", "") in jobs and not {r for r, _ in jobs} & {"evaluate_dense", "prepare_model"}
+    assert all("docs~seed1" in w for r, w in jobs if r in ("plan", "evaluate_pruned"))
+
+
+# ------------------------------------------------------------------------------- code edits
+def test_script_changed(own_copy):
+    """An edited stage script reruns its stage and what follows; the original put back (content and
+    mtime) reruns nothing."""
+    script = own_copy / "scripts" / "structure.py"
+    original, stat = script.read_text(), script.stat()
+    script.write_text(original + "\n# edited\n")
+    expected = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY | ALL_FIGURES
+    assert planned_jobs(own_copy, tiny_config()) == expected
+    script.write_text(original)
+    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(own_copy, tiny_config()) == set()
+
+
+@pytest.mark.parametrize("module,old,new,expect", [
+    ("depth/methods.py", "    starts = n - budget  #", "    starts = n - budget + 0  #", "plans"),
+    ("figures.py", 'DENSE_COLOR = "#000000"', 'DENSE_COLOR = "#000001"', "figures"),
+    ("depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(", "nothing"),
+    ("depth/methods.py", "    bi = [1.0 - float(e[i, i + 1]) for i in range(n)]",
+     "    bi = [1.0 - float(e[i, i + 1]) + 0.0 for i in range(n)]", "shortgpt"),
+])
+def test_package_edited(own_copy, module, old, new, expect):
+    """An edit of the package reruns the stages whose code it changes: a window helper the plans of the
+    methods that use it and what follows (not capture, similarity or structure), one method's plan function
+    that method's plans and what follows and nothing of the other methods, a figure's colour the figures
+    only, a comment nothing. The original put back reruns nothing."""
+    path = own_copy / "src" / "lorp" / module
+    original, stat = path.read_text(), path.stat()
+    assert old in original
+    path.write_text(original.replace(old, new, 1))
+    planned = planned_jobs(own_copy, tiny_config())
+    rules = {rule for rule, _ in planned}
+    if expect == "plans":
+        assert {"plan", "evaluate_pruned", "summary"} <= rules
+        assert not rules & {"calibration_tokens", "capture_activations", "similarity", "structure",
+                            "evaluate_dense", "prepare_model"}
+    elif expect == "figures":
+        assert rules and all(r.startswith("figure_") for r in rules), rules
+    elif expect == "shortgpt":  # one method's plan function: its plans and what follows, no other method's
+        methods = {re.search(r"method=([\w-]+)", w)[1] for _, w in planned if "method=" in w}
+        assert methods == {"shortgpt"} and job("plan", calib="docs", method="shortgpt", budget=3) in planned
+        assert not rules & {"capture_activations", "similarity", "structure", "evaluate_dense"}
+    else:
+        assert rules == set()
+    path.write_text(original)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(own_copy, tiny_config()) == set()

@@ -1,0 +1,125 @@
+"""The sparse family added to the tiny run (Wanda and magnitude with uniform, OWL and MRP at 50%): what it
+plans, its models beside the dense and depth rows, the plans and measurements its models and checkpoints
+hold, and what each sparse setting reruns.
+
+The sparse run is made once for this module, in a private copy of the completed tiny run, and shared
+read-only by its tests; a test that runs more jobs in it works on its own copy."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from lorp.io import read_json
+from tiny import METHODS, snakemake, tiny_config
+from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, copy_run, figures, planned_jobs, read_rows, sjob,
+                     sparse_config, sparse_jobs, summaries, unchanged)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def _sparse_run(tiny_results, no_slurm_controller, tmp_path_factory):
+    workdir = copy_run(tiny_results.parent, tmp_path_factory.mktemp("sparse") / "wf")
+    out = snakemake(workdir, sparse_config())
+    assert out.returncode == 0, out.stderr[-4000:]
+    yield workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def sparse_run(_sparse_run):
+    """The tiny run with the sparse family added, shared read-only by this module's tests."""
+    with unchanged(_sparse_run):
+        yield _sparse_run
+
+
+def test_sparse_family_added(completed, sparse_run):
+    """sparsity.targets set: norms, outlier ratios, plans, checkpoints and their perplexities, and the
+    sparse tables and figures; of the depth family only the perplexity summary gathering them. Once run,
+    nothing is left to do and the audit finds no problem."""
+    cfg = sparse_config()
+    expected = {sjob("input_norms")} | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")} | sparse_jobs()
+    assert planned_jobs(completed, cfg) == expected
+    assert planned_jobs(sparse_run, cfg) == set()
+    assert audited(sparse_run, cfg) == []
+
+
+def test_sparse_models_beside_dense_and_depth_in_the_summaries(sparse_run):
+    results = sparse_run / "results"
+    rows = read_rows(results / "summary/sparsity.csv")
+    assert [(r["method"], r["target"]) for r in rows] == [("dense", "0")] + sorted(
+        (m, "50") for m in SPARSE_METHODS)
+    dense = float(rows[0]["mean_ppl"])
+    for r in rows[1:]:
+        assert dense < float(r["mean_ppl"]) < 1e5, r  # finite, and worse than the dense model
+        assert float(r["measured_sparsity"]) == pytest.approx(0.5, abs=0.002)
+        assert 0 <= float(r["non_outlier_std"]) < 0.5
+    table = read_rows(results / "summary/sparsity_table.csv")
+    assert [(r["metric"], r["allocation"]) for r in table][0] == ("-", "dense")
+    assert {(r["metric"], r["allocation"]) for r in table[1:]} == {tuple(m.split("-")) for m in SPARSE_METHODS}
+    assert set(table[0]) >= {"ppl_50", "std_50"}
+    ppl = read_rows(results / "summary/ppl.csv")
+    assert {r["method"] for r in ppl} == {"dense", *METHODS, *SPARSE_METHODS}
+    assert not {r["method"] for r in read_rows(results / "summary/ppl_table.csv")} & set(SPARSE_METHODS)
+    for name in ("figures/ppl_vs_sparsity.png", "smol/figures/docs/sparsity.png", "smol/sparsity/docs/wanda/mrp_sweep.png"):
+        assert (results / name).read_bytes()[:4] == b"\x89PNG", name
+
+
+def test_sparse_models_hold_their_plan_and_measured_sparsity(sparse_run):
+    base = sparse_run / "results/smol/sparsity/docs"
+    mrp = read_json(base / "plans/wanda-mrp-50.json")
+    assert mrp["model_sparsity"] == pytest.approx(0.5, abs=1e-9) and mrp["trajectory"]
+    assert mrp["settings"]["s0"] == pytest.approx(0.3) and min(mrp["blocks"]) >= 0.3 - 1e-9
+    owl = read_json(base / "plans/wanda-owl-50.json")
+    assert max(owl["blocks"]) - min(owl["blocks"]) == pytest.approx(0.16)
+    for name in SPARSE_METHODS:
+        measured = read_json(base / f"measured/{name}-50.json")
+        checkpoint = base / f"checkpoints/{name}-50"
+        assert checkpoint.is_dir() == (name in SPARSE_EXPORT), name
+        if name in SPARSE_EXPORT:
+            assert read_json(checkpoint / "plan.json")["method"] == name
+            assert read_json(checkpoint / "sparsity.json") == measured
+        assert measured["norms"] == ("sequential" if name.startswith("wanda") else "none")
+        assert measured["dtype"] == "float32"  # scored in the evaluations' dtype, so their rebuild agrees
+        norms = np.load(base / f"pruned/{name}-50.npz")
+        assert len(norms.files) == (1 + 30 * 7 if name.startswith("wanda") else 1)  # n_blocks and every layer
+        for block in measured["blocks"]:
+            for layer, m in block["linears"].items():
+                assert m["row_shortfall"] == 0, (name, block["block"], layer)
+                # within one weight per row of the plan; above it only by weights the GGUF had at zero
+                assert m["planned"] - 1 / m["in_features"] <= m["measured"] <= m["planned"] + 0.01, (name, layer)
+    assert read_json(base / "wanda/redundancy.json")["count_zeros"] is True
+
+
+def test_sparse_settings_changed(sparse_run):
+    """M reruns the outlier ratios and what reads them (OWL and MRP), not the norms or uniform plans; the
+    step reruns MRP; a target adds its own plans; dense final norms rerun Wanda's checkpoints only."""
+    owl_mrp = sparse_jobs(allocations=("owl", "mrp")) | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")}
+    assert planned_jobs(sparse_run, sparse_config(outlier_m=4)) == owl_mrp
+    assert planned_jobs(sparse_run, sparse_config(count_zeros=False)) == owl_mrp
+    assert planned_jobs(sparse_run, sparse_config(mrp={"step": 2})) == sparse_jobs(allocations=("mrp",))
+    assert planned_jobs(sparse_run, sparse_config(mrp={"granularity": "linear"})) == sparse_jobs(allocations=("mrp",))
+    assert planned_jobs(sparse_run, sparse_config(owl_lambda=0.05)) == sparse_jobs(allocations=("owl",), sweep=False)
+    assert planned_jobs(sparse_run, sparse_config(targets=[50, 60])) == sparse_jobs(targets=(60,))
+    wanda_pruned = (sparse_jobs(metrics=("wanda",), aggregates=False)
+                    - sparse_jobs(metrics=("wanda",), pruned=False, aggregates=False))
+    assert planned_jobs(sparse_run, sparse_config(norms="dense")) == (
+        wanda_pruned | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl") | figures("vs_ppl"))
+    assert planned_jobs(sparse_run, sparse_config(sweep={"outlier_m": [3, 5, 7]})) == {
+        sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}
+    two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+    assert planned_jobs(sparse_run, sparse_config(nm=["2:4"])) == two_four | summaries("ppl") | figures("vs_ppl")
+    # back to the depth-only config: only the summary that gathered the sparse rows changes
+    assert planned_jobs(sparse_run, tiny_config()) == summaries("ppl") | figures("vs_ppl")
+
+
+def test_back_to_the_depth_only_config(sparse_run, tmp_path):
+    """The sparse family removed again (in a copy of the sparse run): the perplexity summary and its figure
+    are remade, and then nothing is left to do for the depth-only config."""
+    workdir = copy_run(sparse_run, tmp_path / "wf")
+    out = snakemake(workdir, tiny_config())
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert planned_jobs(workdir, tiny_config()) == set()
+    assert {r["method"] for r in read_rows(workdir / "results/summary/ppl.csv")} == {"dense", *METHODS}
+    shutil.rmtree(workdir, ignore_errors=True)
