@@ -246,7 +246,8 @@ def zeroshot_data(wildcards):
     if zs["data_dir"] is None:
         return []
     definitions = [lz.TASK_DIR / f"{lz.offline_task_name(t)}.yaml" for t in zs["tasks"]] + [lz.TASK_DIR / "utils.py"]
-    return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]] + [str(p) for p in definitions]
+    # relative to the working directory, so that a results directory moved with its workflow stays up to date
+    return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]] + [os.path.relpath(p) for p in definitions]
 
 
 # ---------------------------------------------------------------- input functions of rules/summary.smk

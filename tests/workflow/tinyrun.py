@@ -20,18 +20,12 @@ from tiny import EXPORTED, METHODS, ZEROSHOT_DIR, snakemake, tiny_config, write_
 # ------------------------------------------------------------------------------ runs and copies
 def copy_run(src: Path, dest: Path) -> Path:
     """A copy of a workflow directory (code, results and Snakemake's metadata) that Snakemake sees in the
-    same state: ``copytree`` copies with ``copy2`` and then the folders' times, so every mtime is kept.
-
-    The zero-shot jobs name lorp's task definitions by absolute path (``zeroshot_data`` in
-    rules/common.smk) and Snakemake's metadata keeps that path: in a copy elsewhere Snakemake would rerun
-    them ("set of input files has changed"). So the source directory's path in the copy's metadata becomes
-    the copy's. The results are copied as they are (byte for byte); Snakemake's IO cache is left out."""
+    same state: ``copytree`` copies with ``copy2`` and then the folders' times, so every mtime is kept. No
+    path in the metadata needs rewriting: every input path is relative to the working directory (the
+    zero-shot task definitions included, ``zeroshot_data`` in rules/common.smk), so a moved results
+    directory stays up to date. Snakemake's IO cache is left out."""
     src, dest = Path(src).resolve(), Path(dest).resolve()
     shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "iocache"))
-    for path in (dest / ".snakemake" / "metadata").iterdir():
-        text = path.read_text()
-        if str(src) in text:
-            path.write_text(text.replace(str(src), str(dest)))
     return dest
 
 
