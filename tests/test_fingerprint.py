@@ -73,6 +73,18 @@ def rules(keys):
     return {rule for rule, _ in keys}
 
 
+UPSTREAM = {"capture_activations", "similarity", "structure", "structure_fixed_k", "input_norms", "evaluate_dense"}
+"""Rules no depth method's code reaches."""
+
+
+def moved_by_editing(jobs, copy, module, old, new):
+    """The jobs whose fingerprint an edit changes, as (rule, method) where the job has a method; and the rules."""
+    before = codes(jobs, copy)
+    edit(copy, module, old, new)
+    moved = changed(before, codes(jobs, copy))
+    return {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)}, rules(moved)
+
+
 def test_every_rule_with_a_script_has_a_fingerprint_from_snakemakes_rules(jobs):
     """Every rule Snakemake lists (but ``all``) has jobs here, each with a script and the ``code`` param its
     script's fingerprint gives."""
@@ -89,44 +101,34 @@ def test_every_rule_with_a_script_has_a_fingerprint_from_snakemakes_rules(jobs):
 
 
 def test_one_methods_plan_function_reruns_its_plans_and_nothing_of_another_method(jobs, copy):
-    before = codes(jobs, copy)
-    edit(copy, "depth/methods.py", "    pruned = list(range(n_layers - 1 - budget, n_layers - 1))",
-         "    pruned = list(range(n_layers - budget - 1, n_layers - 1))")
-    moved = changed(before, codes(jobs, copy))
+    methods, moved = moved_by_editing(jobs, copy, "depth/methods.py",
+                                      "    pruned = list(range(n_layers - 1 - budget, n_layers - 1))",
+                                      "    pruned = list(range(n_layers - budget - 1, n_layers - 1))")
     # the jobs of one method that change are its plans; the tables and figures that draw every method
     # (by the registry's colours) follow, as they follow from its plans anyway
-    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "last")}
-    assert not rules(moved) & {"capture_activations", "similarity", "structure", "input_norms", "sparse_plan",
-                               "sparse_prune", "auto_plan", "evaluate_dense"}
+    assert methods == {("plan", "last")}
+    assert not moved & (UPSTREAM | {"sparse_plan", "sparse_prune", "auto_plan"})
 
 
 def test_a_shared_window_function_reruns_the_methods_that_use_it(jobs, copy):
-    before = codes(jobs, copy)
-    edit(copy, "depth/methods.py", "    best = 0\n    for s in range(1, len(scores)):",
-         "    best = int(0)\n    for s in range(1, len(scores)):")
-    moved = changed(before, codes(jobs, copy))
-    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "streamline"),
-                                                                                   ("plan", "angular")}
+    methods, _ = moved_by_editing(jobs, copy, "depth/methods.py", "    best = 0\n    for s in range(1, len(scores)):",
+                                  "    best = int(0)\n    for s in range(1, len(scores)):")
+    assert methods == {("plan", "streamline"), ("plan", "angular")}
 
 
 def test_a_registration_counts_for_its_method_only(jobs, copy):
     """A method's registration (its parameters' defaults) counts for the jobs that name the method."""
-    before = codes(jobs, copy)
-    edit(copy, "depth/methods.py", '"protect_first": {"type": "boolean", "default": True,',
-         '"protect_first": {"type": "boolean", "default": False,')
-    moved = changed(before, codes(jobs, copy))
-    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "shortgpt")}
-    assert "similarity" not in rules(moved)
+    methods, moved = moved_by_editing(jobs, copy, "depth/methods.py",
+                                      '"protect_first": {"type": "boolean", "default": True,',
+                                      '"protect_first": {"type": "boolean", "default": False,')
+    assert methods == {("plan", "shortgpt")} and not moved & UPSTREAM
 
 
 def test_a_method_body_reruns_plans_not_capture_or_similarity(jobs, copy):
-    before = codes(jobs, copy)
-    edit(copy, "depth/methods.py", "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n",
-         "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n    budget = int(budget)\n")
-    moved = changed(before, codes(jobs, copy))
-    assert {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)} == {("plan", "lorp"),
-                                                                                   ("plan", "lorp-k2")}
-    assert not rules(moved) & {"capture_activations", "similarity", "structure", "structure_fixed_k"}
+    methods, moved = moved_by_editing(
+        jobs, copy, "depth/methods.py", "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n",
+        "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n    budget = int(budget)\n")
+    assert methods == {("plan", "lorp"), ("plan", "lorp-k2")} and not moved & UPSTREAM
 
 
 def test_a_figure_colour_reruns_figures_only(jobs, copy):
