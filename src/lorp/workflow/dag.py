@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROVENANCE_KEY = "provenance"
-"""The output of every rule with a script that holds the job's provenance record."""
+from .jobs import PROVENANCE_KEY
 
 SNAKEFILE = Path(__file__).resolve().parents[3] / "Snakefile"
 """The workflow of this checkout."""
