@@ -40,6 +40,12 @@ def jobs(tmp_path_factory):
     return root, workflow_jobs(configfile, root, root / "Snakefile")
 
 
+@pytest.fixture(scope="module")
+def baseline(jobs):
+    """The fingerprint of every job on the unedited package (a fresh :func:`copy` has the same)."""
+    return codes(jobs, jobs[0])
+
+
 @pytest.fixture()
 def copy(tmp_path, jobs):
     """A private copy of ``src/lorp`` and ``scripts/`` beside the jobs' copy (edits stay in this test)."""
@@ -77,11 +83,10 @@ UPSTREAM = {"capture_activations", "similarity", "structure", "structure_fixed_k
 """Rules no depth method's code reaches."""
 
 
-def moved_by_editing(jobs, copy, module, old, new):
+def moved_by_editing(jobs, copy, baseline, module, old, new):
     """The jobs whose fingerprint an edit changes, as (rule, method) where the job has a method; and the rules."""
-    before = codes(jobs, copy)
     edit(copy, module, old, new)
-    moved = changed(before, codes(jobs, copy))
+    moved = changed(baseline, codes(jobs, copy))
     return {(rule, dict(w)["method"]) for rule, w in moved if "method" in dict(w)}, rules(moved)
 
 
@@ -100,8 +105,8 @@ def test_every_rule_with_a_script_has_a_fingerprint_from_snakemakes_rules(jobs):
     assert not any(d.endswith(":capture") for d in fingerprint.definitions(plan.script, plan.wildcards, root))
 
 
-def test_one_methods_plan_function_reruns_its_plans_and_nothing_of_another_method(jobs, copy):
-    methods, moved = moved_by_editing(jobs, copy, "depth/methods.py",
+def test_one_methods_plan_function_reruns_its_plans_and_nothing_of_another_method(jobs, copy, baseline):
+    methods, moved = moved_by_editing(jobs, copy, baseline, "depth/methods.py",
                                       "    pruned = list(range(n_layers - 1 - budget, n_layers - 1))",
                                       "    pruned = list(range(n_layers - budget - 1, n_layers - 1))")
     # the jobs of one method that change are its plans; the tables and figures that draw every method
@@ -110,38 +115,36 @@ def test_one_methods_plan_function_reruns_its_plans_and_nothing_of_another_metho
     assert not moved & (UPSTREAM | {"sparse_plan", "sparse_prune", "auto_plan"})
 
 
-def test_a_shared_window_function_reruns_the_methods_that_use_it(jobs, copy):
-    methods, _ = moved_by_editing(jobs, copy, "depth/methods.py", "    best = 0\n    for s in range(1, len(scores)):",
+def test_a_shared_window_function_reruns_the_methods_that_use_it(jobs, copy, baseline):
+    methods, _ = moved_by_editing(jobs, copy, baseline, "depth/methods.py", "    best = 0\n    for s in range(1, len(scores)):",
                                   "    best = int(0)\n    for s in range(1, len(scores)):")
     assert methods == {("plan", "streamline"), ("plan", "angular")}
 
 
-def test_a_registration_counts_for_its_method_only(jobs, copy):
+def test_a_registration_counts_for_its_method_only(jobs, copy, baseline):
     """A method's registration (its parameters' defaults) counts for the jobs that name the method."""
-    methods, moved = moved_by_editing(jobs, copy, "depth/methods.py",
+    methods, moved = moved_by_editing(jobs, copy, baseline, "depth/methods.py",
                                       '"protect_first": {"type": "boolean", "default": True,',
                                       '"protect_first": {"type": "boolean", "default": False,')
     assert methods == {("plan", "shortgpt")} and not moved & UPSTREAM
 
 
-def test_a_method_body_reruns_plans_not_capture_or_similarity(jobs, copy):
+def test_a_method_body_reruns_plans_not_capture_or_similarity(jobs, copy, baseline):
     methods, moved = moved_by_editing(
-        jobs, copy, "depth/methods.py", "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n",
+        jobs, copy, baseline, "depth/methods.py", "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n",
         "def lorp_plan(s: np.ndarray, structure: LayerStructure, budget: int) -> Plan:\n    budget = int(budget)\n")
     assert methods == {("plan", "lorp"), ("plan", "lorp-k2")} and not moved & UPSTREAM
 
 
-def test_a_figure_colour_reruns_figures_only(jobs, copy):
-    before = codes(jobs, copy)
+def test_a_figure_colour_reruns_figures_only(jobs, copy, baseline):
     edit(copy, "figures.py", 'DENSE_COLOR = "#000000"', 'DENSE_COLOR = "#000001"')
-    moved = rules(changed(before, codes(jobs, copy)))
+    moved = rules(changed(baseline, codes(jobs, copy)))
     assert moved and all(r.startswith("figure_") or r in ("k_ablation", "sensitivity", "statistics", "mrp_sweep")
                          for r in moved), moved
 
 
-def test_comments_docstrings_and_formatting_rerun_nothing(jobs, copy):
-    before = codes(jobs, copy)
+def test_comments_docstrings_and_formatting_rerun_nothing(jobs, copy, baseline):
     edit(copy, "depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(")
     edit(copy, "depth/methods.py", '"""Streamline: remove', '"""Streamline (reworded): remove')
     edit(copy, "depth/similarity.py", "    s = gram / count", "    s = (gram / count)  # parentheses")
-    assert changed(before, codes(jobs, copy)) == set()
+    assert changed(baseline, codes(jobs, copy)) == set()

@@ -220,6 +220,7 @@ def closure(items: set[Item], root: Path = ROOT, selected: frozenset[str] | None
     return seen
 
 
+@functools.lru_cache(maxsize=None)
 def _source(item: Item, root: Path) -> str:
     module, name = item
     tree = _tree(_module_file(module, root))
@@ -260,9 +261,13 @@ def script_items(script: Path, root: Path = ROOT, selected: frozenset[str] | Non
 def job_code(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT) -> str:
     """The fingerprint of the ``lorp`` code a job of the rule with ``script`` depends on (16 hex digits):
     the script's closure with the registrations its ``wildcards`` select (:func:`selected_names`)."""
-    items = script_items(Path(script).resolve(), root, selected_names(wildcards or {}))
+    return _code(Path(script).resolve(), root, selected_names(wildcards or {}))
+
+
+@functools.lru_cache(maxsize=None)
+def _code(script: Path, root: Path, selected: frozenset[str] | None) -> str:
     digest = hashlib.sha256()
-    for item in sorted(items):
+    for item in sorted(script_items(script, root, selected)):
         digest.update(f"{item[0]}:{item[1]}\n{_source(item, root)}\n".encode())
     return digest.hexdigest()[:16]
 
@@ -276,5 +281,5 @@ def definitions(script: str | Path, wildcards: Mapping[str, str] | None = None, 
 
 def clear_caches() -> None:
     """Forget every parsed file (after an edit of the package in the same process)."""
-    for cached in (script_items, _tree, _module_file):
+    for cached in (_code, script_items, _source, _tree, _module_file):
         cached.cache_clear()
