@@ -1,8 +1,9 @@
-"""The tiny run extended, each in a private copy of the completed run: the K ablation, a method registered
-in one module, the similarity statistics and the sensitivity stages, and `auto` (its rows copied from its
-chosen candidate's, loading no model)."""
+"""The tiny run extended, each in a private copy of the completed run: the K ablation, a depth method and
+a sparse allocation each registered in one module, the similarity statistics and the sensitivity stages,
+and `auto` (its rows copied from its chosen candidate's, loading no model)."""
 
 import json
+import re
 
 import pytest
 
@@ -63,6 +64,46 @@ register(Method(name="toy", plan=_toy, max_budget=lambda n, params: n - params["
     assert read_json(workdir / target)["pruned"] == [5, 6, 7]
     assert set(read_json(workdir / "results/smol/plans/docs/toy-3.provenance.json")["inputs"]) == {
         "results/smol/similarity/docs/cosine_extended.npy"}
+
+
+
+TOY = '''
+
+def _toy(inputs, metric, target, params):
+    from .plan import SparsePlan, _n_params
+
+    shapes = inputs.shapes()
+    half = len(shapes) // 2
+    blocks = [0.0] * half + [2 * target] * (len(shapes) - half)  # the shallow half dense, the deep half at 2x
+    return SparsePlan(metric, "toy", target, _n_params(shapes), blocks,
+                      [{name: s for name in block} for block, s in zip(shapes, blocks)], [])
+
+
+register_allocation(Allocation(name="toy", plan=_toy, inputs=("shapes",), color="#17becf",
+                               summary="a toy: the deep half of the blocks at twice the target"))
+'''
+
+
+def test_a_registered_allocation_is_a_one_module_change(own_copy):
+    """An allocation registered in lorp/sparse/allocation_plans.py alone is accepted by the config check,
+    planned by the rules with the inputs it declares, and its plan made by the plan stage."""
+    root = own_copy
+    module = root / "src/lorp/sparse/allocation_plans.py"
+    module.write_text(module.read_text() + TOY)
+    cfg = tiny_config(sparsity={"targets": [25], "metrics": ["magnitude"], "allocations": ["toy", "uniform"]})
+    dry = snakemake(root, cfg, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = set(re.findall(r"sparsity/docs/plans/(magnitude-\w+-25)\.json", dry.stdout))
+    assert planned == {"magnitude-toy-25", "magnitude-uniform-25"}
+    bad = snakemake(root, tiny_config(sparsity={"targets": [25], "allocations": ["tyo"]}), "-n")
+    assert bad.returncode != 0 and "'tyo'" in bad.stdout + bad.stderr and "toy" in bad.stdout + bad.stderr
+    target = "results/smol/sparsity/docs/plans/magnitude-toy-25.json"
+    out = snakemake(root, cfg, target)
+    assert out.returncode == 0, out.stderr[-3000:]
+    plan = json.loads((root / target).read_text())
+    assert plan["method"] == "magnitude-toy" and plan["blocks"][:15] == [0.0] * 15 and plan["blocks"][15:] == [0.5] * 15
+    provenance = json.loads((root / target.replace(".json", ".provenance.json")).read_text())
+    assert set(provenance["inputs"]) == {"results/smol/model"}  # the shapes it declared, from the prepared model
 
 
 def test_statistics_and_sensitivity_run_only_their_own_stages(own_copy):
