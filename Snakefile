@@ -27,6 +27,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/sources.smk"
 include: "rules/model.smk"
 include: "rules/calibration.smk"
 include: "rules/activations.smk"

@@ -2,6 +2,7 @@ rule calibration_tokens:
     """Random windows of calibration text, tokenised with the model's tokenizer."""
     input:
         model=rules.prepare_model.output.model,
+        source=calibration_source,
     output:
         tokens="results/{model}/calib/{calib}/tokens.npy",
         meta="results/{model}/calib/{calib}/meta.json",
@@ -22,6 +23,7 @@ rule held_out_tokens:
     other stage sees; auto scores its candidate plans on them."""
     input:
         model=rules.prepare_model.output.model,
+        source=calibration_source,
         calibration=tokens_of,
     output:
         tokens="results/{model}/calib/{calib}/held_out.npy",

@@ -17,6 +17,7 @@ if _SRC not in sys.path:
 
 import lorp.workflow.config as lc
 from lorp.depth.methods import AUTO, get_method
+from lorp.data import BUILTIN_SOURCES as BUILTIN_CORPORA
 from lorp.io import read_json
 from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method, parse_nm
 from lorp.sparse.allocation_plans import get_allocation
@@ -152,6 +153,38 @@ def add_code_params(rules_with_scripts):
 
 
 # ---------------------------------------------------------------- input functions of rules/calibration.smk
+SOURCES = lc.source_entries(config)  # digest -> what fetch_source checks and fetches
+
+
+def source_entry(digest):
+    """The model or corpus a fetch_source job checks, by the digest in its output's name."""
+    return SOURCES[digest]
+
+
+def local_corpus(wildcards):
+    """A corpus in a local file is the fetch_source job's input (an edit of the file fetches it again)."""
+    entry = SOURCES[wildcards.digest]
+    if entry["kind"] != "corpus" or entry["source"] in BUILTIN_CORPORA:
+        return []
+    return [os.path.expanduser(entry["source"])]
+
+
+def model_source(wildcards):
+    """The record of the model's source: prepare_model runs once it was checked and fetched."""
+    return lc.source_record(lc.source_entry("model", config["models"][wildcards.model]))
+
+
+def calibration_source(wildcards):
+    """The record of the calibration view's corpus."""
+    return lc.source_record(lc.source_entry("corpus", lc.calibration_spec(config, wildcards.calib), "calibration"))
+
+
+def dataset_sources(wildcards):
+    """The records of the evaluation datasets."""
+    return [lc.source_record(lc.source_entry("corpus", spec, "evaluation"))
+            for spec in lc.evaluation_datasets(config, wildcards.model).values()]
+
+
 def tokens_of(wildcards):
     """The calibration tokens a view reads: those of the first view with the same calibration spec."""
     return fill(rules.calibration_tokens.output.tokens, model=wildcards.model,

@@ -10,6 +10,7 @@ rule evaluate_dense:
     """Perplexity on every evaluation dataset (of the unpruned model, or with _pruned of a pruned one)."""
     input:
         model=rules.prepare_model.output.model,
+        sources=dataset_sources,
     output:
         ppl="results/{model}/eval/dense/ppl.csv",
         provenance="results/{model}/eval/dense/provenance.json",
@@ -30,6 +31,7 @@ rule evaluate_dense:
 use rule evaluate_dense as evaluate_pruned with:
     input:
         unpack(evaluated_model("ppl")),
+        sources=dataset_sources,
     output:
         ppl="results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
         provenance="results/{model}/eval/{calib}/{method}-{budget}/provenance.json",

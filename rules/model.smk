@@ -1,5 +1,7 @@
 rule prepare_model:
     """Resolve a model entry; convert a GGUF file once to a safetensors directory."""
+    input:
+        source=model_source,
     output:
         model=directory("results/{model}/model"),
         provenance="results/{model}/model.provenance.json",

@@ -40,6 +40,28 @@ def write_provenance(smk: Any, wall_time_s: float) -> None:
     write_json(target, rec)
 
 
+USER_ERRORS = (OSError, ValueError, KeyError, MemoryError)
+"""Errors whose message names a cause the user can fix (a missing or bad file, a bad record, a full disk, an
+unreachable hub, too little memory): the terminal shows the message alone."""
+
+
+def failure_line(smk: Any, err: BaseException, log: str) -> str:
+    """The one line a failed job prints on the terminal and into its log: the cause and the fix, and where
+    the traceback is. Out of memory names the batch size to lower."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    text = " ".join(text.split()) or type(err).__name__
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+        section = BATCH_SIZES.get(smk.rule)
+        fix = (f"lower {section}.batch_size (now {batch_size(smk)}) or give the job more memory" if section
+               else "give the job more memory (resources: mem_mb, or a larger GPU)")
+        cause = f"out of memory ({text[:300]}); {fix}"
+    elif isinstance(err, USER_ERRORS):
+        cause = text
+    else:
+        cause = f"{type(err).__name__}: {text} (unexpected: please report it with the log)"
+    return f"[lorp] {smk.rule} failed: {cause} (traceback in {log})"
+
+
 @contextlib.contextmanager
 def job(smk: Any) -> Iterator[None]:
     """Redirect stdout and stderr to ``smk.log[0]``, size thread pools to ``smk.threads``, and on
@@ -70,11 +92,16 @@ def job(smk: Any) -> Iterator[None]:
         try:
             yield
             write_provenance(smk, time.perf_counter() - start)
-        except BaseException as err:
+        except Exception as err:
+            traceback.print_exc()  # into the log
+            if not log:
+                raise
+            line = failure_line(smk, err, log[0])
+            print(line, flush=True)
+            print(line, file=sys.__stderr__, flush=True)  # the cause on the terminal, without the traceback
+            raise SystemExit(1) from None
+        except BaseException:
             traceback.print_exc()
-            if log and isinstance(err, Exception):  # the cause on the terminal too, not only in the log
-                print(f"[lorp] {smk.rule} failed: {type(err).__name__}: {err} (log: {log[0]})", file=sys.__stderr__,
-                      flush=True)
             raise
         finally:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)

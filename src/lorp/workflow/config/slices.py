@@ -3,6 +3,8 @@ when its slice changes), and the enumerations of what a config asks for (plans, 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Mapping
 
 from ...depth.methods import AUTO, get_method
@@ -11,7 +13,7 @@ from ...sparse.allocation_plans import get_allocation
 from ...sparse.metrics import get_metric
 from ...sparse.names import method_name, nm_allocation, parse_nm
 from .views import (VIEW_SEPARATOR, _sorted, ablation_budgets, ablation_methods, base_method, calibration_spec,
-                    evaluated_views, selection_methods, sensitivity_views, view)
+                    evaluated_views, selection_methods, sensitivity_views, view, views)
 
 SWEPT_ALLOCATION = "mrp"
 
@@ -246,3 +248,59 @@ def statistics_views(config: Mapping[str, Any]) -> list[dict[str, str]]:
             out += [{"model": model, "calib": calib, "statistic": s,
                      "view": calib if s == statistics[0] else f"{calib}{VIEW_SEPARATOR}{s}"} for s in statistics]
     return out
+
+
+SOURCE_RECORD = "results/sources/{kind}/{digest}.json"
+"""Where the ``fetch_source`` job writes what it found of a source (``rules/sources.smk``)."""
+
+CORPUS_KEYS = ("source", "format", "field", "max_documents")
+"""The keys of a corpus spec that decide which records are read (not how they are windowed)."""
+
+
+def source_entry(kind: str, spec: Mapping[str, Any], purpose: str | None = None) -> dict[str, Any]:
+    """What a ``fetch_source`` job checks and fetches: a model's ``source`` (``kind`` ``model``), or the
+    record-selecting keys of a corpus spec (``kind`` ``corpus``) with its ``purpose`` (``calibration``
+    or ``evaluation``: the bundled and hub corpora have a part for each)."""
+    if kind == "model":
+        return {"kind": "model", "source": str(spec["source"])}
+    if purpose not in ("calibration", "evaluation"):
+        raise ValueError(f"purpose must be 'calibration' or 'evaluation', got {purpose!r}")
+    return {"kind": "corpus", "purpose": purpose,
+            **{k: spec[k] for k in CORPUS_KEYS if spec.get(k) is not None}}
+
+
+def source_digest(entry: Mapping[str, Any]) -> str:
+    """The 12 hex digits that name a source's record: a hash of its :func:`source_entry`."""
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def source_record(entry: Mapping[str, Any]) -> str:
+    """The path of a source's record (:data:`SOURCE_RECORD`)."""
+    return SOURCE_RECORD.format(kind=entry["kind"], digest=source_digest(entry))
+
+
+def _sources(config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(config key, :func:`source_entry`) of every source the config reads."""
+    out = [(f"models.{name}.source", source_entry("model", entry)) for name, entry in config["models"].items()]
+    variations = config["sensitivity"]["variations"]
+    for v in views(config).values():
+        variation = v.name.rpartition(VIEW_SEPARATOR)[2]
+        key = (f"calibration.{v.name}.source" if v.name in config["calibration"]
+               else f"sensitivity.variations.{variation}.source" if "source" in variations.get(variation, {})
+               else f"calibration.{v.calibration}.source")
+        out.append((key, source_entry("corpus", v.spec, "calibration")))
+    out += [(f"evaluation.datasets.{name}.source", source_entry("corpus", spec, "evaluation"))
+            for name, spec in config["evaluation"]["datasets"].items()]
+    return out
+
+
+def source_entries(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every source the config reads, by digest: each model, the corpus of every calibration view (the
+    sensitivity variations with a source of their own included) and every evaluation dataset."""
+    return {source_digest(entry): entry for _, entry in _sources(config)}
+
+
+def source_keys(config: Mapping[str, Any], digest: str) -> list[str]:
+    """The config keys that name the source with ``digest`` (for its errors; not a param: a second entry
+    naming the same source must not fetch it again)."""
+    return list(dict.fromkeys(key for key, entry in _sources(config) if source_digest(entry) == digest))

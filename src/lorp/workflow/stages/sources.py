@@ -1,0 +1,28 @@
+"""The stage of the sources (``rules/sources.smk``): a model or corpus checked completely and fetched, before
+any stage reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ...io import write_json
+
+
+FIXES = {"model": "give the path of a complete model directory, a .gguf file, a hub id or embedded",
+         "corpus": "mend the file, or point the key at another corpus"}
+
+
+def fetch_source(entry: Mapping[str, Any], record_path: str | Path, keys: Sequence[str] = ()) -> dict[str, Any]:
+    """Stage 0a: check the source ``entry`` (a :func:`lorp.workflow.config.source_entry`) and fetch it
+    (:func:`lorp.fetch.fetch_model`, :func:`lorp.fetch.fetch_corpus`); write what was found. An error
+    names the config ``keys`` that give the source, and the fix."""
+    from ...fetch import SourceError, fetch_corpus, fetch_model
+
+    try:
+        record = fetch_model(entry["source"]) if entry["kind"] == "model" else fetch_corpus(entry)
+    except SourceError as err:
+        raise SourceError(f"{' and '.join(keys) or 'source'} = {entry['source']!r}: {err}; {FIXES[entry['kind']]}") \
+            from None
+    write_json(record_path, record)
+    return record
