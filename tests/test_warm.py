@@ -293,3 +293,56 @@ def test_a_warm_jobs_thread_pools_are_its_threads(server, tmp_path, threads):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"warm=1 torch={threads} blas={threads}" in out.stdout, out.stdout
+
+
+KILLED_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, types
+    from lorp.workflow.jobs import job
+    smk = types.SimpleNamespace(rule="capture_activations", threads=1, log=[sys.argv[2]], wildcards=None,
+                                output=None, input=None)
+    with job(smk):
+        print("writing", flush=True)
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+""")
+
+
+@pytest.mark.parametrize("name, cause", [
+    ("SIGBUS", "bus error: a memory-mapped write failed, often a full disk"),
+    ("SIGKILL", "often by the out-of-memory killer"),
+])
+def test_a_warm_job_killed_by_a_signal_names_it_on_the_terminal_and_in_its_log(server, tmp_path, name, cause):
+    """The fork's death by a signal reaches the job's process as a status only: it names the signal and its
+    likely cause on stderr (Snakemake's terminal) and at the end of the job's log, which stopped mid-way."""
+    script, log = tmp_path / "killed.py", tmp_path / "job.log"
+    script.write_text(KILLED_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), name, str(log)], cwd=tmp_path, env=job_env(server),
+                         capture_output=True, text=True, timeout=120)
+    sig = getattr(signal, name)
+    assert out.returncode == 128 + sig, out.stderr
+    line = f"[lorp] capture_activations killed by {name} ("
+    assert line in out.stderr and cause in out.stderr, out.stderr
+    text = log.read_text()
+    assert "(warm start" in text.splitlines()[0] and "writing" in text
+    assert text.rstrip().splitlines()[-1].startswith(line) and cause in text, text
+    assert f"exit status {-sig} ({warm.killed_by(sig)})" in server.log.read_text()
+
+
+def test_a_cold_job_killed_by_sigbus_names_it_in_its_log(tmp_path):
+    """Without a server (LORP_WARM_START=0, a cluster) the job's own process dies: Snakemake names the signal
+    on the terminal ("died with <Signals.SIGBUS: 7>"), and Python's fatal-error handler writes it, with where
+    the job was, into the log."""
+    script, log = tmp_path / "killed.py", tmp_path / "job.log"
+    script.write_text(KILLED_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), "SIGBUS", str(log)], cwd=tmp_path,
+                         env=job_env(**{warm.SWITCH_ENV: "0"}), capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGBUS, out.stderr
+    text = log.read_text()
+    assert "warm start" not in text and "Fatal Python error: Bus error" in text and "killed.py" in text, text
+
+
+def test_signal_names_and_causes():
+    assert warm.killed_by(signal.SIGBUS) == ("killed by SIGBUS (bus error: a memory-mapped write failed, often a "
+                                             "full disk)")
+    assert warm.killed_by(signal.SIGTERM) == "killed by SIGTERM (cancelled)"
+    assert warm.killed_by(signal.SIGUSR1).startswith("killed by SIGUSR1 (user defined signal 1")
+    assert warm.killed_by(200) == "killed by signal 200"

@@ -4,17 +4,24 @@ Forward pre-hooks on each block (and a forward hook on the last one) copy the se
 rows straight into memory-mapped ``.npy`` files, one per layer, so memory holds at most one
 batch of one layer at a time beyond the model itself. Files are written under temporary names
 and moved into place only when the whole capture has succeeded.
+
+The size of the capture is known from the shapes (:func:`activation_bytes`): it is refused before anything is
+written when the disk lacks the space, and every file's blocks are allocated up front, so a disk that fills
+anyway raises :class:`lorp.disk.DiskFullError` (ENOSPC, with the numbers) instead of a write through the
+memory map killing the job with SIGBUS.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from .disk import on_disk, reserve, space_for
 from .io import atomic_path, write_json
 from .models import dtype_name, get_decoder_layers
 
@@ -36,12 +43,37 @@ def token_positions(n_samples: int, seqlen: int, per_sequence: int | None, seed:
     return np.asarray(rows, dtype=np.int64)
 
 
+def activation_bytes(n_rows: int, hidden: int, n_layers: int, dtype: str) -> int:
+    """What a capture writes: ``n_layers + 1`` ``.npy`` files of ``n_rows`` x ``hidden`` values of ``dtype``
+    (each with its 128-byte header, in whole blocks) and the manifest (at most 24 bytes a captured token
+    for its positions, and 64 kB more)."""
+    per_file = on_disk(128 + n_rows * hidden * np.dtype(_NP_DTYPES[dtype]).itemsize)
+    return (n_layers + 1) * per_file + on_disk(24 * n_rows + 65536)
+
+
+def describe_activations(n_rows: int, hidden: int, n_layers: int, dtype: str) -> str:
+    """What a capture writes, in words, for its free-space messages."""
+    return f"the activations ({n_layers + 1} layers of {n_rows} x {hidden} {dtype})"
+
+
 def _hidden_from(args: tuple, kwargs: dict) -> torch.Tensor:
     return args[0] if args else kwargs["hidden_states"]
 
 
 def _output_hidden(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _reserved_memmap(path: Path, dtype: Any, shape: tuple[int, int]) -> np.memmap:
+    """A new ``.npy`` file opened as a writable memory map, its blocks allocated now: on a full disk this
+    raises ENOSPC, where writes through the map would kill the process with SIGBUS half way."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        reserve(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+    return array
 
 
 @torch.inference_mode()
@@ -76,9 +108,13 @@ def capture_activations(
     device = next(model.parameters()).device
     body = model.model  # the decoder stack without the LM head
 
-    with atomic_path(out_dir, directory=True) as tmp_dir:
-        files = [np.lib.format.open_memmap(tmp_dir / f"layer_{i:03d}.npy", mode="w+", dtype=_NP_DTYPES[dtype],
-                                           shape=(n_rows, hidden)) for i in range(n_layers + 1)]
+    # Refused before anything is written if the disk lacks the space; a write that finds none anyway (the
+    # disk filled meanwhile) raises DiskFullError with the numbers, and the temporary directory is removed.
+    with space_for(out_dir.parent, activation_bytes(n_rows, hidden, n_layers, dtype),
+                   describe_activations(n_rows, hidden, n_layers, dtype)), \
+            atomic_path(out_dir, directory=True) as tmp_dir:
+        files = [_reserved_memmap(tmp_dir / f"layer_{i:03d}.npy", _NP_DTYPES[dtype], (n_rows, hidden))
+                 for i in range(n_layers + 1)]
         state: dict[str, Any] = {}
 
         limit = float(np.finfo(_NP_DTYPES[dtype]).max)

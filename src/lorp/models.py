@@ -263,8 +263,11 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
         model = load_model(source, torch.device("cpu"), dtype)
         tokenizer = load_tokenizer(source)
         hf_dir = out_dir / "hf"
-        model.save_pretrained(hf_dir)
-        tokenizer.save_pretrained(hf_dir)
+        from .disk import checkpoint_bytes, space_for  # refused before writing when the disk lacks the space
+
+        with space_for(out_dir.parent, checkpoint_bytes(model), f"the converted model ({dtype_name(dtype)})"):
+            model.save_pretrained(hf_dir)
+            tokenizer.save_pretrained(hf_dir)
         info.update(load_from="hf", storage_dtype=dtype_name(dtype), n_parameters=count_parameters(model))
         config = model.config
     else:
@@ -356,9 +359,12 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path,
     """Write ``model`` as a Hugging Face directory (safetensors weights, tokenizer, config) with the JSON
     ``records`` beside them (file name -> content, e.g. the plan), atomically: the directory appears only
     once complete."""
+    from .disk import checkpoint_bytes, space_for
     from .io import atomic_path, write_json
 
-    with atomic_path(out_dir, directory=True) as tmp:
+    # refused before writing when the disk lacks the space; a write that finds none says so with the numbers
+    with space_for(Path(out_dir).parent, checkpoint_bytes(model), f"the checkpoint {Path(out_dir).name}"), \
+            atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name, content in records.items():

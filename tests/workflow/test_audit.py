@@ -4,6 +4,7 @@ stale or missing, and names the artifacts made by older code."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -111,3 +112,38 @@ def test_audit_reports_artifacts_made_by_older_code(own_copy):
     assert out.returncode == 1
     assert "plan was made by older code" in out.stdout and "lorp.depth.methods" in out.stdout
     assert "capture_activations was made by older code" not in out.stdout
+
+
+def test_audit_lists_staging_leftovers_with_their_size_and_repair_removes_them(own_copy):
+    """What a killed job leaves (a staging directory of the capture, a staging file of a plan) is listed with
+    the space it takes; --repair leaves it while a Snakemake run holds its lock here (a job may be writing
+    it), deletes it otherwise, and nothing else changes."""
+    workdir, results = own_copy, own_copy / "results"
+    clean = artifact_hashes(results)
+    staged_dir = results / "smol/activations/.docs.tmp-k3j2h1g0"
+    staged_dir.mkdir()
+    np.save(staged_dir / "layer_000.npy", np.random.default_rng(0).random((1000, 250), dtype=np.float32))  # 1 MB
+    staged_file = results / "smol/plans/docs/.lorp-3.json.tmp-a1b2c3d4"
+    staged_file.write_text("{")
+    lock = workdir / ".snakemake/locks/0.input.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("results/smol/activations/docs\n")
+
+    cmd = [*audit_cmd(write_config(workdir, tiny_config())), "--repair", "--snakefile", str(workdir / "Snakefile")]
+    out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert ("leftover     results/smol/activations/.docs.tmp-k3j2h1g0: staging directory of "
+            "results/smol/activations/docs, 1.0 MB on disk, left by a job that did not finish") in out.stdout
+    assert re.search(r"leftover     results/smol/plans/docs/\.lorp-3\.json\.tmp-a1b2c3d4: staging file of "
+                     r"results/smol/plans/docs/lorp-3\.json, [\d.]+ k?B on disk", out.stdout), out.stdout
+    assert "2 problems" in out.stderr and "not the 2 staging leftovers: a Snakemake run holds its lock" in out.stdout
+    assert staged_dir.is_dir() and staged_file.is_file()
+
+    lock.unlink()
+    out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "repair: delete the staging leftovers (nothing needs to run again)" in out.stdout
+    assert "repair: deleted 2 staging leftovers (1.0 MB)" in out.stderr and "repair: 0 problems left" in out.stderr
+    assert "running" not in out.stderr  # no workflow run for leftovers alone
+    assert not staged_dir.exists() and not staged_file.exists()
+    assert artifact_hashes(results) == clean

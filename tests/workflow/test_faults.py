@@ -2,6 +2,7 @@
 the rerun gives the results of an uninterrupted capture. In a private copy of the completed tiny run."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tiny import snakemake, snakemake_cmd, tiny_config
-from tinyrun import sha
+from tinyrun import audited, sha
 
 pytestmark = pytest.mark.slow
 
@@ -55,3 +56,41 @@ def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(own_copy):
     assert out.returncode == 0, out.stderr[-3000:]
     assert {p.name: sha(p) for p in (act_dir / "docs").iterdir()} == after_kill
     assert sha(workdir / target) == cosine_after_kill
+
+
+def _mount_tmpfs(path: Path, size_kb: int) -> bool:
+    """Mount a tmpfs of ``size_kb`` at ``path``; False where mounting is refused (not root, a container)."""
+    if shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_disk_refuses_the_capture_with_the_numbers_and_the_rerun_matches(own_copy):
+    """The activations' filesystem is a tmpfs half their size: the capture is refused before it writes, the
+    terminal names the directory with the bytes needed and free, nothing is left that the audit does not
+    report; with the space back, the rerun writes the clean run's bytes."""
+    workdir = own_copy
+    act_dir = workdir / "results/smol/activations"
+    target = "results/smol/activations/docs"
+    clean = {p.name: sha(p) for p in (workdir / target).iterdir()}
+    size = sum((workdir / target / name).stat().st_size for name in clean)
+    shutil.rmtree(act_dir)
+    act_dir.mkdir()
+    if not _mount_tmpfs(act_dir, max(64, size // 2048)):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        out = snakemake(workdir, tiny_config(), target)
+        assert out.returncode != 0, out.stderr[-3000:]
+        m = re.search(r"no space left on results/smol/activations for the activations \(31 layers of \d+ x 576 "
+                      r"float16\): needed ([\d.]+) MB, free ([\d.]+) MB", out.stderr)
+        assert m, out.stderr[-3000:]
+        assert float(m.group(1)) * 1e6 >= size > float(m.group(2)) * 1e6
+        assert list(act_dir.iterdir()) == []  # refused before anything was written
+        findings = {(f.kind, f.path) for f in audited(workdir)}
+        assert findings == {("missing", target)}, findings  # nothing unexplained, no leftover
+    finally:
+        subprocess.run(["umount", str(act_dir)], check=True)
+    out = snakemake(workdir, tiny_config(), target)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {p.name: sha(p) for p in (workdir / target).iterdir()} == clean

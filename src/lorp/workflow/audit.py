@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,8 +31,9 @@ from .provenance import compare, fingerprint
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem (``missing``, ``modified``, ``stale``, ``inconsistent``) or note (``extra``), and the
-    job whose outputs must be made again to repair it (None for a note)."""
+    """One problem (``missing``, ``modified``, ``stale``, ``inconsistent``, ``leftover``) or note (``extra``),
+    and the job whose outputs must be made again to repair it (None for a note, and for a ``leftover``: a
+    staging temporary to delete, :func:`leftovers`)."""
 
     kind: str
     path: str
@@ -238,6 +241,49 @@ def _extras(jobs: list[Job], root: Path) -> list[Finding]:
     return findings
 
 
+STAGING = re.compile(r"^\.(?P<name>.+)\.tmp-[^/]+$")
+"""The name of a temporary that :func:`lorp.io.atomic_path` writes an output under (``.<name>.tmp-<random>``,
+beside the output), moved onto the output only once complete."""
+
+LOCKS = Path(".snakemake", "locks")
+"""Where Snakemake keeps the locks of a run in progress in its working directory."""
+
+
+def locked(root: str | Path = ".") -> bool:
+    """Whether a Snakemake run holds its lock in ``root`` (it may be writing a staging temporary now; after a
+    killed run the lock stays until ``snakemake --unlock``)."""
+    locks = Path(root) / LOCKS
+    return locks.is_dir() and any(locks.iterdir())
+
+
+def leftovers(root: str | Path = ".") -> list[Finding]:
+    """The staging temporaries under ``results/`` (files or directories, :data:`STAGING`), each with the
+    space it takes: left by a job that was killed (SIGKILL, SIGBUS) before it could remove them, they are
+    never read (the output is the final name), and they are deleted when the job runs again, or by
+    ``--repair``; while a Snakemake run holds its lock here one may be a job's write in progress."""
+    from ..disk import human, tree_bytes
+
+    root = Path(root)
+    results = root / "results"
+    if not results.is_dir():
+        return []
+    live = locked(root)
+    findings = []
+    for dirpath, dirnames, filenames in os.walk(results):
+        staged = sorted(n for n in [*dirnames, *filenames] if STAGING.match(n))
+        dirnames[:] = [d for d in dirnames if d not in staged]  # nothing inside one is reported on its own
+        for name in staged:
+            path = Path(dirpath) / name
+            what = "directory" if path.is_dir() and not path.is_symlink() else "file"
+            final = Path(dirpath, STAGING.match(name).group("name")).relative_to(root)
+            note = ("; a Snakemake run holds its lock here, so a job may be writing it: --repair leaves it"
+                    if live else "; --repair deletes it, as does the job's next run")
+            findings.append(Finding("leftover", str(path.relative_to(root)),
+                                    f"staging {what} of {final}, {human(tree_bytes(path))} on disk, left by a "
+                                    f"job that did not finish (never read){note}"))
+    return findings
+
+
 def check(jobs: list[Job], root: str | Path = ".") -> list[Finding]:
     """All findings for ``results/`` under ``root`` against ``jobs``."""
     root = Path(root)
@@ -253,6 +299,7 @@ def check(jobs: list[Job], root: str | Path = ".") -> list[Finding]:
         findings += _check_job(job, root, fingerprints)
     findings += _consistency(jobs, root)
     findings += _extras(jobs, root)
+    findings += leftovers(root)
     return findings
 
 
@@ -299,25 +346,43 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(findings) - len(problems)} notes", file=sys.stderr)
     if not problems:
         return 0
-    files = repair_files(problems, args.directory)
+    live = locked(args.directory)
+    staged = [f.path for f in problems if f.kind == "leftover"]
+    needs_run = any(f.kind != "leftover" for f in problems)
+    files = repair_files(problems, args.directory) + ([] if live else staged)
     run = [sys.executable, "-m", "snakemake", "--snakefile", args.snakefile, "--configfile",
            str(Path(args.configfile).resolve()), "--directory", str(Path(args.directory).resolve()),
            "--cores", args.cores]
-    print("\nrepair: delete what the problems are about, then run the workflow; it makes them again and "
-          "everything downstream of them:")
+    if needs_run:
+        print("\nrepair: delete what the problems are about, then run the workflow; it makes them again and "
+              "everything downstream of them:")
+    else:
+        print("\nrepair: delete the staging leftovers (nothing needs to run again):")
     if files:
         print(f"  cd {shlex.quote(str(Path(args.directory).resolve()))} && rm -rf "
               + " ".join(shlex.quote(f) for f in files))
-    print("  " + shlex.join(["snakemake", *run[3:]]))
-    print("or let the audit do both: python -m lorp.workflow.audit --repair"
+    if staged and live:
+        print(f"  (not the {len(staged)} staging leftovers: a Snakemake run holds its lock in this directory and may "
+              "be writing them; once no run is active, `snakemake --unlock` and audit again)")
+    if needs_run:
+        print("  " + shlex.join(["snakemake", *run[3:]]))
+    print("or let the audit do " + ("both" if needs_run else "it") + ": python -m lorp.workflow.audit --repair"
           + (f" --configfile {shlex.quote(args.configfile)}" if args.configfile != "config.yaml" else ""))
     if not args.repair:
         return 1
+    from ..disk import human, tree_bytes
+
+    removed = [p for p in staged if p in files]
+    freed = sum(tree_bytes(Path(args.directory) / p) for p in removed)
     delete(files, args.directory)
-    print(f"repair: deleted {len(files)} artifacts; running {' '.join(run[1:])}", file=sys.stderr, flush=True)
-    if subprocess.run(run).returncode != 0:
-        print("repair: the workflow run failed (see its output above)", file=sys.stderr)
-        return 1
+    if removed:
+        print(f"repair: deleted {len(removed)} staging leftovers ({human(freed)})", file=sys.stderr, flush=True)
+    if needs_run:
+        print(f"repair: deleted {len(files) - len(removed)} artifacts; running {' '.join(run[1:])}", file=sys.stderr,
+              flush=True)
+        if subprocess.run(run).returncode != 0:
+            print("repair: the workflow run failed (see its output above)", file=sys.stderr)
+            return 1
     remaining = [f for f in audit(args.configfile, args.directory, args.snakefile) if f.is_problem]
     for f in remaining:
         print(f)

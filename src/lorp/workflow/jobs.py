@@ -7,6 +7,7 @@ does not import Snakemake.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import sys
 import time
@@ -63,13 +64,31 @@ def failure_line(smk: Any, err: BaseException, log: str) -> str:
 
 
 @contextlib.contextmanager
+def _fatal_errors_to(fh: Any) -> Iterator[None]:
+    """Python's fatal-error report (:mod:`faulthandler`: the signal and where each thread was) goes to ``fh``
+    while the job runs, then back to where it went before (stderr, or nowhere)."""
+    was = faulthandler.is_enabled()
+    faulthandler.enable(file=fh)
+    try:
+        yield
+    finally:
+        faulthandler.disable()
+        if was and sys.__stderr__ is not None:
+            faulthandler.enable(file=sys.__stderr__)
+
+
+@contextlib.contextmanager
 def job(smk: Any) -> Iterator[None]:
     """Redirect stdout and stderr to ``smk.log[0]``, size thread pools to ``smk.threads``, and on
     success write the job's provenance record.
 
     In a local run with a warm-start server (:mod:`lorp.workflow.warm`), the script runs instead in a fork
-    of the server, which has PyTorch and Transformers imported, and this process exits with its status."""
-    status = warm.delegate()
+    of the server, which has PyTorch and Transformers imported, and this process exits with its status; a
+    fork killed by a signal is reported by name here, on stderr and in the log (:func:`warm.report_signal`).
+    A job that runs here and is killed by SIGBUS, SIGSEGV, SIGABRT, SIGFPE or SIGILL leaves Python's fatal
+    error and the place it was in its log (:mod:`faulthandler`); Snakemake names the signal on the terminal."""
+    log = list(getattr(smk, "log", []) or [])
+    status = warm.delegate(getattr(smk, "rule", None), log[0] if log else None)
     if status is not None:
         raise SystemExit(status)
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
@@ -79,7 +98,6 @@ def job(smk: Any) -> Iterator[None]:
     # The pools of the libraries already loaded (numpy's BLAS; in a warm fork, also PyTorch's OpenMP), which
     # read their size from the environment when they load, before this job's threads were known.
     threadpoolctl.threadpool_limits(threads)
-    log = list(getattr(smk, "log", []) or [])
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         if log:
@@ -87,6 +105,7 @@ def job(smk: Any) -> Iterator[None]:
             fh = stack.enter_context(open(log[0], "w", buffering=1, encoding="utf-8"))
             stack.enter_context(contextlib.redirect_stdout(fh))
             stack.enter_context(contextlib.redirect_stderr(fh))
+            stack.enter_context(_fatal_errors_to(fh))  # a fatal signal (SIGBUS, SIGSEGV) names itself in the log
         started = " (warm start: a fork of the server that imported PyTorch)" if os.environ.get(warm.CHILD_ENV) else ""
         print(f"[lorp] rule {smk.rule}, wildcards {_named(smk.wildcards)}{started}", flush=True)
         try:

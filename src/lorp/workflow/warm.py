@@ -184,11 +184,49 @@ def cuda_visible() -> bool:
     return torch.version.cuda is not None and torch.cuda.is_available()
 
 
-def delegate() -> int | None:
+SIGNAL_CAUSES = {
+    "SIGBUS": "bus error: a memory-mapped write failed, often a full disk",
+    "SIGKILL": "killed outright, often by the out-of-memory killer (see dmesg) or a scheduler's memory limit",
+    "SIGSEGV": "segmentation fault: a crash in native code",
+    "SIGABRT": "aborted by native code",
+    "SIGTERM": "cancelled",
+    "SIGINT": "cancelled",
+    "SIGHUP": "cancelled: its terminal was closed",
+    "SIGXFSZ": "a file grew past the size limit",
+}
+"""What a job killed by each signal most likely met, for :func:`killed_by`."""
+
+
+def killed_by(sig: int) -> str:
+    """``killed by SIGBUS (bus error: ...)``: a signal that ended a job, by name and likely cause."""
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        return f"killed by signal {sig}"
+    cause = SIGNAL_CAUSES.get(name) or (signal.strsignal(sig) or "").lower()
+    return f"killed by {name}" + (f" ({cause})" if cause else "")
+
+
+def report_signal(sig: int, label: str | None = None, log: str | os.PathLike[str] | None = None) -> str:
+    """Say on stderr, and at the end of the job's ``log`` when given, that the job ``label`` was killed by
+    the signal ``sig`` (its name and likely cause); returns the line. The fork that ran the job cannot say it
+    itself, and its exit status alone (``128 + sig``) is all Snakemake would show."""
+    line = f"[lorp] {label or os.path.basename(sys.argv[0] if sys.argv else 'job')} {killed_by(sig)}"
+    if log:
+        with contextlib.suppress(OSError):
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"\n{line}\n")
+    print(line + (f" (log: {log})" if log else ""), file=sys.stderr, flush=True)
+    return line
+
+
+def delegate(label: str | None = None, log: str | os.PathLike[str] | None = None) -> int | None:
     """Run this job's script in a fork of the warm-start server, if there is one for it: the fork's exit
     status (a signal ``s`` as ``128 + s``), or ``None`` when the job must run here (no server, a refusal,
     or this process is already a fork of it). A server that still imports is waited for (at most
-    :data:`WAIT_S`), as the job would otherwise spend that time importing the same libraries."""
+    :data:`WAIT_S`), as the job would otherwise spend that time importing the same libraries. A fork killed
+    by a signal is reported by name, as ``label`` (the rule), on stderr and in the job's ``log``
+    (:func:`report_signal`)."""
     path = os.environ.get(SOCKET_ENV)
     if not path or os.environ.get(CHILD_ENV) or not enabled() or not sys.argv or not sys.argv[0]:
         return None
@@ -235,6 +273,8 @@ def delegate() -> int | None:
               flush=True)
         return 1
     status = int(json.loads(line)["status"])
+    if status < 0:
+        report_signal(-status, label, log)
     return 128 - status if status < 0 else status
 
 

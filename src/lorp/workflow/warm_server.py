@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .warm import CHILD_ENV, IMPORT_ENV_PREFIXES, PER_JOB_ENV, PRELOAD, cuda_visible, declined
+from .warm import CHILD_ENV, IMPORT_ENV_PREFIXES, PER_JOB_ENV, PRELOAD, cuda_visible, declined, killed_by
 
 def _same_python(request: dict[str, Any]) -> str | None:
     """Why the job's interpreter is not the server's, or ``None``."""
@@ -216,7 +216,9 @@ def serve(path: str, parent_pid: int) -> int:
             if pid == 0:
                 break
             conn = jobs.pop(pid, None)
-            print(f"[lorp-warm] job {pid}: exit status {os.waitstatus_to_exitcode(status)}", flush=True)
+            code = os.waitstatus_to_exitcode(status)
+            print(f"[lorp-warm] job {pid}: exit status {code}" + (f" ({killed_by(-code)})" if code < 0 else ""),
+                  flush=True)
             if conn is not None:
                 _send(conn, {"status": os.waitstatus_to_exitcode(status)})
                 conn.close()

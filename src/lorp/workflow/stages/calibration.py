@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import data
-from ...io import write_json, write_npy
+from ...io import read_json, write_json, write_npy
 
 
 def sample_calibration(model_dir: str | Path, spec: Mapping[str, Any], tokens_path: str | Path,
@@ -54,10 +54,16 @@ def capture(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
     """Stage 2: hidden states entering every block, one ``.npy`` per layer (``params``: the
     activation slice, dtype, tokens_per_sequence and seed)."""
     from ... import models
-    from ...capture import capture_activations
+    from ...capture import activation_bytes, capture_activations, describe_activations, token_positions
+    from ...disk import require_free
 
-    model, _, _ = models.load_for(model_dir, compute)
     tokens = np.load(tokens_path)
+    manifest = read_json(Path(model_dir) / "model.json")
+    if "hidden_size" in manifest and "num_hidden_layers" in manifest:  # refused before the model loads
+        n_rows = token_positions(*tokens.shape, params["tokens_per_sequence"], int(params["seed"])).size
+        shape = (n_rows, int(manifest["hidden_size"]), int(manifest["num_hidden_layers"]), params["dtype"])
+        require_free(Path(out_dir).parent, activation_bytes(*shape), describe_activations(*shape))
+    model, _, _ = models.load_for(model_dir, compute)
     start = time.perf_counter()
     with tqdm(total=len(tokens), desc="capture", unit="seq") as bar:
         manifest = capture_activations(model, tokens, out_dir, batch_size=int(batch_size), dtype=params["dtype"],
