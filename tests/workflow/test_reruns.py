@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tiny import METHODS, TASKS, ZEROSHOT_DIR, snakemake, tiny_config
-from tinyrun import (ALL_FIGURES, PLAN_FIGURES, SUMMARY, analysis_jobs, dense_jobs, figures, job, planned_jobs,
+from tinyrun import (ALL_FIGURES, PLAN_FIGURES, SUMMARY, analysis_jobs, dense_jobs, fetched, figures, job, planned_jobs,
                      pruned_jobs, snapshot, summaries)
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,8 @@ def test_calibration_changed(completed):
     for change in ({"n_samples": 5}, {"seqlen": 32}, {"seed": 1}, {"source": "python-docs", "max_documents": 20}):
         cfg = tiny_config()
         cfg["calibration"]["docs"].update(change)
-        assert planned_jobs(completed, cfg) == expected, change
+        assert planned_jobs(completed, cfg) == expected | fetched(cfg), change
+    assert fetched(cfg)  # the last change is a new source: checked and fetched before its tokens
 
 
 def test_method_or_model_added(completed):

@@ -101,6 +101,20 @@ def audited(workdir: Path, config: dict | None = None) -> list:
 
 
 # ----------------------------------------------------------------------------- expected jobs
+def fetched(config: dict, before: dict | None = None) -> set[tuple[str, str]]:
+    """The ``fetch_source`` jobs of the sources ``config`` reads and ``before`` (the tiny config by
+    default) does not: a changed source is checked and fetched as a new one."""
+    import copy
+
+    from lorp.workflow.config import source_entries, validate_schema
+
+    def digests(cfg):
+        return source_entries(validate_schema(copy.deepcopy(cfg)))
+
+    old, new = digests(before or tiny_config()), digests(config)
+    return {("fetch_source", f"kind={new[d]['kind']}, digest={d}") for d in new.keys() - old.keys()}
+
+
 def job(rule, model="smol", calib=None, method=None, budget=None):
     parts = [f"model={model}"] if model else []
     parts += [f"calib={calib}"] if calib else []
