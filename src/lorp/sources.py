@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import re
 import threading
@@ -130,9 +131,7 @@ def hub_offline() -> bool:
 
 def in_hub_cache(repo_id: str) -> bool:
     """The model's ``config.json`` is in the local hub cache."""
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir()), str)
+    return _cached_config(repo_id) is not None
 
 
 def hub_answer(repo_id: str, timeout: float = HUB_TIMEOUT_S) -> str | None:
@@ -145,7 +144,7 @@ def hub_answer(repo_id: str, timeout: float = HUB_TIMEOUT_S) -> str | None:
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
         try:
-            HfApi().model_info(repo_id, timeout=timeout)
+            HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).model_info(repo_id, timeout=timeout)
             outcome.append(None)
         except GatedRepoError:  # it exists; downloading it needs a token, which prepare_model reports
             outcome.append(None)
@@ -179,7 +178,8 @@ def check_source(source: str, base_dir: str | Path = ".") -> ModelSource:
 
 def peek_shape(source: ModelSource) -> tuple[int, int | None] | None:
     """The number of decoder blocks and the context length (``max_position_embeddings``) of a model,
-    read from metadata only (no weights); None for a hub model whose config is not in the local cache."""
+    read from metadata only (no weights): the GGUF header, else its ``config.json`` (local, or in the hub
+    cache) read as JSON; None for a hub model whose config is not in the local cache."""
     if source.gguf_file:
         import gguf
 
@@ -192,13 +192,33 @@ def peek_shape(source: ModelSource) -> tuple[int, int | None] | None:
         arch = bytes(field("general.architecture")).decode()
         context = field(f"{arch}.context_length")
         return int(field(f"{arch}.block_count")[0]), (int(context[0]) if context is not None else None)
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(source.path, local_files_only=True)
-    except OSError:
-        if source.kind == "hub":
+    if source.kind == "hub":
+        cached = _cached_config(source.path)
+        if cached is None:
             return None
-        raise
-    text = config.get_text_config()
+        config_file = Path(cached)
+    else:
+        config_file = Path(source.path) / "config.json"
+    shape = _config_shape(json.loads(config_file.read_text()))
+    if shape is not None:
+        return shape
+    from transformers import AutoConfig  # a config that names its depth otherwise (imports torch)
+
+    text = AutoConfig.from_pretrained(config_file.parent, local_files_only=True).get_text_config()
     return int(text.num_hidden_layers), getattr(text, "max_position_embeddings", None)
+
+
+def _cached_config(repo_id: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir())
+    return path if isinstance(path, str) else None
+
+
+def _config_shape(config: dict[str, Any]) -> tuple[int, int | None] | None:
+    """Depth and context from a ``config.json`` as written (the text model's, for a multimodal one), or None
+    where it names them otherwise (transformers' attribute maps)."""
+    text = config.get("text_config") or config
+    if not isinstance(text.get("num_hidden_layers"), int):
+        return None
+    return int(text["num_hidden_layers"]), text.get("max_position_embeddings")
