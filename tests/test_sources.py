@@ -132,8 +132,9 @@ def test_an_unreachable_hub_is_an_error_without_waiting(empty_hf_cache, monkeypa
         start = time.monotonic()
         answer = sources.hub_answer("someone/some-model", timeout=0.5)
         assert time.monotonic() - start < 2
-        assert re.fullmatch(r"the Hugging Face hub (did not answer within 0\.5 s|could not be reached \(.*timed out.*\))",
-                            answer), answer  # whichever of the thread's wait and the request's timeout ends first
+        # whichever of the thread's wait and the request's own timeout ends first
+        assert re.fullmatch(r"the Hugging Face hub (did not answer within 0\.5 s|could not be reached "
+                            r"\(.*timed out.*\))", answer), answer
     finally:
         silent.close()
 

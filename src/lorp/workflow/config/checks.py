@@ -92,7 +92,8 @@ def _sized_views(config: Mapping[str, Any]) -> list[tuple[str, str]]:
                   for name, change in config["sensitivity"]["variations"].items() if any(k in change for k in drawn)]
 
 
-def corpus_size_errors(config: Mapping[str, Any], base_dir: str | Path = ".", unreadable: set[str] = frozenset()) -> list[str]:
+def corpus_size_errors(config: Mapping[str, Any], base_dir: str | Path = ".",
+                       unreadable: set[str] = frozenset()) -> list[str]:
     """Calibrations that ask for more tokens than their corpus holds (n_samples x seqlen, plus auto's
     held-out windows, against :func:`lorp.data.max_tokens`), where its size is known before any download;
     corpora in ``unreadable`` (already reported) are left out."""
@@ -227,13 +228,14 @@ def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
 
 def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
                     base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
-    """Checks the schema cannot express, as (errors, warnings): files that must exist, RLS thresholds,
-    and for each model its budgets and cluster counts against its depth and every sequence length
-    against its context.
+    """Checks the schema cannot express, as (errors, warnings): corpus files that must exist and parse,
+    calibrations no larger than their corpus, RLS thresholds, and for each model its source, its budgets
+    and cluster counts against its depth and every sequence length against its context.
 
     ``shape_of(model_name)`` returns the model's :class:`ModelShape`, or None where it cannot be known
     offline before the run (a hub model not in the cache): then a warning says what is not checked.
-    It raises ``OSError`` or ``ValueError`` for a source that names no model.
+    It raises ``OSError`` or ``ValueError`` for a source that names no model (:func:`model_shape`, the
+    rules' callback, checks the source on every run, before it reads a prepared model.json).
     """
     unreadable: set[str] = set()
     errors = (_file_errors(config, Path(base_dir), unreadable) + corpus_size_errors(config, base_dir, unreadable)
