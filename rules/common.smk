@@ -36,21 +36,10 @@ def fill(template, **wildcards):
 
 
 def _shape_of(model):
-    """Depth and context length of a model before any job runs: from its prepared model.json, else its
-    metadata (GGUF, a local or cached config), else what the config gives (a hub model not in the cache);
-    None where nothing is known."""
-    manifest = model_manifest(model)
+    """Depth and context length of a model before any job runs, once its source is known to exist (every
+    run, whether or not the model was prepared): lc.model_shape, from its prepared model.json."""
     entry = config["models"][model]
-    info = read_json(manifest) if os.path.exists(manifest) else {}
-    if info.get("max_position_embeddings"):  # model.json files made before it was recorded lack it
-        return lc.ModelShape(info["num_hidden_layers"], info["max_position_embeddings"])
-    import lorp.models as lm  # imports torch: only until the model is prepared
-
-    shape = lm.peek_shape(lm.resolve_source(entry["source"]))
-    if shape:
-        return lc.ModelShape(*shape)
-    depth = info.get("num_hidden_layers") or entry["num_hidden_layers"]
-    return lc.ModelShape(depth, entry["max_position_embeddings"]) if depth else None
+    return lc.model_shape(entry, model_manifest(model))
 
 
 # Every problem of the config, one per line, before any job runs; no traceback.

@@ -9,14 +9,16 @@ A corpus spec (a mapping from the config) has a ``source``:
 * ``c4``, ``wikitext2``, ``ptb``: the Hugging Face hub datasets used in the paper (C4 ``en``
   train shard 0 streamed for calibration and validation shard 0 for evaluation, WikiText-2 raw,
   Penn Treebank); they need the ``datasets`` package and network access or a warm cache.
-* a path to a local file: ``format: text`` (one record per line, as the hub stores WikiText) or
-  ``format: jsonl`` (one JSON object per line, text in ``field``, default ``text``).
+* a path to a local file: ``format: text`` (one record per line, as the hub stores WikiText),
+  ``format: jsonl`` (one JSON object per line, text in ``field``, default ``text``) or ``format: parquet``
+  (the text column ``field``); ``auto`` goes by the suffix (``.jsonl``/``.json``, ``.parquet``, else text).
 
 Records are joined with ``join`` (default a blank line, the paper protocol) before tokenising.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -60,11 +62,37 @@ def _hub_texts(name: str, purpose: str, max_documents: int | None) -> list[str]:
     return texts[:max_documents] if max_documents else texts
 
 
+LOCAL_FORMATS = ("text", "jsonl", "parquet")
+CHECKED_RECORDS = 20
+"""How many records of a local corpus file :func:`check_corpus_file` reads."""
+
+
+def local_format(path: str | Path, fmt: str) -> str:
+    """The format of a local corpus file: ``fmt``, or for ``auto`` the one its suffix names (``.jsonl`` and
+    ``.json``: jsonl; ``.parquet``: parquet; anything else: text)."""
+    if fmt != "auto":
+        if fmt not in LOCAL_FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose auto, {', '.join(LOCAL_FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix
+    return "jsonl" if suffix in (".jsonl", ".json") else "parquet" if suffix == ".parquet" else "text"
+
+
+def _parquet_texts(path: Path, field: str, max_documents: int | None) -> list[str]:
+    import pyarrow.parquet as pq  # installed with datasets; imported lazily
+
+    if field not in pq.read_schema(path).names:
+        raise KeyError(f"{path}: no column {field!r} (set 'field' in the config)")
+    texts = [t for t in pq.read_table(path, columns=[field]).column(field).to_pylist() if t is not None]
+    return texts[:max_documents] if max_documents else texts
+
+
 def _local_texts(path: Path, fmt: str, field: str, max_documents: int | None) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {path} does not exist")
-    if fmt == "auto":
-        fmt = "jsonl" if path.suffix in (".jsonl", ".json") else "text"
+    fmt = local_format(path, fmt)
+    if fmt == "parquet":
+        return _parquet_texts(path, field, max_documents)
     texts: list[str] = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -80,9 +108,116 @@ def _local_texts(path: Path, fmt: str, field: str, max_documents: int | None) ->
                 texts.append(str(record[field]))
             if max_documents and len(texts) >= max_documents:
                 break
-    if fmt not in ("text", "jsonl"):
-        raise ValueError(f"unknown format {fmt!r}; choose text, jsonl or auto")
     return texts
+
+
+def check_corpus_file(path: str | Path, fmt: str = "auto", field: str = "text",
+                      records: int = CHECKED_RECORDS) -> None:
+    """Check, before any job, that a local corpus file can be read as ``fmt`` (``auto``: by its suffix): it
+    exists and is not empty, and its first ``records`` records parse (for text, non-blank UTF-8 lines; for
+    jsonl, JSON objects whose ``field`` is a string; for parquet, a file with a text column ``field`` and
+    rows). Raises ``ValueError`` with ``<cause>; <fix>``, naming the line or column at fault."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"the file {path} does not exist; give the path of a corpus file (relative paths are "
+                         f"read from the working directory) or one of {', '.join(BUILTIN_SOURCES)}")
+    if path.stat().st_size == 0:
+        raise ValueError("the file is empty; give a file with text in it, or another source")
+    fmt = local_format(path, fmt)
+    if fmt == "parquet":
+        _check_parquet(path, field, records)
+        return
+    seen = 0
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"line {lineno} is not UTF-8 text ({err.reason} at byte {err.start}); convert "
+                                 "the file to UTF-8") from None
+            if not line.strip():
+                continue
+            if fmt == "jsonl":
+                _check_json_line(line, lineno, field)
+            seen += 1
+            if seen == records:
+                return
+    if not seen:
+        raise ValueError("the file has only blank lines, no text; give a file with text in it, or another source")
+
+
+def _check_json_line(line: str, lineno: int, field: str) -> None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"line {lineno} is not valid JSON ({err.msg} at column {err.colno}); fix the line, or "
+                         "set format: text to read the file's lines as text") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"line {lineno} is a JSON {type(record).__name__}, not an object; give one JSON object "
+                         "per line, or set format: text to read the file's lines as text")
+    if field not in record:
+        raise ValueError(f"line {lineno} has no field {field!r} (it has {', '.join(map(repr, record)) or 'none'}); "
+                         "set field: to the one holding the text")
+    if not isinstance(record[field], str):
+        raise ValueError(f"line {lineno}: field {field!r} holds a JSON {type(record[field]).__name__}, not a "
+                         "string; set field: to the one holding the text")
+
+
+def _check_parquet(path: Path, field: str, records: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"not a Parquet file ({str(err).splitlines()[0][:200]}); give a Parquet file, or set "
+                         "format: to the file's format (text or jsonl)") from None
+    schema = parquet.schema_arrow
+    if field not in schema.names:
+        raise ValueError(f"no column {field!r} (it has {', '.join(map(repr, schema.names)) or 'none'}); set field: "
+                         "to the column holding the text")
+    kind = schema.field(field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            or getattr(pa.types, "is_string_view", lambda _: False)(kind)):
+        raise ValueError(f"column {field!r} holds {kind}, not strings; set field: to the column holding the text")
+    if parquet.metadata.num_rows == 0:
+        raise ValueError("the file has no rows; give a file with text in it, or another source")
+    first = next(parquet.iter_batches(batch_size=records, columns=[field])).column(0).to_pylist()
+    if all(not t for t in first):
+        raise ValueError(f"the first {len(first)} rows of column {field!r} are empty; give a file with text in it, "
+                         "or another source")
+
+
+@functools.lru_cache(maxsize=8)
+def _python_docs_bytes(purpose: str, max_documents: int | None, join: str) -> int:
+    texts = python_docs_topics(purpose)
+    texts = texts[:max_documents] if max_documents else texts
+    return len(join.join(texts).encode("utf-8"))
+
+
+def max_tokens(spec: Mapping[str, Any], purpose: str, base_dir: str | Path = ".") -> int | None:
+    """An upper bound on the tokens the ``purpose`` part of a corpus yields under any tokenizer whose
+    tokens each cover at least one UTF-8 byte (byte-level BPE, and SentencePiece with byte fallback): the
+    UTF-8 bytes of its records joined, known before any download for ``python-docs`` and local text and
+    JSON-lines files; None where it is not (hub corpora, Parquet, a missing file)."""
+    source = str(spec["source"])
+    join = str(spec.get("join", DEFAULT_JOIN))
+    if source == "python-docs":
+        return _python_docs_bytes(purpose, spec.get("max_documents"), join)
+    if source in HUB_SOURCES:
+        return None
+    path = Path(source).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    try:
+        fmt, size = local_format(path, str(spec.get("format", "auto"))), path.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if fmt == "parquet":  # compressed and dictionary-encoded: its size bounds nothing
+        return None
+    # each record's line holds at least one byte (its newline, or for jsonl the braces around it) that the
+    # join replaces: the joined text is at most the file's bytes with every such byte made a join
+    return size * max(1, len(join.encode("utf-8")))
 
 
 def load_texts(spec: Mapping[str, Any], purpose: str, base_dir: str | Path = ".") -> list[str]:

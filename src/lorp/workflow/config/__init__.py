@@ -22,8 +22,8 @@ from .slices import (SWEPT_ALLOCATION, activation_params, auto_plans, compared_s
                      SOURCE_RECORD, source_entries, source_entry, source_keys, source_record, sparse_evaluations,
                      sparse_methods, sparse_plan_params, sparse_plans, sparse_prune_params, sparse_targets,
                      statistics_views, structure_params, sweep_enabled, sweep_params, zeroshot_params)
-from .checks import (ModelShape, auto_errors, check_config, config_problems, export_errors, sensitivity_errors,
-                     sequence_lengths, sparsity_errors)
+from .checks import (ModelShape, auto_errors, check_config, config_problems, corpus_size_errors, export_errors,
+                     model_shape, sensitivity_errors, sequence_lengths, sparsity_errors)
 
 __all__ = [
     "views",
@@ -94,7 +94,9 @@ __all__ = [
     "auto_errors",
     "check_config",
     "config_problems",
+    "corpus_size_errors",
     "export_errors",
+    "model_shape",
     "sensitivity_errors",
     "sequence_lengths",
     "sparsity_errors",

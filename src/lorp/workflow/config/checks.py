@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ... import data
+from ... import data, sources
 from ...depth.methods import AUTO, eligible_count
 from ...evaluation import zeroshot
+from ...io import read_json
 from ...sparse.allocation_plans import get_allocation
 from .schema import ConfigError, did_you_mean, validate_schema
 from .slices import (SWEPT_ALLOCATION, evaluated_names, sparse_targets, structure_params, sweep_enabled,
                      zeroshot_params)
-from .views import ablation_budgets, ablation_methods, selection_methods, sensitivity_views, view
+from .views import (VIEW_SEPARATOR, ablation_budgets, ablation_methods, selection_methods, sensitivity_views,
+                    view)
 
 def export_errors(config: Mapping[str, Any]) -> list[str]:
     """Names in ``checkpoints.export`` that the config does not evaluate."""
@@ -43,22 +45,95 @@ class ModelShape:
     max_position_embeddings: int | None = None
 
 
-def _file_errors(config: Mapping[str, Any], base: Path) -> list[str]:
-    """Local corpus files and the zero-shot data directory must exist."""
-    errors = []
+def _corpus_entries(config: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(key, corpus spec) of every corpus the config names: a variation's with what it keeps of the reference
+    calibration (its format and field)."""
     entries = [(f"calibration.{name}", spec) for name, spec in config["calibration"].items()]
-    entries += [(f"sensitivity.variations.{name}", spec) for name, spec in config["sensitivity"]["variations"].items()
-                if "source" in spec]
+    reference = config["calibration"].get(config["sensitivity"]["calibration"] or next(iter(config["calibration"])), {})
+    entries += [(f"sensitivity.variations.{name}", {**reference, **spec})
+                for name, spec in config["sensitivity"]["variations"].items() if "source" in spec]
     entries += [(f"evaluation.datasets.{name}", spec) for name, spec in config["evaluation"]["datasets"].items()]
-    for key, spec in entries:
+    return entries
+
+
+def _file_errors(config: Mapping[str, Any], base: Path, unreadable: set[str] | None = None) -> list[str]:
+    """Local corpus files must exist and their first records parse in their format (the sources that do
+    not are added to ``unreadable``); the zero-shot data directory must exist."""
+    errors, unreadable = [], unreadable if unreadable is not None else set()
+    for key, spec in _corpus_entries(config):
         p = _local_path(spec["source"], base)
-        if p is not None and not p.is_file():
+        if p is None:
+            continue
+        if not p.is_file():
             errors.append(f"{key}.source: file {p} does not exist (or use one of {', '.join(data.BUILTIN_SOURCES)})")
+            unreadable.add(spec["source"])
+            continue
+        try:
+            data.check_corpus_file(p, spec["format"], spec["field"])
+        except ValueError as err:
+            errors.append(f"{key}.source: {spec['source']}: {err}")
+            unreadable.add(spec["source"])
     zs = zeroshot_params(config)
     data_dir = zs["data_dir"]
     if data_dir is not None and not Path(data_dir).expanduser().is_absolute():
         data_dir = base / data_dir
     return errors + zeroshot.config_errors(zs["tasks"], data_dir)
+
+
+def _sized_views(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, view) of every calibration whose tokens are drawn: the entries, and the sensitivity variations
+    that change what is drawn (keyed by the variation's n_samples)."""
+    out = [(f"calibration.{name}.n_samples", name) for name in config["calibration"]]
+    reference = sensitivity_views(config)[0]
+    if reference not in config["calibration"]:
+        return out  # sensitivity_errors names the missing entry
+    drawn = ("n_samples", "seqlen", "source", "max_documents", "join", "format", "field")
+    return out + [(f"sensitivity.variations.{name}.n_samples", f"{reference}{VIEW_SEPARATOR}{name}")
+                  for name, change in config["sensitivity"]["variations"].items() if any(k in change for k in drawn)]
+
+
+def corpus_size_errors(config: Mapping[str, Any], base_dir: str | Path = ".",
+                       unreadable: set[str] = frozenset()) -> list[str]:
+    """Calibrations that ask for more tokens than their corpus holds (n_samples x seqlen, plus auto's
+    held-out windows, against :func:`lorp.data.max_tokens`), where its size is known before any download;
+    corpora in ``unreadable`` (already reported) are left out."""
+    held_out = config["methods"][AUTO]["held_out_samples"] if AUTO in config["methods"] else 0
+    errors = []
+    for key, name in _sized_views(config):
+        v = view(config, name)
+        spec = v.spec
+        if spec["source"] in unreadable:
+            continue
+        limit = data.max_tokens(spec, "calibration", base_dir)
+        extra = held_out if v.evaluated else 0
+        n, seqlen = spec["n_samples"] + extra, spec["seqlen"]
+        if limit is None or n * seqlen <= limit:
+            continue
+        count = f"{n} windows ({spec['n_samples']} + {extra} held out for auto)" if extra else f"{n} windows"
+        errors.append(f"{key}: {count} of {seqlen} tokens need {n * seqlen} tokens, and the calibration part of "
+                      f"{spec['source']} holds at most {limit} (its UTF-8 bytes: a token is at least one); lower "
+                      "n_samples or seqlen, or use a larger corpus")
+    return errors
+
+
+def model_shape(entry: Mapping[str, Any], manifest: str | Path, base_dir: str | Path = ".") -> ModelShape | None:
+    """Depth and context length of a config's model entry before any job runs, once its source is known to
+    exist (:func:`lorp.sources.check_source`, which raises ``OSError`` or ``ValueError`` naming the cause and
+    the fix): from its prepared ``manifest`` (model.json) where that was prepared from the same source, else
+    its metadata (GGUF, a local or cached config), else what the entry gives (a hub model not in the cache);
+    None where nothing is known. Imports no torch."""
+    source = sources.check_source(entry["source"], base_dir)
+    manifest = Path(manifest)
+    info = read_json(manifest) if manifest.is_file() else {}
+    if info.get("source") != source.describe():
+        info = {}  # another source: it will be prepared again, and its shape is its own
+    if info.get("max_position_embeddings"):  # model.json files made before it was recorded lack it
+        return ModelShape(info["num_hidden_layers"], info["max_position_embeddings"])
+    shape = sources.peek_shape(source)
+    if shape:
+        return ModelShape(*shape)
+    depth = info.get("num_hidden_layers") or entry.get("num_hidden_layers")
+    return ModelShape(depth, entry.get("max_position_embeddings")) if depth else None
 
 
 def _depth_errors(config: Mapping[str, Any], model: str, n: int) -> list[str]:
@@ -153,16 +228,18 @@ def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
 
 def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
                     base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
-    """Checks the schema cannot express, as (errors, warnings): files that must exist, RLS thresholds,
-    and for each model its budgets and cluster counts against its depth and every sequence length
-    against its context.
+    """Checks the schema cannot express, as (errors, warnings): corpus files that must exist and parse,
+    calibrations no larger than their corpus, RLS thresholds, and for each model its source, its budgets
+    and cluster counts against its depth and every sequence length against its context.
 
     ``shape_of(model_name)`` returns the model's :class:`ModelShape`, or None where it cannot be known
     offline before the run (a hub model not in the cache): then a warning says what is not checked.
-    It raises ``OSError`` or ``ValueError`` for a source that names no model.
+    It raises ``OSError`` or ``ValueError`` for a source that names no model (:func:`model_shape`, the
+    rules' callback, checks the source on every run, before it reads a prepared model.json).
     """
-    errors = (_file_errors(config, Path(base_dir)) + sparsity_errors(config) + export_errors(config)
-              + sensitivity_errors(config) + auto_errors(config))
+    unreadable: set[str] = set()
+    errors = (_file_errors(config, Path(base_dir), unreadable) + corpus_size_errors(config, base_dir, unreadable)
+              + sparsity_errors(config) + export_errors(config) + sensitivity_errors(config) + auto_errors(config))
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
         errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "
