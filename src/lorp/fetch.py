@@ -54,7 +54,8 @@ def fetch_model(source: str, base_dir: str | Path = ".") -> dict[str, Any]:
     """Check a model source and fetch it: a GGUF file's header is read; a local directory's config and every
     weight file's header; a hub model's files are downloaded into the Hugging Face cache (or found there
     with ``HF_HUB_OFFLINE=1``) and checked as a local directory. Returns a record of what was found."""
-    from .models import HubUnavailableError, resolve_source
+    from .models import HubUnavailableError
+    from .sources import resolve_source
 
     src = resolve_source(source, base_dir)
     record: dict[str, Any] = {"kind": "model", "source": source, "resolved": src.kind}
