@@ -9,10 +9,10 @@ the reason, where Slurm cannot be started (it needs root and the recipe in ../sh
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,51 +70,33 @@ def local_run(tiny_results):
     return tiny_results
 
 
+@dataclass
+class SlurmRun:
+    """The workflow run through Slurm: its directory, the capture job cancelled in its first attempt, what
+    that attempt printed and its status, and what the rerun that completed it printed."""
+
+    workdir: Path
+    cancelled: str
+    first_status: int
+    first_log: str
+    rerun_log: str
+
+
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    d = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
-    write_config(d, CONFIG)
-    out = subprocess.run(slurm_cmd(), cwd=d, capture_output=True, text=True, timeout=1800)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
-    return d
-
-
-def test_gpu_stages_ran_as_slurm_jobs_with_a_gpu(slurm_run):
-    jobs = sh.jobs_by_rule(slurm_run / "results/logs/slurm")
-    assert GPU_RULES | CPU_RULES <= set(jobs), jobs
-    assert not set(jobs) & {"plan", "structure", "summary"}, "cheap stages must stay local"
-    records = sh.sacct([j for ids in jobs.values() for j in ids])
-    for rule, ids in jobs.items():
-        for job_id in ids:
-            rec = records[job_id]
-            assert rec["state"] == "COMPLETED", (rule, rec)
-            assert ("gres/gpu=1" in rec["tres"]) == (rule in GPU_RULES), (rule, rec)
-
-
-def test_outputs_equal_a_local_run(slurm_run, local_run):
-    results = slurm_run / "results"
-    for rel in COMPARED:
-        assert sha(results / rel) == sha(local_run / rel), rel
-    for rel in ("smol/eval/dense/ppl.csv", "smol/eval/docs/lorp-3/ppl.csv", "smol/eval/docs/streamline-3/ppl.csv"):
-        assert ppl(results / rel) == pytest.approx(ppl(local_run / rel), rel=1e-6), rel
-
-
-def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
-    """scancel a running capture job (with a signal, as preemption or the OOM killer end jobs): the run
-    fails, a rerun completes it with the same results.
+def slurm_run(cluster, tmp_path_factory) -> SlurmRun:
+    """One run through Slurm, as a preempted cluster job meets it: the capture job is cancelled with a signal
+    while it runs (as preemption or the OOM killer end jobs), the run fails, and the same command again
+    completes it.
 
     A plain `scancel` is not used: snakemake-executor-plugin-slurm 2.8.0 matches job states exactly,
     so the state sacct reports for it, "CANCELLED by <uid>", is not taken as a failure and Snakemake
     keeps waiting for the job (seen here, also after SIGINT). `scancel --full --signal=TERM` ends the
     job as FAILED, which the plugin reports.
     """
-    # the capture must run again: its output and what is made from it up to the structure are gone
-    # (the rerun goes that far, so that it stays short)
-    for stage in ("activations", "similarity", "structure"):
-        shutil.rmtree(slurm_run / f"results/smol/{stage}/docs")
-    target = "results/smol/structure/docs/rls.json"
-    proc = subprocess.Popen(slurm_cmd("--retries", "0", target), cwd=slurm_run,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    d = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
+    write_config(d, CONFIG)
+    proc = subprocess.Popen(slurm_cmd("--retries", "0"), cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
         deadline, job_id = time.time() + 600, None
         while time.time() < deadline and job_id is None and proc.poll() is None:
@@ -124,21 +106,42 @@ def test_cancelled_job_is_completed_by_a_rerun(slurm_run, local_run):
             proc.kill()
             pytest.fail(f"no capture job was seen running:\n{proc.communicate()[0][-4000:]}")
         subprocess.run(["scancel", "--full", "--signal=TERM", job_id], check=True)
-        log = proc.communicate(timeout=600)[0]
+        first_log = proc.communicate(timeout=600)[0]
     finally:
         if proc.poll() is None:
             proc.kill()
-    state = sh.wait_for_state(job_id, "FAILED")
-    assert state == "FAILED", f"job {job_id} is {state!r} after scancel"
-    assert proc.returncode != 0, log[-3000:]
-
-    out = subprocess.run(slurm_cmd(target), cwd=slurm_run, capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(slurm_cmd(), cwd=d, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
-    assert "rule capture_activations" in out.stdout + out.stderr  # the cancelled job was run again
-    assert (slurm_run / "results/smol/activations/docs/manifest.json").is_file()
+    return SlurmRun(d, job_id, proc.returncode, first_log, out.stdout + out.stderr)
+
+
+def test_gpu_stages_ran_as_slurm_jobs_with_a_gpu(slurm_run):
+    jobs = sh.jobs_by_rule(slurm_run.workdir / "results/logs/slurm")
+    assert GPU_RULES | CPU_RULES <= set(jobs), jobs
+    assert not set(jobs) & {"plan", "structure", "summary", "fetch_source"}, "cheap stages must stay local"
+    records = sh.sacct([j for ids in jobs.values() for j in ids])
+    for rule, ids in jobs.items():
+        for job_id in ids:
+            rec = records[job_id]
+            assert rec["state"] == ("FAILED" if job_id == slurm_run.cancelled else "COMPLETED"), (rule, rec)
+            assert ("gres/gpu=1" in rec["tres"]) == (rule in GPU_RULES), (rule, rec)
+
+
+def test_outputs_equal_a_local_run(slurm_run, local_run):
+    results = slurm_run.workdir / "results"
     for rel in COMPARED:
-        assert sha(slurm_run / "results" / rel) == sha(local_run / rel), rel
-    dry = subprocess.run(slurm_cmd("-n", target), cwd=slurm_run, capture_output=True, text=True)
+        assert sha(results / rel) == sha(local_run / rel), rel
+    for rel in ("smol/eval/dense/ppl.csv", "smol/eval/docs/lorp-3/ppl.csv", "smol/eval/docs/streamline-3/ppl.csv"):
+        assert ppl(results / rel) == pytest.approx(ppl(local_run / rel), rel=1e-6), rel
+
+
+def test_cancelled_job_is_completed_by_a_rerun(slurm_run):
+    """The cancelled capture job failed the run, and the same command again ran it (the outputs of the
+    completed run equal a local run's: test_outputs_equal_a_local_run); then nothing is left to do."""
+    assert sh.wait_for_state(slurm_run.cancelled, "FAILED") == "FAILED"
+    assert slurm_run.first_status != 0, slurm_run.first_log[-3000:]
+    assert "rule capture_activations" in slurm_run.rerun_log  # the cancelled job was run again
+    dry = subprocess.run(slurm_cmd("-n"), cwd=slurm_run.workdir, capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 

@@ -47,11 +47,12 @@ def test_audit_finds_damage_snakemake_cannot_see_and_repairs_it(own_copy):
     """A corrupted activation file, a deleted checkpoint file, a hand-edited plan and an edited
     evaluation CSV: Snakemake alone sees only the edited files (the other two are inside directory
     outputs); the audit names all four with the command that repairs them, and --repair gives back
-    exactly the clean run's artifacts."""
+    exactly the clean run's artifacts. (The activation file is put back before the repair, which would
+    otherwise rerun the whole run from the capture: a capture's rerun is test_faults.py's.)"""
     workdir, results = own_copy, own_copy / "results"
     clean = artifact_hashes(results)
     layer = results / "smol/activations/docs/layer_007.npy"
-    stat = layer.stat()
+    stat, original = layer.stat(), layer.read_bytes()
     arr = np.load(layer)
     arr[0, 0] += 1
     np.save(layer, arr)
@@ -87,6 +88,8 @@ def test_audit_finds_damage_snakemake_cannot_see_and_repairs_it(own_copy):
         assert f" {damaged} " in rm_line + " ", damaged
     assert f"  snakemake --snakefile {ROOT / 'Snakefile'} --configfile {workdir / 'config.yaml'} --directory" in out.stdout
 
+    layer.write_bytes(original)
+    os.utime(layer, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     out = subprocess.run([*cmd, "--repair", "--snakefile", str(workdir / "Snakefile"), "--cores", "2"],
                          cwd=workdir, capture_output=True, text=True)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
