@@ -160,7 +160,7 @@ def _rows_consistency(job: Job, root: Path, out: str, rows: list[dict], plan_pat
     if (root / plan_path).is_file():
         plan = read_json(root / plan_path)
         n_kept = len(plan["kept"]) if "kept" in plan else plan.get("n_layers", -1)  # a sparse plan keeps every block
-        if any(int(row.get("n_layers", -1)) != n_kept for row in rows):
+        if any(str(row.get("n_layers")) != str(n_kept) for row in rows):  # a damaged row may lack it
             findings.append(Finding("inconsistent", out, f"evaluated a model whose layer count is not the plan's {n_kept}",
                                     job))
     return findings
