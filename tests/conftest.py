@@ -42,9 +42,11 @@ def local_path(tmp_path_factory) -> str:
     return f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def no_slurm_controller(local_path):
-    """Snakemake runs in this module are local: :func:`local_path` for every process it starts."""
+    """Every Snakemake run and import of the session is local: :func:`local_path` for this process and every
+    process it starts (test_slurm.py, whose cluster needs the real ``scontrol``, puts the PATH the session started with
+    back for its module)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PATH", local_path)
         yield

@@ -14,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT.parent / "shared" / "tools" / "slurm"
+ORIGINAL_PATH = os.environ.get("PATH", "")
+"""The PATH as the test session began (read when the tests are collected), before conftest's
+``no_slurm_controller`` put an ``scontrol`` that fails first: test_slurm.py's cluster needs the real one."""
 
 
 def cannot_start() -> str | None:

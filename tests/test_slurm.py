@@ -50,6 +50,15 @@ def ppl(path: Path) -> float:
         return float(next(csv.DictReader(fh))["ppl"])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _slurm_tools():
+    """The real ``scontrol`` for this module (the session's PATH puts one that fails first:
+    conftest.no_slurm_controller)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", sh.ORIGINAL_PATH)
+        yield
+
+
 @pytest.fixture(scope="module")
 def cluster():
     reason = sh.cannot_start()

@@ -16,12 +16,6 @@ import pytest
 from tinyrun import copy_run, unchanged
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _local_runs(no_slurm_controller):
-    """Every Snakemake process these tests start is local (no wait for a Slurm controller)."""
-    yield
-
-
 @pytest.fixture
 def completed(tiny_results) -> Path:
     """The working directory of the session's completed tiny run (code, results, Snakemake's metadata),
