@@ -140,6 +140,21 @@ def test_two_of_four_masks_hold():
     assert torch.equal(ident, w * keep_ident)
 
 
+def test_two_of_four_group_is_chosen_from_the_updated_weights():
+    """Inputs 4 and 5 copy inputs 0 and 1 (up to 1% noise). The first group prunes 0 and 1 (collinear with
+    later inputs, so cheap to remove) and the update moves their weights onto 4 and 5 (0.9 + 1, 0.95 + 1.1),
+    which the second group then keeps, pruning 6 and 7 (1.5, 1.6) instead of 4 and 5 as their original
+    weights would have it."""
+    g = _gen(19)
+    x = torch.randn(4000, 8, generator=g, dtype=F64)
+    x[:, 4] = x[:, 0] + 0.01 * torch.randn(4000, generator=g, dtype=F64)
+    x[:, 5] = x[:, 1] + 0.01 * torch.randn(4000, generator=g, dtype=F64)
+    w = torch.tensor([[1.0, 1.1, 5.0, 5.0, 0.9, 0.95, 1.5, 1.6]], dtype=F64)
+    new, keep = sparsegpt_prune(w, _hessian(x), None, nm=(2, 4), blocksize=8, dtype=F64)
+    assert keep.tolist() == [[False, False, True, True, True, True, False, False]]
+    torch.testing.assert_close(new[0, 4:6], torch.tensor([1.9, 2.05], dtype=F64), rtol=0, atol=0.05)
+
+
 def test_dead_inputs_are_pruned_first():
     x = _correlated(128, 300, seed=8)
     dead = [3, 40, 41, 100]
@@ -154,6 +169,11 @@ def test_dead_inputs_are_pruned_first():
     # a row's dead inputs count among its pruned weights, so the total stays exact
     _, keep = sparsegpt_prune(w, h, 0.25, per_row=True, dtype=F64)
     assert ((~keep).sum(dim=1) == 32).all()
+    # ... before weights that are already zero: here input 0 (live, weight 0) stays kept and the four dead
+    # inputs are the row's four pruned weights
+    w[:, 0] = 0
+    _, keep = sparsegpt_prune(w, h, 4 / 128, per_row=True, dtype=F64)
+    assert ((~keep).sum(dim=1) == 4).all() and keep[:, 0].all() and not keep[:, dead].any()
 
 
 def test_inputs_are_not_modified_and_dtype_is_kept():
