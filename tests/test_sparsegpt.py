@@ -224,6 +224,10 @@ def test_hessian_accumulator_as_a_forward_pre_hook():
     linear(x)  # no longer counted
     assert acc.n_tokens == 60
     torch.testing.assert_close(acc.hessian, _hessian(x.reshape(60, 32)))
+    acc.add(x[0])  # outside inference mode after batches inside it
+    assert acc.n_tokens == 80
+    x = torch.cat([x.reshape(60, 32), x[0]])
+    torch.testing.assert_close(acc.hessian, _hessian(x))
     with pytest.raises(ValueError, match="in_features=16"):
         HessianAccumulator(16).attach(linear)
     with pytest.raises(ValueError, match="no inputs were added"):

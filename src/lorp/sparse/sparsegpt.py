@@ -67,9 +67,11 @@ class HessianAccumulator:
         self._h: torch.Tensor | None = None
         self._handle: torch.utils.hooks.RemovableHandle | None = None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def add(self, inputs: torch.Tensor) -> None:
-        """Add a batch of inputs (``[..., in_features]``; every leading index is a token)."""
+        """Add a batch of inputs (``[..., in_features]``; every leading index is a token). Always in inference
+        mode, so that batches added inside and outside ``torch.inference_mode`` mix (the Hessian is an
+        inference tensor: read it, or clone it to change it)."""
         if inputs.shape[-1:] != (self.in_features,):
             raise ValueError(f"inputs of shape {tuple(inputs.shape)} do not end in in_features={self.in_features}")
         x = inputs.detach().reshape(-1, self.in_features)
