@@ -238,7 +238,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
     h = hessian.detach().to(device=device, dtype=dtype, copy=True)
 
     dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
+    h.diagonal()[dead] = 1.0  # a dead input has H[j, :] = H[:, j] = 0: its own, decoupled 1
     w[:, dead] = 0.0
     h.diagonal().add_(damping * float(torch.diagonal(h).mean()))
     u = upper_cholesky_of_inverse(h)
