@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 from collections import namedtuple
-from pathlib import Path
 
 import numpy as np
 import pytest

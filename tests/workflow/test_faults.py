@@ -24,7 +24,7 @@ def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(own_copy):
     workdir = own_copy
     cfg = tiny_config(activations={"batch_size": 1, "tokens_per_sequence": 32},
                       calibration={"docs": {"source": "python-docs", "n_samples": 48, "seqlen": 64}})
-    target = "results/smol/similarity/docs/cosine.npy"
+    target = "results/smol/activations/docs"
     act_dir = workdir / "results/smol/activations"
     proc = subprocess.Popen(snakemake_cmd(workdir, cfg, target), cwd=workdir, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -50,12 +50,10 @@ def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(own_copy):
     assert out.returncode == 0, out.stderr[-3000:]
     assert not list(act_dir.glob(".docs.tmp-*")), "the killed job's temporaries were not cleaned up"
     after_kill = {p.name: sha(p) for p in (act_dir / "docs").iterdir()}
-    cosine_after_kill = sha(workdir / target)
 
     out = snakemake(workdir, cfg, target, "--forcerun", "capture_activations")
     assert out.returncode == 0, out.stderr[-3000:]
     assert {p.name: sha(p) for p in (act_dir / "docs").iterdir()} == after_kill
-    assert sha(workdir / target) == cosine_after_kill
 
 
 def _mount_tmpfs(path: Path, size_kb: int) -> bool:
