@@ -9,6 +9,7 @@ the reason, where Slurm cannot be started (it needs root and the recipe in ../sh
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import time
@@ -18,13 +19,13 @@ from pathlib import Path
 import pytest
 
 import slurm_harness as sh
-from tiny import copy_workflow, tiny_config, write_config
+from tiny import copy_run, tiny_config, write_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RULES = {"capture_activations", "prune_checkpoint", "evaluate_dense", "evaluate_pruned"}
-CPU_RULES = {"prepare_model", "calibration_tokens", "similarity"}
+CPU_RULES = {"calibration_tokens", "similarity"}
 # The session's tiny run (the local run compared with) with two of its methods and no zero-shot or
 # efficiency jobs: the same calibration, activations and evaluation, so the same artifacts.
 CONFIG = tiny_config(methods={"lorp": {}, "streamline": {}}, zeroshot={"tasks": []}, efficiency={"enabled": False})
@@ -93,7 +94,7 @@ class SlurmRun:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory) -> SlurmRun:
+def slurm_run(cluster, tiny_results, tmp_path_factory) -> SlurmRun:
     """One run through Slurm, as a preempted cluster job meets it: the capture job is cancelled with a signal
     while it runs (as preemption or the OOM killer end jobs), the run fails, and the same command again
     completes it.
@@ -103,7 +104,13 @@ def slurm_run(cluster, tmp_path_factory) -> SlurmRun:
     keeps waiting for the job (seen here, also after SIGINT). `scancel --full --signal=TERM` ends the
     job as FAILED, which the plugin reports.
     """
-    d = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
+    # From the local run's prepared model (its conversion is the same job either way; the calibration and
+    # similarity are the CPU stages checked): every other result removed, Snakemake's records kept.
+    d = copy_run(tiny_results.parent, tmp_path_factory.mktemp("slurm") / "wf")
+    kept = {d / "results/smol/model", d / "results/smol/model.provenance.json", d / "results/sources"}
+    for path in [*(d / "results").iterdir(), *(d / "results/smol").iterdir()]:
+        if path.exists() and path not in kept and path != d / "results/smol":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     write_config(d, CONFIG)
     proc = subprocess.Popen(slurm_cmd("--retries", "0"), cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)

@@ -52,6 +52,17 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def copy_run(src: Path, dest: Path) -> Path:
+    """A copy of a workflow directory (code, results and Snakemake's metadata) that Snakemake sees in the
+    same state: ``copytree`` copies with ``copy2`` and then the folders' times, so every mtime is kept. No
+    path in the metadata needs rewriting: every input path is relative to the working directory (the
+    zero-shot task definitions included, ``zeroshot_data`` in rules/common.smk), so a moved results
+    directory stays up to date. Snakemake's IO cache is left out."""
+    src, dest = Path(src).resolve(), Path(dest).resolve()
+    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "iocache"))
+    return dest
+
+
 def write_config(workdir: Path, config: dict, path: Path | None = None) -> Path:
     """The config written to ``path`` (``workdir/config.yaml`` by default; a run that must leave the
     working directory as it was writes it elsewhere)."""

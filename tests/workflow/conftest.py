@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tinyrun import copy_run, unchanged
+from tiny import copy_run
+from tinyrun import unchanged
 
 
 @pytest.fixture

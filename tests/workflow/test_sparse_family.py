@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lorp.io import read_json
-from tiny import METHODS, snakemake, tiny_config
-from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, copy_run, figures, planned_jobs, read_rows, sjob,
+from tiny import METHODS, copy_run, snakemake, tiny_config
+from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, figures, planned_jobs, read_rows, sjob,
                      sparse_config, sparse_jobs, summaries, unchanged)
 
 pytestmark = pytest.mark.slow

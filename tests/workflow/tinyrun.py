@@ -8,7 +8,6 @@ import csv
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,17 +17,6 @@ from tiny import EXPORTED, METHODS, ZEROSHOT_DIR, snakemake, tiny_config, write_
 
 
 # ------------------------------------------------------------------------------ runs and copies
-def copy_run(src: Path, dest: Path) -> Path:
-    """A copy of a workflow directory (code, results and Snakemake's metadata) that Snakemake sees in the
-    same state: ``copytree`` copies with ``copy2`` and then the folders' times, so every mtime is kept. No
-    path in the metadata needs rewriting: every input path is relative to the working directory (the
-    zero-shot task definitions included, ``zeroshot_data`` in rules/common.smk), so a moved results
-    directory stays up to date. Snakemake's IO cache is left out."""
-    src, dest = Path(src).resolve(), Path(dest).resolve()
-    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "iocache"))
-    return dest
-
-
 # what a run that changes nothing may still write: Snakemake's own logs and locks, Python's byte code
 SCRATCH = {".snakemake/log", ".snakemake/locks", ".snakemake/auxiliary", ".snakemake/iocache"}
 
