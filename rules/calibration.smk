@@ -3,6 +3,7 @@ rule calibration_tokens:
     input:
         model=rules.prepare_model.output.model,
         source=calibration_source,
+        corpus=calibration_corpus,
     output:
         tokens="results/{model}/calib/{calib}/tokens.npy",
         meta="results/{model}/calib/{calib}/meta.json",
@@ -24,6 +25,7 @@ rule held_out_tokens:
     input:
         model=rules.prepare_model.output.model,
         source=calibration_source,
+        corpus=calibration_corpus,
         calibration=tokens_of,
     output:
         tokens="results/{model}/calib/{calib}/held_out.npy",

@@ -42,11 +42,16 @@ def _shape_of(model):
     return lc.model_shape(entry, model_manifest(model))
 
 
-# Every problem of the config, one per line, before any job runs; no traceback.
+# Every problem of the config, one per line, before any job runs; no traceback. A cluster job (the workflow
+# parsed again on its node) only fills the defaults in: the run that submitted it checked the rest, and a
+# compute node need not reach the hub or the corpus files' first records again.
 try:
-    for warning in lc.check_config(config, _shape_of,
-                                   schema_path=workflow.source_path("../schemas/config.schema.yaml")):
-        print(f"warning: {warning}", file=sys.stderr)
+    if workflow.remote_exec:
+        lc.validate_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
+    else:
+        for warning in lc.check_config(config, _shape_of,
+                                       schema_path=workflow.source_path("../schemas/config.schema.yaml")):
+            print(f"warning: {warning}", file=sys.stderr)
 except lc.ConfigError as err:
     print(err, file=sys.stderr)
     sys.exit(1)
@@ -150,28 +155,54 @@ def source_entry(digest):
     return SOURCES[digest]
 
 
-def local_corpus(wildcards):
-    """A corpus in a local file is the fetch_source job's input (an edit of the file fetches it again)."""
-    entry = SOURCES[wildcards.digest]
+def _local_file(entry):
+    """A corpus entry's local file, as a list (empty for a bundled or hub corpus)."""
     if entry["kind"] != "corpus" or entry["source"] in BUILTIN_CORPORA:
         return []
     return [os.path.expanduser(entry["source"])]
 
 
+def local_corpus(wildcards):
+    """A corpus in a local file is the fetch_source job's input (an edit of the file fetches it again)."""
+    return _local_file(SOURCES[wildcards.digest])
+
+
+# The jobs that read a source take its record as ancient: a fetch_source job that reruns with the same
+# source (its code edited, its record deleted) reruns nothing after it, while another source is another
+# record (the input set changes, which reruns them). A local corpus file is their input too, so that its
+# edit reruns what reads it.
 def model_source(wildcards):
     """The record of the model's source: prepare_model runs once it was checked and fetched."""
-    return lc.source_record(lc.source_entry("model", config["models"][wildcards.model]))
+    return ancient(lc.source_record(lc.source_entry("model", config["models"][wildcards.model])))
+
+
+def _calibration_entry(wildcards):
+    return lc.source_entry("corpus", lc.calibration_spec(config, wildcards.calib), "calibration")
 
 
 def calibration_source(wildcards):
     """The record of the calibration view's corpus."""
-    return lc.source_record(lc.source_entry("corpus", lc.calibration_spec(config, wildcards.calib), "calibration"))
+    return ancient(lc.source_record(_calibration_entry(wildcards)))
+
+
+def calibration_corpus(wildcards):
+    """The calibration view's corpus file, if it is a local one."""
+    return _local_file(_calibration_entry(wildcards))
+
+
+def _dataset_entries(wildcards):
+    return [lc.source_entry("corpus", spec, "evaluation")
+            for spec in lc.evaluation_datasets(config, wildcards.model).values()]
 
 
 def dataset_sources(wildcards):
     """The records of the evaluation datasets."""
-    return [lc.source_record(lc.source_entry("corpus", spec, "evaluation"))
-            for spec in lc.evaluation_datasets(config, wildcards.model).values()]
+    return [ancient(lc.source_record(entry)) for entry in _dataset_entries(wildcards)]
+
+
+def dataset_corpora(wildcards):
+    """The evaluation datasets' local files."""
+    return [path for entry in _dataset_entries(wildcards) for path in _local_file(entry)]
 
 
 def tokens_of(wildcards):

@@ -11,6 +11,7 @@ rule evaluate_dense:
     input:
         model=rules.prepare_model.output.model,
         sources=dataset_sources,
+        corpora=dataset_corpora,
     output:
         ppl="results/{model}/eval/dense/ppl.csv",
         provenance="results/{model}/eval/dense/provenance.json",
@@ -32,6 +33,7 @@ use rule evaluate_dense as evaluate_pruned with:
     input:
         unpack(evaluated_model("ppl")),
         sources=dataset_sources,
+        corpora=dataset_corpora,
     output:
         ppl="results/{model}/eval/{calib}/{method}-{budget}/ppl.csv",
         provenance="results/{model}/eval/{calib}/{method}-{budget}/provenance.json",

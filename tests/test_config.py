@@ -360,3 +360,16 @@ def test_views_share_what_they_do_not_change():
 def test_bad_statistics_and_sensitivity_settings(change, match):
     with pytest.raises(ConfigError, match=match):
         check({**copy.deepcopy(BASE), **change})
+
+
+def test_a_model_named_after_a_results_folder_of_the_workflow_is_refused():
+    for name in ("sources", "logs", "summary", "figures"):
+        with pytest.raises(ConfigError, match=rf"models.{name}: the name is taken by the folder results/{name}/"):
+            check({**BASE, "models": {name: {"source": "embedded"}}})
+
+
+def test_a_misspelt_sensitivity_reference_is_named_not_a_traceback():
+    cfg = {**BASE, "sensitivity": {"calibration": "pyhton-docs", "variations": {"short": {"seqlen": 32}}}}
+    with pytest.raises(ConfigError, match=r"sensitivity.calibration: 'pyhton-docs' is not a calibration entry "
+                                          r"\(did you mean 'python-docs'\?\)"):
+        check(cfg)

@@ -51,3 +51,7 @@ def test_an_unexpected_error_is_named_as_such(tmp_path, capfd, monkeypatch):
     terminal, log = fail_with(tmp_path, capfd, monkeypatch, ZeroDivisionError("division by zero"))
     assert "failed: ZeroDivisionError: division by zero (unexpected: please report it with the log)" in terminal
     assert "Traceback" not in terminal and "ZeroDivisionError" in log
+    terminal, _ = fail_with(tmp_path, capfd, monkeypatch, KeyError("hidden_size"))  # a bare key: a bug
+    assert "failed: KeyError: 'hidden_size' (unexpected" in terminal
+    terminal, _ = fail_with(tmp_path, capfd, monkeypatch, KeyError("c.jsonl:3: no field 'text'"))  # a message
+    assert "failed: c.jsonl:3: no field 'text' (traceback in" in terminal

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .disk import on_disk, reserve, space_for
-from .io import atomic_path, write_json
+from .io import atomic_path, remove_stale_temporaries, write_json
 from .models import dtype_name, get_decoder_layers
 
 _NP_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -110,6 +110,8 @@ def capture_activations(
 
     # Refused before anything is written if the disk lacks the space; a write that finds none anyway (the
     # disk filled meanwhile) raises DiskFullError with the numbers, and the temporary directory is removed.
+    # A killed capture's temporaries are removed first: their reserved space counts as free.
+    remove_stale_temporaries(out_dir)
     with space_for(out_dir.parent, activation_bytes(n_rows, hidden, n_layers, dtype),
                    describe_activations(n_rows, hidden, n_layers, dtype)), \
             atomic_path(out_dir, directory=True) as tmp_dir:

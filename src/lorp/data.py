@@ -94,15 +94,23 @@ def _local_texts(path: Path, fmt: str, field: str, max_documents: int | None) ->
     if fmt == "parquet":
         return _parquet_texts(path, field, max_documents)
     texts: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:  # decoded line by line, so that a bad byte names its line
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte {err.start}); convert the "
+                                 "file to UTF-8") from None
             if fmt == "text":
-                texts.append(line.rstrip("\n"))
+                texts.append(line.rstrip("\r\n") if line.endswith("\r\n") else line.rstrip("\n"))
             elif line.strip():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object with a "
+                                     f"field {field!r}")
                 if field not in record:
                     raise KeyError(f"{path}:{lineno}: no field {field!r} (set 'field' in the config)")
                 texts.append(str(record[field]))

@@ -17,7 +17,12 @@ from typing import Any, Mapping
 from . import data
 
 MODEL_FILES = ("*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.py")
-"""The files of a hub model a run needs: config, tokenizer, generation config and safetensors weights."""
+"""The files of a hub model a run needs: config, tokenizer, generation config and safetensors weights
+(``pytorch_model*.bin`` where a model has no safetensors)."""
+
+SKIPPED_FILES = ("consolidated*", "original/*")
+"""Files of a hub model no run reads: the single-file copies of the weights some repositories ship beside
+the shards (Mistral's ``consolidated.safetensors``, Llama's ``original/``)."""
 
 
 class SourceError(ValueError):
@@ -54,8 +59,7 @@ def fetch_model(source: str, base_dir: str | Path = ".") -> dict[str, Any]:
     """Check a model source and fetch it: a GGUF file's header is read; a local directory's config and every
     weight file's header; a hub model's files are downloaded into the Hugging Face cache (or found there
     with ``HF_HUB_OFFLINE=1``) and checked as a local directory. Returns a record of what was found."""
-    from .models import HubUnavailableError
-    from .sources import resolve_source
+    from .sources import SourceUnavailableError, resolve_source
 
     src = resolve_source(source, base_dir)
     record: dict[str, Any] = {"kind": "model", "source": source, "resolved": src.kind}
@@ -74,9 +78,12 @@ def fetch_model(source: str, base_dir: str | Path = ".") -> dict[str, Any]:
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
         try:
-            directory = Path(snapshot_download(src.path, allow_patterns=list(MODEL_FILES)))
+            directory = Path(snapshot_download(src.path, allow_patterns=list(MODEL_FILES),
+                                               ignore_patterns=list(SKIPPED_FILES)))
+            if not any(directory.glob("*.safetensors")):  # an older model: its PyTorch weights
+                directory = Path(snapshot_download(src.path, allow_patterns=["pytorch_model*.bin"]))
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
-            raise HubUnavailableError(
+            raise SourceUnavailableError(
                 f"the Hugging Face hub model {src.path!r} could not be fetched and is not in the local cache "
                 f"({str(err).splitlines()[0][:200]}); run once on a machine with hub access, point HF_HOME at a "
                 "cache that holds it, or give the path of a local model directory") from None
@@ -90,10 +97,7 @@ def fetch_corpus(entry: Mapping[str, Any], base_dir: str | Path = ".") -> dict[s
     :func:`lorp.workflow.config.source_entry`); a record that does not parse stops with its line, and a
     corpus without text is refused. Returns the count of records and bytes, and the sha256 of the
     records, so an audit can tell whether the corpus changed."""
-    try:
-        texts = data.load_texts(entry, str(entry["purpose"]), base_dir)
-    except (KeyError, ValueError) as err:
-        raise SourceError(f"{entry['source']}: {err.args[0] if err.args else err}") from None
+    texts = data.load_texts(entry, str(entry["purpose"]), base_dir)
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     if not any(t.strip() for t in texts):
         raise SourceError(f"{entry['source']}: no text in its {entry['purpose']} part ({len(texts)} records, all "

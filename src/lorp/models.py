@@ -247,9 +247,11 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path,
     ``records`` beside them (file name -> content, e.g. the plan), atomically: the directory appears only
     once complete."""
     from .disk import checkpoint_bytes, space_for
-    from .io import atomic_path, write_json
+    from .io import atomic_path, remove_stale_temporaries, write_json
 
-    # refused before writing when the disk lacks the space; a write that finds none says so with the numbers
+    # refused before writing when the disk lacks the space (a killed export's temporaries removed first); a
+    # write that finds none says so with the numbers
+    remove_stale_temporaries(Path(out_dir))
     with space_for(Path(out_dir).parent, checkpoint_bytes(model), f"the checkpoint {Path(out_dir).name}"), \
             atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp)

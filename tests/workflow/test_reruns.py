@@ -174,12 +174,14 @@ def test_script_changed(own_copy):
     ("depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(", "nothing"),
     ("depth/methods.py", "    bi = [1.0 - float(e[i, i + 1]) for i in range(n)]",
      "    bi = [1.0 - float(e[i, i + 1]) + 0.0 for i in range(n)]", "shortgpt"),
+    ("workflow/stages/sources.py", "mend the file, or point", "mend the file, or else point", "sources"),
 ])
 def test_package_edited(own_copy, module, old, new, expect):
     """An edit of the package reruns the stages whose code it changes: a window helper the plans of the
     methods that use it and what follows (not capture, similarity or structure), one method's plan function
     that method's plans and what follows and nothing of the other methods, a figure's colour the figures
-    only, a comment nothing. The original put back reruns nothing."""
+    only, the source check's code the source checks only, a comment nothing. The original put back reruns
+    nothing."""
     path = own_copy / "src" / "lorp" / module
     original, stat = path.read_text(), path.stat()
     assert old in original
@@ -192,6 +194,8 @@ def test_package_edited(own_copy, module, old, new, expect):
                             "evaluate_dense", "prepare_model"}
     elif expect == "figures":
         assert rules and all(r.startswith("figure_") for r in rules), rules
+    elif expect == "sources":  # fetch_source's own code: it alone reruns (its record is an ancient input)
+        assert rules == {"fetch_source"}, rules
     elif expect == "shortgpt":  # one method's plan function: its plans and what follows, no other method's
         methods = {re.search(r"method=([\w-]+)", w)[1] for _, w in planned if "method=" in w}
         assert methods == {"shortgpt"} and job("plan", calib="docs", method="shortgpt", budget=3) in planned

@@ -49,14 +49,16 @@ unreachable hub, too little memory): the terminal shows the message alone."""
 def failure_line(smk: Any, err: BaseException, log: str) -> str:
     """The one line a failed job prints on the terminal and into its log: the cause and the fix, and where
     the traceback is. Out of memory names the batch size to lower."""
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    # a KeyError of a sentence is a message (a record without its field); of a bare key, a bug
+    sentence = isinstance(err, KeyError) and err.args and " " in str(err.args[0])
+    text = str(err.args[0]) if sentence else str(err)
     text = " ".join(text.split()) or type(err).__name__
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
         section = BATCH_SIZES.get(smk.rule)
         fix = (f"lower {section}.batch_size (now {batch_size(smk)}) or give the job more memory" if section
                else "give the job more memory (resources: mem_mb, or a larger GPU)")
         cause = f"out of memory ({text[:300]}); {fix}"
-    elif isinstance(err, USER_ERRORS):
+    elif isinstance(err, USER_ERRORS) and (sentence or not isinstance(err, KeyError)):
         cause = text
     else:
         cause = f"{type(err).__name__}: {text} (unexpected: please report it with the log)"

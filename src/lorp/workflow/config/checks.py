@@ -69,8 +69,8 @@ def _file_errors(config: Mapping[str, Any], base: Path, unreadable: set[str] | N
             unreadable.add(spec["source"])
             continue
         try:
-            data.check_corpus_file(p, spec["format"], spec["field"])
-        except ValueError as err:
+            data.check_corpus_file(p, spec.get("format", "auto"), spec.get("field", "text"))
+        except (OSError, ValueError) as err:  # a file that cannot be read (permissions, I/O) or parsed
             errors.append(f"{key}.source: {spec['source']}: {err}")
             unreadable.add(spec["source"])
     zs = zeroshot_params(config)
@@ -98,6 +98,9 @@ def corpus_size_errors(config: Mapping[str, Any], base_dir: str | Path = ".",
     held-out windows, against :func:`lorp.data.max_tokens`), where its size is known before any download;
     corpora in ``unreadable`` (already reported) are left out."""
     held_out = config["methods"][AUTO]["held_out_samples"] if AUTO in config["methods"] else 0
+    reference = config["sensitivity"]["calibration"]
+    if reference is not None and reference not in config["calibration"]:
+        return []  # the views cannot be built; sensitivity_errors names the key
     errors = []
     for key, name in _sized_views(config):
         v = view(config, name)
@@ -226,6 +229,10 @@ def sensitivity_errors(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+RESERVED_NAMES = ("sources", "logs", "summary", "figures", "bench")
+"""Folders of ``results/`` that are not a model's: a model of that name would write into them."""
+
+
 def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelShape | None],
                     base_dir: str | Path = ".") -> tuple[list[str], list[str]]:
     """Checks the schema cannot express, as (errors, warnings): corpus files that must exist and parse,
@@ -238,7 +245,9 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     rules' callback, checks the source on every run, before it reads a prepared model.json).
     """
     unreadable: set[str] = set()
-    errors = (_file_errors(config, Path(base_dir), unreadable) + corpus_size_errors(config, base_dir, unreadable)
+    errors = [f"models.{name}: the name is taken by the folder results/{name}/ (the workflow's own); choose another"
+              for name in config["models"] if name in RESERVED_NAMES]
+    errors += (_file_errors(config, Path(base_dir), unreadable) + corpus_size_errors(config, base_dir, unreadable)
               + sparsity_errors(config) + export_errors(config) + sensitivity_errors(config) + auto_errors(config))
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import data
-from ...io import read_json, write_json, write_npy
+from ...io import read_json, remove_stale_temporaries, write_json, write_npy
 
 
 def sample_calibration(model_dir: str | Path, spec: Mapping[str, Any], tokens_path: str | Path,
@@ -62,6 +62,7 @@ def capture(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path,
     if "hidden_size" in manifest and "num_hidden_layers" in manifest:  # refused before the model loads
         n_rows = token_positions(*tokens.shape, params["tokens_per_sequence"], int(params["seed"])).size
         shape = (n_rows, int(manifest["hidden_size"]), int(manifest["num_hidden_layers"]), params["dtype"])
+        remove_stale_temporaries(Path(out_dir))  # a killed capture's reserved files are space to be had
         require_free(Path(out_dir).parent, activation_bytes(*shape), describe_activations(*shape))
     model, _, _ = models.load_for(model_dir, compute)
     start = time.perf_counter()

@@ -21,8 +21,9 @@ def fetch_source(entry: Mapping[str, Any], record_path: str | Path, keys: Sequen
 
     try:
         record = fetch_model(entry["source"]) if entry["kind"] == "model" else fetch_corpus(entry)
-    except SourceError as err:
-        raise SourceError(f"{' and '.join(keys) or 'source'} = {entry['source']!r}: {err}; {FIXES[entry['kind']]}") \
+    except (OSError, ValueError, KeyError) as err:  # a source that cannot be had or read: the key, then the fix
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise SourceError(f"{' and '.join(keys) or 'source'} = {entry['source']!r}: {text}; {FIXES[entry['kind']]}") \
             from None
     write_json(record_path, record)
     return record
