@@ -49,9 +49,10 @@ def _corpus_entries(config: Mapping[str, Any]) -> list[tuple[str, Mapping[str, A
     """(key, corpus spec) of every corpus the config names: a variation's with what it keeps of the reference
     calibration (its format and field)."""
     entries = [(f"calibration.{name}", spec) for name, spec in config["calibration"].items()]
-    reference = config["calibration"].get(config["sensitivity"]["calibration"] or next(iter(config["calibration"])), {})
-    entries += [(f"sensitivity.variations.{name}", {**reference, **spec})
-                for name, spec in config["sensitivity"]["variations"].items() if "source" in spec]
+    reference = config["calibration"].get(config["sensitivity"]["calibration"] or next(iter(config["calibration"])))
+    if reference is not None:  # else sensitivity_errors names the key
+        entries += [(f"sensitivity.variations.{name}", {**reference, **spec})
+                     for name, spec in config["sensitivity"]["variations"].items() if "source" in spec]
     entries += [(f"evaluation.datasets.{name}", spec) for name, spec in config["evaluation"]["datasets"].items()]
     return entries
 
@@ -69,7 +70,7 @@ def _file_errors(config: Mapping[str, Any], base: Path, unreadable: set[str] | N
             unreadable.add(spec["source"])
             continue
         try:
-            data.check_corpus_file(p, spec.get("format", "auto"), spec.get("field", "text"))
+            data.check_corpus_file(p, spec["format"], spec["field"])
         except (OSError, ValueError) as err:  # a file that cannot be read (permissions, I/O) or parsed
             errors.append(f"{key}.source: {spec['source']}: {err}")
             unreadable.add(spec["source"])
