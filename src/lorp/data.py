@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -94,29 +94,35 @@ def _local_texts(path: Path, fmt: str, field: str, max_documents: int | None) ->
     if fmt == "parquet":
         return _parquet_texts(path, field, max_documents)
     texts: list[str] = []
-    with path.open("rb") as fh:  # decoded line by line, so that a bad byte names its line
+    for lineno, line in _utf8_lines(path, f"{path}: "):
+        if fmt == "text":
+            texts.append(line.rstrip("\r\n") if line.endswith("\r\n") else line.rstrip("\n"))
+        elif line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object with a "
+                                 f"field {field!r}")
+            if field not in record:
+                raise KeyError(f"{path}:{lineno}: no field {field!r} (set 'field' in the config)")
+            texts.append(str(record[field]))
+        if max_documents and len(texts) >= max_documents:
+            break
+    return texts
+
+
+def _utf8_lines(path: Path, prefix: str = "") -> Iterator[tuple[int, str]]:
+    """(line number, line) of a file, decoded one line at a time, so that a byte that is not UTF-8 names its
+    line (``prefix`` before the message: the file, where the caller names no key)."""
+    with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
-                line = raw.decode("utf-8")
+                yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte {err.start}); convert the "
-                                 "file to UTF-8") from None
-            if fmt == "text":
-                texts.append(line.rstrip("\r\n") if line.endswith("\r\n") else line.rstrip("\n"))
-            elif line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
-                if not isinstance(record, dict):
-                    raise ValueError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object with a "
-                                     f"field {field!r}")
-                if field not in record:
-                    raise KeyError(f"{path}:{lineno}: no field {field!r} (set 'field' in the config)")
-                texts.append(str(record[field]))
-            if max_documents and len(texts) >= max_documents:
-                break
-    return texts
+                raise ValueError(f"{prefix}line {lineno} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                                 "convert the file to UTF-8") from None
 
 
 def check_corpus_file(path: str | Path, fmt: str = "auto", field: str = "text",
@@ -136,20 +142,14 @@ def check_corpus_file(path: str | Path, fmt: str = "auto", field: str = "text",
         _check_parquet(path, field, records)
         return
     seen = 0
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(f"line {lineno} is not UTF-8 text ({err.reason} at byte {err.start}); convert "
-                                 "the file to UTF-8") from None
-            if not line.strip():
-                continue
-            if fmt == "jsonl":
-                _check_json_line(line, lineno, field)
-            seen += 1
-            if seen == records:
-                return
+    for lineno, line in _utf8_lines(path):
+        if not line.strip():
+            continue
+        if fmt == "jsonl":
+            _check_json_line(line, lineno, field)
+        seen += 1
+        if seen == records:
+            return
     if not seen:
         raise ValueError("the file has only blank lines, no text; give a file with text in it, or another source")
 
