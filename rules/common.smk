@@ -242,14 +242,15 @@ def auto_inputs(wildcards):
 def model_sources(method, **wildcards):
     """What a pruned model ``{method}-{budget}`` is built from in memory: the prepared model and a depth plan,
     or for a sparse method (``wanda-mrp``, budget = target in %) its sparse plan, the norms its blocks were
-    pruned with and their measurement."""
+    pruned with, their measurement and the pruned weights (SparseGPT's; an empty file for a metric that masks)."""
     w = {**wildcards, "method": method}
     sparse = parse_method(method)
     if sparse is None:
         return {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.plan.output.plan, **w)}
     w.update(metric=sparse[0], allocation=sparse[1], target=w["budget"])
     return {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w),
-            "pruning": fill(rules.sparse_prune.output.norms, **w), "measured": fill(rules.sparse_prune.output.measured, **w)}
+            "pruning": fill(rules.sparse_prune.output.norms, **w), "measured": fill(rules.sparse_prune.output.measured, **w),
+            "weights": fill(rules.sparse_prune.output.weights, **w)}
 
 def evaluated_model(kind):
     """The inputs of a pruned model's evaluation of ``kind`` (ppl, tasks): its sources, and for an auto plan
@@ -371,14 +372,15 @@ def sparse_plan_inputs(wildcards):
     return out
 
 def sparse_prune_inputs(wildcards):
-    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
+    """The model and plan, and as its pruning params say (lorp.workflow.config.sparse_prune_params) the dense
+    norms, or the calibration tokens (Wanda's sequential norms, SparseGPT's sequential Hessians)."""
     w = dict(wildcards.items())
     out = {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w)}
-    if get_metric(wildcards.metric).uses_norms:
-        if SPARSE["norms"] == "dense":
-            out["norms"] = fill(rules.input_norms.output.norms, **w)
-        else:
-            out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
+    pruning = lc.sparse_prune_params(config, wildcards.metric)
+    if pruning["norms"] == "dense":
+        out["norms"] = fill(rules.input_norms.output.norms, **w)
+    elif pruning["norms"] == "sequential" or "hessians" in pruning:
+        out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
     return out
 
 def sparse_files(template, per_row=False, **fixed):

@@ -65,12 +65,13 @@ rule sparse_plan:
 
 
 rule sparse_prune:
-    """The model pruned in memory to its plan: the norms every block was pruned with and what it measures
-    (every evaluation rebuilds the same zeros from them; no checkpoint)."""
+    """The model pruned in memory to its plan: the norms every block was pruned with, the weights of a metric
+    that updates them (SparseGPT) and what it measures (every evaluation rebuilds the same model from them)."""
     input:
         unpack(sparse_prune_inputs),
     output:
         norms="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.npz",
+        weights="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.safetensors",
         measured="results/{model}/sparsity/{calib}/measured/{metric}-{allocation}-{target}.json",
         provenance="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.provenance.json",
     params:

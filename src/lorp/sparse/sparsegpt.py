@@ -23,15 +23,16 @@ the weight in :func:`sparsegpt_prune` (deterministically: stable sorts, no rando
 the weight's copy in ``dtype``: up to four ``[in, in]`` matrices in ``dtype`` while ``U`` is formed (the
 damped Hessian, ``R``, an identity and ``U``), then ``U`` alone (13824 inputs in float32: 0.76 GB each).
 
-The sequential protocol (each block's Hessians measured on the blocks before it as already pruned, as
-:func:`lorp.sparse.norms.prune_sequentially` does for Wanda's norms) is the caller's; this module is the
-algorithm for one layer. Not yet a workflow metric.
+The sequential protocol (each block's Hessians measured on the blocks before it as already pruned) is
+:func:`lorp.sparse.norms.prune_sequentially`'s, as for Wanda's norms; this module is the algorithm for one
+layer (:func:`sparsegpt_prune`) and for one block (:func:`prune_block_sparsegpt`, the metric ``sparsegpt``
+of :mod:`lorp.sparse.metrics`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -277,3 +278,24 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
     keep = ~(prune | dead.unsqueeze(0))
     w.masked_fill_(~keep, 0.0)
     return w.to(weight.dtype), keep
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""``sparsity.sparsegpt.hessian_dtype`` by name."""
+
+
+@torch.no_grad()
+def prune_block_sparsegpt(block: torch.nn.Module, sparsity: Mapping[str, float], hessians: Mapping[str, torch.Tensor],
+                          nm: tuple[int, int] | None, params: Mapping[str, Any]) -> None:
+    """Prune every linear layer of a decoder ``block`` in place with :func:`sparsegpt_prune`: layer ``name``
+    to ``sparsity[name]`` (per row, so every row has :func:`lorp.sparse.masks.pruned_per_row` zeros) or to
+    the ``nm`` pattern, from ``hessians[name]``, with ``params`` = ``sparsity.sparsegpt`` (blocksize,
+    damping, hessian_dtype). The weights keep their dtype and device."""
+    from .norms import block_linears
+
+    dtype = DTYPES[params["hessian_dtype"]]
+    for name, linear in block_linears(block).items():
+        target = None if nm else float(sparsity[name])
+        new, _ = sparsegpt_prune(linear.weight, hessians[name], target, nm=tuple(nm) if nm else None, per_row=True,
+                                 blocksize=int(params["blocksize"]), damping=float(params["damping"]), dtype=dtype)
+        linear.weight.copy_(new)

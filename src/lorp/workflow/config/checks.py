@@ -14,6 +14,7 @@ from ...depth.methods import AUTO, eligible_count
 from ...evaluation import zeroshot
 from ...io import read_json
 from ...sparse.allocation_plans import get_allocation
+from ...sparse.metrics import get_metric
 from .schema import ConfigError, did_you_mean, validate_schema
 from .slices import (SWEPT_ALLOCATION, evaluated_names, sparse_targets, structure_params, sweep_enabled,
                      zeroshot_params)
@@ -189,7 +190,7 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
     0, steps that do not divide MRP's range, an upper bound not above a target."""
     sp = config["sparsity"]
     targets = sparse_targets(config)
-    errors = []
+    errors, patterns = [], []
     for pattern in sp["nm"]:
         n, m = (int(x) for x in pattern.split(":"))
         if not 0 < n < m:
@@ -197,6 +198,11 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
         elif 100 * (m - n) % m:
             errors.append(f"sparsity.nm: {pattern!r} prunes {100 * (m - n) / m:g}%, not a whole percent (the "
                           "budget column); use a pattern such as '2:4', '4:8' or '1:4'")
+        else:
+            patterns.append((n, m))
+    if targets or patterns:
+        for name in sp["metrics"]:  # each metric's own settings (SparseGPT's block size against N:M)
+            errors += get_metric(name).check(sp, patterns)
     if not targets:
         return errors
     checked = list(sp["allocations"]) + ([SWEPT_ALLOCATION] if sweep_enabled(config) else [])

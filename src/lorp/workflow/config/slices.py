@@ -183,9 +183,14 @@ def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, 
 
 def sparse_prune_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """What a sparse model's zeros depend on besides its plan: which input norms it prunes with (``none``
-    for magnitude) and the device and dtype whose weights are scored (the evaluations' own)."""
-    uses_norms = get_metric(metric).uses_norms
-    return {"norms": config["sparsity"]["norms"] if uses_norms else "none", "compute": compute_params(config)}
+    for magnitude) and the device and dtype whose weights are scored (the evaluations' own). A metric that
+    reconstructs (SparseGPT) prunes from Hessians measured sequentially (``hessians: sequential``, no norms)
+    with its settings (under its name)."""
+    m = get_metric(metric)
+    if m.updates_weights:
+        return {"norms": "none", "hessians": "sequential", m.name: m.params(config["sparsity"]),
+                "compute": compute_params(config)}
+    return {"norms": config["sparsity"]["norms"] if m.uses_norms else "none", "compute": compute_params(config)}
 
 
 def exported_checkpoints(config: Mapping[str, Any]) -> set[str]:

@@ -50,7 +50,7 @@ def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, co
 
     model, tokenizer = load_evaluated(sources, compute)
     manifest = read_json(Path(sources["model"]) / "model.json")
-    plan, _, measured = read_plan_sources(sources)
+    plan, _, measured, _ = read_plan_sources(sources)
     model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
     records = {"plan.json": {**plan, "source_model": manifest["source"]}}
     if measured is not None:
