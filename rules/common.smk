@@ -349,12 +349,13 @@ def sensitivity_figure(name):
 
 # ---------------------------------------------------------------- input functions of rules/sparsity.smk
 def sparse_scores(wildcards):
-    """What a metric's scores need: the prepared model, and for a metric that uses them (Wanda) the dense
-    input norms (lorp.sparse.registry)."""
+    """What a metric's scores need: the prepared model, and for a metric that uses them the per-input factors
+    it declares (lorp.sparse.registry.Metric.score_norms: the dense input norms, or SparseGPT's own saliency)."""
     model = fill(rules.prepare_model.output.model, model=wildcards.model)
-    if not get_metric(wildcards.metric).uses_norms:
+    source = lc.score_norms(config, wildcards.metric)
+    if source is None:
         return {"model": model}
-    return {"model": model, "norms": fill(rules.input_norms.output.norms, model=wildcards.model, calib=wildcards.calib)}
+    return {"model": model, "norms": fill(getattr(rules, source).output.norms, model=wildcards.model, calib=wildcards.calib)}
 
 def sparse_plan_inputs(wildcards):
     """What an allocation's plan reads, as its registration declares (lorp.sparse.allocation_plans): the layers' shapes

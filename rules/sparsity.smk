@@ -24,6 +24,29 @@ rule input_norms:
         "../scripts/input_norms.py"
 
 
+rule obs_norms:
+    """SparseGPT's own saliency per input of every linear layer (sparsity.sparsegpt.scores: obs): 1 / U_jj of
+    the damped inverse Hessian of the dense model, block by block."""
+    input:
+        model=rules.prepare_model.output.model,
+        tokens=rules.calibration_tokens.output.tokens,
+    output:
+        norms=directory("results/{model}/sparsity/{calib}/obs_norms"),
+        provenance="results/{model}/sparsity/{calib}/obs_norms.provenance.json",
+    params:
+        compute=compute,
+        obs=lc.obs_norm_params(config),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/obs_norms.log",
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+    script:
+        "../scripts/obs_norms.py"
+
+
 rule outliers:
     """Each block's outlier ratio on the dense model, for one metric (OWL's input)."""
     input:

@@ -96,3 +96,26 @@ def test_the_stored_weights_rebuild_the_sparsegpt_model_bit_for_bit(tmp_path):
     assert read_pruned_weights(tmp_path / "none.safetensors") is None
     with pytest.raises(ValueError, match="rebuilt from its stored pruned weights; none were given"):
         build_pruned(_tiny_llama(), plan.to_dict(), measured=measured, weights=tmp_path / "none.safetensors")
+
+
+def test_obs_scales_are_the_inverse_cholesky_diagonal_and_wandas_norms_for_orthogonal_inputs():
+    """``1 / U_jj`` is the Schur complement of the damped H on input j given the later ones (a known answer
+    from numpy's inverse); a dead input gets 0; inputs that never co-occur (diagonal H, no damping to speak
+    of) give Wanda's norms up to one factor."""
+    from lorp.sparse.sparsegpt import obs_input_scales
+
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(200, 6)))
+    x[:, 2] = 0
+    h = 2 * x.T @ x / 200
+    damped = h.clone()
+    damped[2, 2] = 1
+    damped.diagonal().add_(0.01 * float(damped.diagonal().mean()))
+    expected = [1 / np.sqrt(np.linalg.inv(damped.numpy()[j:, j:])[0, 0]) for j in range(6)]
+    expected[2] = 0.0
+    np.testing.assert_allclose(obs_input_scales(h, 0.01).numpy(), expected, rtol=1e-10)
+
+    sparse_rows = torch.zeros(60, 3, dtype=torch.float64)  # each token uses one input: X X^T is diagonal
+    sparse_rows[:20, 0], sparse_rows[20:40, 1], sparse_rows[40:, 2] = 1.0, 2.0, 5.0
+    r = obs_input_scales(2 * sparse_rows.T @ sparse_rows / 60, 1e-9)
+    norms = sparse_rows.norm(dim=0)
+    torch.testing.assert_close(r / r[0], norms / norms[0], rtol=1e-6, atol=0)

@@ -38,8 +38,9 @@ register_metric(Metric(
 
 
 def _sparsegpt_params(sparsity: Mapping[str, Any]) -> dict[str, Any]:
-    """``sparsity.sparsegpt`` (blocksize, damping, hessian_dtype; the schema fills in the defaults)."""
-    return dict(sparsity["sparsegpt"])
+    """What SparseGPT's pruning reads of ``sparsity.sparsegpt`` (the schema fills in the defaults; ``scores``
+    is the allocations', not the pruning's)."""
+    return {k: v for k, v in sparsity["sparsegpt"].items() if k != "scores"}
 
 
 def _sparsegpt_check(sparsity: Mapping[str, Any], nm: list[tuple[int, int]]) -> list[str]:
@@ -58,12 +59,13 @@ def _sparsegpt_block(block: Any, sparsity: Mapping[str, float], hessians: Mappin
 
 register_metric(Metric(
     name="sparsegpt",
-    score=_wanda,  # what OWL and MRP allocate with (OWL's choice for SparseGPT)
+    score=_wanda,  # |W| times per-input factors: Wanda's norms (OWL's choice for SparseGPT) or SparseGPT's own
     uses_norms=True,
+    score_norms=lambda sparsity: "obs_norms" if sparsity["sparsegpt"]["scores"] == "obs" else "input_norms",
     reconstruct=_sparsegpt_block,
     params=_sparsegpt_params,
     check=_sparsegpt_check,
     linestyle=":",
     summary="SparseGPT: the mask by reconstruction error w^2 / [H^-1]_jj per column block and the kept weights "
-            "updated (its allocations read Wanda's scores)",
+            "updated (its allocations read Wanda's scores, or with sparsity.sparsegpt.scores: obs its own saliency)",
 ))

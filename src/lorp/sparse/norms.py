@@ -137,6 +137,22 @@ def dense_input_norms(model: torch.nn.Module, tokens: np.ndarray, batch_size: in
     return [acc.result(b) for b in range(len(blocks))]
 
 
+def obs_scales(model: torch.nn.Module, tokens: np.ndarray, damping: float, dtype: torch.dtype = torch.float32,
+               batch_size: int = 8, progress: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """For every block, each linear layer's :func:`lorp.sparse.sparsegpt.obs_input_scales` (``[in]``, float64)
+    on the dense model: the Hessians of the sequential protocol with nothing pruned (one block's Hessians in
+    memory at a time), each reduced to SparseGPT's per-input factor with ``damping``."""
+    from .sparsegpt import obs_input_scales
+
+    out: list[dict[str, np.ndarray]] = []
+
+    def record(b: int, hessians: dict[str, torch.Tensor]) -> None:
+        out.append({name: obs_input_scales(h, damping).double().cpu().numpy() for name, h in hessians.items()})
+
+    prune_sequentially(model, tokens, record, batch_size=batch_size, progress=progress, hessians=dtype)
+    return out
+
+
 def _output_hidden(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 

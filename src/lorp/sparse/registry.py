@@ -27,6 +27,9 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..registry import Registry
 
+SCORE_NORMS = ("input_norms", "obs_norms")
+"""The per-input factors a metric's scores may read (:attr:`Metric.score_norms`), each a rule's output."""
+
 ALLOCATION_INPUTS = ("shapes", "outliers", "scores")
 """What an allocation's plan may read: the layers' shapes (the prepared model, no weight read), the dense
 blocks' outlier ratios (``outliers.json`` of its metric), or every block's scores (model and, for a metric
@@ -60,6 +63,9 @@ class Metric:
             metric's ``params``. Its pruned weights are then the artifact (stored by the pruning stage, read
             by every evaluation) rather than rebuilt from a mask. None: the lowest scores are zeroed, nothing
             else changes.
+        score_norms: ``score_norms(sparsity_config) -> rule``: for a metric that uses norms, which per-input
+            factors its scores read: ``input_norms`` (Wanda's ``||X_j||_2`` of the dense model) or
+            ``obs_norms`` (SparseGPT's own saliency, :func:`lorp.sparse.sparsegpt.obs_input_scales`).
         params: ``params(sparsity_config) -> dict``: the ``sparsity:`` settings its pruning depends on.
         check: ``check(sparsity_config, nm_patterns) -> [error, ...]``: its settings checked before any job
             runs (``nm_patterns`` the config's N:M patterns as (N, M)), each error naming the key and the fix.
@@ -71,6 +77,7 @@ class Metric:
     score: Callable[[Any, Any], Any]
     uses_norms: bool = False
     reconstruct: Callable[..., Any] | None = None
+    score_norms: Callable[[Mapping[str, Any]], str] = lambda sparsity: "input_norms"
     params: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda sparsity: {}
     check: Callable[[Mapping[str, Any], list[tuple[int, int]]], list[str]] = lambda sparsity, nm: []
     linestyle: str = "-"

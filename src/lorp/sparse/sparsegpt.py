@@ -299,3 +299,25 @@ def prune_block_sparsegpt(block: torch.nn.Module, sparsity: Mapping[str, float],
         new, _ = sparsegpt_prune(linear.weight, hessians[name], target, nm=tuple(nm) if nm else None, per_row=True,
                                  blocksize=int(params["blocksize"]), damping=float(params["damping"]), dtype=dtype)
         linear.weight.copy_(new)
+
+
+def obs_input_scales(hessian: torch.Tensor, damping: float = 0.01) -> torch.Tensor:
+    """SparseGPT's own saliency as per-input factors: ``r`` (``[in]``) such that ``|w_ij| * r_j`` is the square
+    root of its criterion ``w_ij^2 / U_jj^2`` for the first column block, i.e. ``r_j = 1 / U_jj`` with ``U``
+    the upper Cholesky factor of the damped ``H^-1`` (:func:`upper_cholesky_of_inverse`; ``1 / U_jj^2`` is
+    the Schur complement of ``H`` on input ``j`` given the inputs after it). For a diagonal ``H = 2 X X^T / n``
+    without damping, ``r_j = ||X_j|| sqrt(2 / n)``: Wanda's input norms up to one factor per layer. So
+    ``|W| * r`` is a drop-in for Wanda's scores (``|W_ij| ||X_j||``) where an allocation measures a block's
+    redundancy (``sparsity.sparsegpt.scores: obs``). Dead inputs (``H_jj = 0``) get 0: SparseGPT prunes
+    them first. Computed in ``hessian``'s dtype from one Cholesky factorisation."""
+    h = hessian.detach().clone()
+    dead = torch.diagonal(h) == 0
+    h.diagonal()[dead] = 1.0
+    h.diagonal().add_(damping * float(torch.diagonal(h).mean()))
+    lower, info = torch.linalg.cholesky_ex(h.flip(0, 1))  # R = J L J, H = R R^T, U = R^-1: 1/U_jj = R_jj
+    if int(info):
+        raise ValueError(f"the damped Hessian is not positive definite (Cholesky failed at column {int(info)}): "
+                         "raise the damping or accumulate the Hessian in float64")
+    r = torch.diagonal(lower).flip(0).clone()
+    r[dead] = 0.0
+    return r

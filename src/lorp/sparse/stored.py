@@ -16,13 +16,14 @@ holds ``n_blocks`` and ``dtype``. For a metric that only masks (Wanda, magnitude
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..io import atomic_path
+from ..io import _umask, atomic_path
 from ..models import get_decoder_layers
 from .norms import block_linears, norm_file
 
@@ -49,6 +50,7 @@ def write_pruned_weights(path: str | Path, model: torch.nn.Module | None, n_bloc
                 dtype = str(w.dtype).removeprefix("torch.")
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"n_blocks": str(int(n_blocks)), "dtype": dtype})
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates its file private; give it a plain file's mode
 
 
 def read_pruned_weights(path: str | Path) -> list[dict[str, torch.Tensor]] | None:

@@ -128,13 +128,13 @@ def job(smk: Any) -> Iterator[None]:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)
 
 
-SOURCE_KEYS = ("model", "plan", "pruning", "measured")
+SOURCE_KEYS = ("model", "plan", "pruning", "measured", "weights")
 """The inputs a model under evaluation is built from (see :func:`lorp.workflow.stages.model.load_evaluated`)."""
 
 
 def evaluation_sources(smk: Any) -> dict[str, str]:
     """The job's inputs that build the model it evaluates or exports: the prepared model, and for a pruned
-    model its plan (and a sparse plan's pruning norms and measurement)."""
+    model its plan (and a sparse plan's pruning norms, measurement and stored weights)."""
     inputs = _named(smk.input)
     return {key: inputs[key] for key in SOURCE_KEYS if key in inputs}
 

@@ -181,6 +181,19 @@ def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, 
     return get_allocation(allocation).params(config["sparsity"])
 
 
+def score_norms(config: Mapping[str, Any], metric: str) -> str | None:
+    """The rule whose per-input factors a metric's scores read (``input_norms`` or ``obs_norms``,
+    :attr:`lorp.sparse.registry.Metric.score_norms`), None for a metric without norms (magnitude)."""
+    m = get_metric(metric)
+    return m.score_norms(config["sparsity"]) if m.uses_norms else None
+
+
+def obs_norm_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What SparseGPT's own saliency factors depend on: its damping and Hessian dtype."""
+    settings = config["sparsity"]["sparsegpt"]
+    return {"damping": settings["damping"], "hessian_dtype": settings["hessian_dtype"]}
+
+
 def sparse_prune_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """What a sparse model's zeros depend on besides its plan: which input norms it prunes with (``none``
     for magnitude) and the device and dtype whose weights are scored (the evaluations' own). A metric that

@@ -15,18 +15,27 @@ from ...io import atomic_path, read_json, write_json, write_npy
 
 
 def capture_norms(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path, compute: Mapping[str, Any],
-                  batch_size: int) -> dict[str, Any]:
+                  batch_size: int, obs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Sparse stage 1: the input norms ``||X_j||_2`` of every linear layer of every block over the
-    calibration tokens, from one forward pass of the dense model; one ``.npy`` per layer and a manifest."""
+    calibration tokens, from one forward pass of the dense model; one ``.npy`` per layer and a manifest.
+    With ``obs`` (``damping``, ``hessian_dtype``), SparseGPT's own saliency factors instead, in the same
+    layout (:func:`lorp.sparse.norms.obs_scales`, block by block)."""
     from ... import models
-    from ...sparse.norms import dense_input_norms, norm_file
+    from ...sparse.norms import dense_input_norms, norm_file, obs_scales
+    from ...sparse.sparsegpt import DTYPES
 
     model, _, _ = models.load_for(model_dir, compute)
     tokens = np.load(tokens_path)
-    with tqdm(total=len(tokens), desc="input norms", unit="seq") as bar:
-        norms = dense_input_norms(model, tokens, batch_size=int(batch_size), progress=bar.update)
+    if obs is None:
+        with tqdm(total=len(tokens), desc="input norms", unit="seq") as bar:
+            norms = dense_input_norms(model, tokens, batch_size=int(batch_size), progress=bar.update)
+    else:
+        with tqdm(total=len(models.get_decoder_layers(model)), desc="OBS saliency", unit="block") as bar:
+            norms = obs_scales(model, tokens, float(obs["damping"]), DTYPES[obs["hessian_dtype"]],
+                               batch_size=int(batch_size), progress=bar.update)
     manifest = {"n_blocks": len(norms), "layers": {name: len(v) for name, v in norms[0].items()},
-                "n_tokens": int(tokens.size), "dtype": "float64", "file_pattern": norm_file(0, "<layer>")}
+                "n_tokens": int(tokens.size), "dtype": "float64", "file_pattern": norm_file(0, "<layer>"),
+                "kind": "obs" if obs else "input_norms", **({"obs": dict(obs)} if obs else {})}
     with atomic_path(out_dir, directory=True) as tmp:
         for b, block in enumerate(norms):
             for name, values in block.items():
