@@ -40,9 +40,16 @@ def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]
     return model, tokenizer
 
 
+def _updates_weights(plan: Mapping[str, Any]) -> bool:
+    from ...sparse.metrics import get_metric
+
+    return plan.get("family") == "sparse" and get_metric(plan["metric"]).updates_weights
+
+
 def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, compute: Mapping[str, Any]) -> None:
     """Stage 6 (on request, ``checkpoints.export``): the pruned model as a Hugging Face directory in the dtype
-    the prepared model is stored in, with its plan (``plan.json``) and, for a sparse plan, its measured
+    the prepared model is stored in (for a metric that updates weights, SparseGPT, the dtype it was pruned
+    and is evaluated in, which holds its new weights exactly), with its plan (``plan.json``) and, for a sparse plan, its measured
     sparsity (``sparsity.json``). The model is the one the evaluations measure (:func:`load_evaluated`):
     reloading the directory gives the same logits."""
     from ... import models
@@ -51,7 +58,8 @@ def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, co
     model, tokenizer = load_evaluated(sources, compute)
     manifest = read_json(Path(sources["model"]) / "model.json")
     plan, _, measured, _ = read_plan_sources(sources)
-    model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
+    if not _updates_weights(plan):  # zeros in place of stored weights: the stored dtype holds them exactly
+        model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
     records = {"plan.json": {**plan, "source_model": manifest["source"]}}
     if measured is not None:
         records["sparsity.json"] = measured
