@@ -52,9 +52,10 @@ def _sparsegpt_check(sparsity: Mapping[str, Any], nm: list[tuple[int, int]]) -> 
 
 def _sparsegpt_block(block: Any, sparsity: Mapping[str, float], hessians: Mapping[str, Any],
                      nm: tuple[int, int] | None, params: Mapping[str, Any]) -> None:
-    from .sparsegpt import prune_block_sparsegpt
+    from .norms import block_linears
+    from .sparsegpt import prune_linears_sparsegpt
 
-    prune_block_sparsegpt(block, sparsity, hessians, nm, params)
+    prune_linears_sparsegpt(block_linears(block), sparsity, hessians, nm, params)
 
 
 register_metric(Metric(

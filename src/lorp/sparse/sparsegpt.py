@@ -25,8 +25,8 @@ damped Hessian, ``R``, an identity and ``U``), then ``U`` alone (13824 inputs in
 
 The sequential protocol (each block's Hessians measured on the blocks before it as already pruned) is
 :func:`lorp.sparse.norms.prune_sequentially`'s, as for Wanda's norms; this module is the algorithm for one
-layer (:func:`sparsegpt_prune`) and for one block (:func:`prune_block_sparsegpt`, the metric ``sparsegpt``
-of :mod:`lorp.sparse.metrics`).
+layer (:func:`sparsegpt_prune`) and for the layers of one block (:func:`prune_linears_sparsegpt`, the metric
+``sparsegpt`` of :mod:`lorp.sparse.metrics`).
 """
 
 from __future__ import annotations
@@ -285,16 +285,15 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @torch.no_grad()
-def prune_block_sparsegpt(block: torch.nn.Module, sparsity: Mapping[str, float], hessians: Mapping[str, torch.Tensor],
-                          nm: tuple[int, int] | None, params: Mapping[str, Any]) -> None:
-    """Prune every linear layer of a decoder ``block`` in place with :func:`sparsegpt_prune`: layer ``name``
-    to ``sparsity[name]`` (per row, so every row has :func:`lorp.sparse.masks.pruned_per_row` zeros) or to
-    the ``nm`` pattern, from ``hessians[name]``, with ``params`` = ``sparsity.sparsegpt`` (blocksize,
+def prune_linears_sparsegpt(linears: Mapping[str, torch.nn.Linear], sparsity: Mapping[str, float],
+                            hessians: Mapping[str, torch.Tensor], nm: tuple[int, int] | None,
+                            params: Mapping[str, Any]) -> None:
+    """Prune a decoder block's linear layers (``linears``, by name) in place with :func:`sparsegpt_prune`: layer
+    ``name`` to ``sparsity[name]`` (per row, so every row has :func:`lorp.sparse.masks.pruned_per_row` zeros)
+    or to the ``nm`` pattern, from ``hessians[name]``, with ``params`` = ``sparsity.sparsegpt`` (blocksize,
     damping, hessian_dtype). The weights keep their dtype and device."""
-    from .norms import block_linears
-
     dtype = DTYPES[params["hessian_dtype"]]
-    for name, linear in block_linears(block).items():
+    for name, linear in linears.items():
         target = None if nm else float(sparsity[name])
         new, _ = sparsegpt_prune(linear.weight, hessians[name], target, nm=tuple(nm) if nm else None, per_row=True,
                                  blocksize=int(params["blocksize"]), damping=float(params["damping"]), dtype=dtype)
