@@ -1,0 +1,51 @@
+"""Tiny randomly initialised models of the families no weights on PyPI cover (OPT, Llama 2), for the unit tests
+on the architectures and the tiny workflow run on them (tests/workflow/test_families.py).
+
+The layouts are the real ones (``OPTForCausalLM``, ``LlamaForCausalLM``); only the sizes are small. Saved with a
+real tokenizer (the embedded SmolLM2's, read from its GGUF file), a model directory is a local model source as a
+downloaded one is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+FAMILIES = ("opt", "llama")
+
+
+def tiny_model(family: str, vocab_size: int = 64, layers: int = 6, seed: int = 0, **overrides) -> torch.nn.Module:
+    """A random ``family`` causal LM (hidden 64, 4 heads, context 128) in eval mode. ``overrides`` go to the
+    config (OPT-350m's layout: ``word_embed_proj_dim=32, do_layer_norm_before=False``)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(seed)
+    if family == "opt":  # OPT-6.7B's layout: pre-LN blocks, ReLU fc1/fc2 with biases, learned positions, tied head
+        cfg = OPTConfig(**{"vocab_size": vocab_size, "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": layers,
+                           "num_attention_heads": 4, "max_position_embeddings": 128, "word_embed_proj_dim": 64,
+                           "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **overrides})
+        return OPTForCausalLM(cfg).eval()
+    if family == "llama":  # Llama 2's layout: RMSNorm, rotary, SwiGLU, no grouped KV heads, untied head
+        cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                          pad_token_id=0, bos_token_id=1, eos_token_id=2, **overrides)
+        return LlamaForCausalLM(cfg).eval()
+    raise ValueError(f"no tiny model for {family!r}")
+
+
+def save_tiny_models(directory: Path, families=FAMILIES, layers: int = 6) -> dict[str, Path]:
+    """Each family's tiny model with the embedded SmolLM2 tokenizer (its vocabulary is the model's), saved in
+    float32 as a Hugging Face directory under ``directory``; family -> directory."""
+    from lorp.models import load_tokenizer, resolve_source
+
+    tokenizer = load_tokenizer(resolve_source("embedded"))
+    out = {}
+    for family in families:
+        model = tiny_model(family, vocab_size=len(tokenizer), layers=layers)
+        model.config.bos_token_id, model.config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        out[family] = directory / f"tiny-{family}"
+        model.save_pretrained(out[family])
+        tokenizer.save_pretrained(out[family])
+    return out
