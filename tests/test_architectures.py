@@ -14,9 +14,10 @@ from lorp.depth.prune import prune_layers
 from lorp.models import UnsupportedModelError, get_decoder_layers, get_decoder_stack
 from tiny_families import tiny_model
 
-# OPT as 6.7B/13B are built, OPT-350m's post-LN blocks with projections in and out, and Llama 2
+# OPT as 6.7B/13B are built, OPT-350m's post-LN blocks with projections in and out, Llama 2, and every other
+# supported family as transformers builds it
 VARIANTS = {"opt": ("opt", {}), "opt-350m": ("opt", {"word_embed_proj_dim": 32, "do_layer_norm_before": False}),
-            "llama": ("llama", {})}
+            **{family: (family, {}) for family in SUPPORTED_FAMILIES if family not in ("opt", "gemma3")}}
 IDS = torch.tensor([[5, 17, 3, 42, 8, 23, 61, 7, 30, 11]])
 
 
@@ -46,9 +47,11 @@ def test_an_unsupported_layout_names_every_place_looked():
 
 
 def _with_kept_blocks(name: str, dense: torch.nn.Module, kept: list[int]) -> torch.nn.Module:
-    """A fresh model of ``len(kept)`` blocks carrying the dense model's weights, block i from block kept[i]."""
-    fresh = _variant(name, layers=len(kept), seed=1)
-    prefix = "model.decoder.layers." if name.startswith("opt") else "model.layers."
+    """A fresh model of ``len(kept)`` blocks carrying the dense model's weights, block i from block kept[i]
+    (with block kept[i]'s layer type, where the family has sliding and full attention layers)."""
+    types = getattr(dense.config, "layer_types", None)
+    fresh = _variant(name, layers=len(kept), seed=1, **({"layer_types": [types[i] for i in kept]} if types else {}))
+    prefix = layout_of(dense.config.model_type).blocks + "."
     state = {}
     for key, value in dense.state_dict().items():
         if key.startswith(prefix):
@@ -66,9 +69,11 @@ def test_pruned_blocks_give_the_logits_of_a_model_built_with_the_kept_blocks(nam
     from transformers import AutoModelForCausalLM
 
     dense = _variant(name)
+    types = getattr(dense.config, "layer_types", None)
     expected = _with_kept_blocks(name, dense, [0, 2, 5])
     pruned = prune_layers(dense, [1, 3, 4])
     assert pruned.config.num_hidden_layers == 3 and len(get_decoder_layers(pruned)) == 3
+    assert getattr(pruned.config, "layer_types", None) == (types and [types[i] for i in (0, 2, 5)])
     assert [block.self_attn.layer_idx for block in get_decoder_layers(pruned)] == [0, 1, 2]
     with torch.inference_mode():
         logits = pruned(IDS).logits

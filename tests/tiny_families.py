@@ -16,22 +16,20 @@ FAMILIES = ("opt", "llama")
 
 
 def tiny_model(family: str, vocab_size: int = 64, layers: int = 6, seed: int = 0, **overrides) -> torch.nn.Module:
-    """A random ``family`` causal LM (hidden 64, 4 heads, context 128) in eval mode. ``overrides`` go to the
-    config (OPT-350m's layout: ``word_embed_proj_dim=32, do_layer_norm_before=False``)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
+    """A random causal LM of the model type ``family`` (hidden 64, 4 heads of 16, context 128) in eval mode.
+    ``opt`` is built as OPT-6.7B/13B are (pre-LN blocks, ReLU ``fc1``/``fc2`` with biases, learned positions, a
+    tied head), ``llama`` as Llama 2 (no grouped KV heads); the others keep their family's defaults (grouped KV
+    heads, Gemma's sliding and full attention layers). ``overrides`` go to the config (OPT-350m's layout:
+    ``word_embed_proj_dim=32, do_layer_norm_before=False``)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    if family == "opt":  # OPT-6.7B's layout: pre-LN blocks, ReLU fc1/fc2 with biases, learned positions, tied head
-        cfg = OPTConfig(**{"vocab_size": vocab_size, "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": layers,
-                           "num_attention_heads": 4, "max_position_embeddings": 128, "word_embed_proj_dim": 64,
-                           "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **overrides})
-        return OPTForCausalLM(cfg).eval()
-    if family == "llama":  # Llama 2's layout: RMSNorm, rotary, SwiGLU, no grouped KV heads, untied head
-        cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                          pad_token_id=0, bos_token_id=1, eos_token_id=2, **overrides)
-        return LlamaForCausalLM(cfg).eval()
-    raise ValueError(f"no tiny model for {family!r}")
+    shape = {"ffn_dim": 128, "word_embed_proj_dim": 64} if family == "opt" else {
+        "intermediate_size": 128, "head_dim": 16, "num_key_value_heads": 4 if family == "llama" else 2}
+    cfg = AutoConfig.for_model(family, **{
+        "vocab_size": vocab_size, "hidden_size": 64, "num_hidden_layers": layers, "num_attention_heads": 4,
+        "max_position_embeddings": 128, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **shape, **overrides})
+    return AutoModelForCausalLM.from_config(cfg).eval()
 
 
 def save_tiny_models(directory: Path, families=FAMILIES, layers: int = 6) -> dict[str, Path]:
