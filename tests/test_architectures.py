@@ -17,7 +17,7 @@ from tiny_families import tiny_model
 # OPT as 6.7B/13B are built, OPT-350m's post-LN blocks with projections in and out, Llama 2, and every other
 # supported family as transformers builds it
 VARIANTS = {"opt": ("opt", {}), "opt-350m": ("opt", {"word_embed_proj_dim": 32, "do_layer_norm_before": False}),
-            **{family: (family, {}) for family in SUPPORTED_FAMILIES if family not in ("opt", "gemma3")}}
+            **{family: (family, {}) for family in SUPPORTED_FAMILIES if family != "opt"}}
 IDS = torch.tensor([[5, 17, 3, 42, 8, 23, 61, 7, 30, 11]])
 
 
@@ -27,21 +27,33 @@ def _variant(name: str, **kwargs) -> torch.nn.Module:
 
 
 def test_the_table_finds_blocks_and_stack_where_each_family_keeps_them():
-    opt, llama = _variant("opt"), _variant("llama")
+    opt, llama, gemma3 = _variant("opt"), _variant("llama"), _variant("gemma3")
     assert get_decoder_layers(opt) is opt.model.decoder.layers and len(opt.model.decoder.layers) == 6
     assert get_decoder_layers(llama) is llama.model.layers
+    assert get_decoder_layers(gemma3) is gemma3.model.language_model.layers
     assert get_decoder_stack(opt) is opt.model and get_decoder_stack(llama) is llama.model
+    assert get_decoder_stack(gemma3) is gemma3.model.language_model
     assert layout_of("opt") is LAYOUTS["opt"] and layout_of("qwen3") is DEFAULT_LAYOUT and "opt" in SUPPORTED_FAMILIES
-    with torch.inference_mode():  # the stack ends with OPT's final layer norm: the head alone makes the logits
-        hidden = get_decoder_stack(opt)(input_ids=IDS, use_cache=False).last_hidden_state
-        torch.testing.assert_close(opt.lm_head(hidden), opt(IDS).logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["opt", "opt-350m", "llama", "gemma2", "gemma3"])  # every kind of stack and head
+def test_the_perplexity_through_the_stack_and_head_equals_the_models_own_logits(name):
+    """The evaluations run the decoder stack (with OPT's final layer norm, Gemma's soft-capping) and the LM head
+    in chunks: the same negative log-likelihood as the model's own forward pass."""
+    from lorp.evaluation.perplexity import window_nll
+
+    model = _variant(name)
+    with torch.inference_mode():
+        logits = model(IDS).logits.float()
+        expected = torch.nn.functional.cross_entropy(logits[0, :-1], IDS[0, 1:], reduction="sum").double()
+        torch.testing.assert_close(window_nll(model, IDS, logits_chunk=3)[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_an_unsupported_layout_names_every_place_looked():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tiny = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50))
-    with pytest.raises(UnsupportedModelError, match=r"'gpt2'.*model\.model\.layers \(opt: model\.model\.decoder\.layers\)"
+    with pytest.raises(UnsupportedModelError, match=r"'gpt2'.*model\.model\.layers \(opt: model\.model\.decoder\.layers, gemma3: "
                                                      r".*Supported families: llama, .*opt"):
         get_decoder_layers(tiny)
 
@@ -49,7 +61,7 @@ def test_an_unsupported_layout_names_every_place_looked():
 def _with_kept_blocks(name: str, dense: torch.nn.Module, kept: list[int]) -> torch.nn.Module:
     """A fresh model of ``len(kept)`` blocks carrying the dense model's weights, block i from block kept[i]
     (with block kept[i]'s layer type, where the family has sliding and full attention layers)."""
-    types = getattr(dense.config, "layer_types", None)
+    types = getattr(dense.config.get_text_config(), "layer_types", None)
     fresh = _variant(name, layers=len(kept), seed=1, **({"layer_types": [types[i] for i in kept]} if types else {}))
     prefix = layout_of(dense.config.model_type).blocks + "."
     state = {}
@@ -69,11 +81,12 @@ def test_pruned_blocks_give_the_logits_of_a_model_built_with_the_kept_blocks(nam
     from transformers import AutoModelForCausalLM
 
     dense = _variant(name)
-    types = getattr(dense.config, "layer_types", None)
+    types = getattr(dense.config.get_text_config(), "layer_types", None)
     expected = _with_kept_blocks(name, dense, [0, 2, 5])
     pruned = prune_layers(dense, [1, 3, 4])
-    assert pruned.config.num_hidden_layers == 3 and len(get_decoder_layers(pruned)) == 3
-    assert getattr(pruned.config, "layer_types", None) == (types and [types[i] for i in (0, 2, 5)])
+    text_config = pruned.config.get_text_config()
+    assert text_config.num_hidden_layers == 3 and len(get_decoder_layers(pruned)) == 3
+    assert getattr(text_config, "layer_types", None) == (types and [types[i] for i in (0, 2, 5)])
     assert [block.self_attn.layer_idx for block in get_decoder_layers(pruned)] == [0, 1, 2]
     with torch.inference_mode():
         logits = pruned(IDS).logits

@@ -26,9 +26,14 @@ def tiny_model(family: str, vocab_size: int = 64, layers: int = 6, seed: int = 0
     torch.manual_seed(seed)
     shape = {"ffn_dim": 128, "word_embed_proj_dim": 64} if family == "opt" else {
         "intermediate_size": 128, "head_dim": 16, "num_key_value_heads": 4 if family == "llama" else 2}
-    cfg = AutoConfig.for_model(family, **{
-        "vocab_size": vocab_size, "hidden_size": 64, "num_hidden_layers": layers, "num_attention_heads": 4,
-        "max_position_embeddings": 128, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **shape, **overrides})
+    text = {"vocab_size": vocab_size, "hidden_size": 64, "num_hidden_layers": layers, "num_attention_heads": 4,
+            "max_position_embeddings": 128, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **shape, **overrides}
+    if family == "gemma3":  # with a vision tower of one block: the text model is model.language_model
+        vision = {"hidden_size": 32, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                  "image_size": 28, "patch_size": 14}
+        cfg = AutoConfig.for_model(family, text_config=text, vision_config=vision, mm_tokens_per_image=4)
+    else:
+        cfg = AutoConfig.for_model(family, **text)
     return AutoModelForCausalLM.from_config(cfg).eval()
 
 

@@ -4,8 +4,7 @@ the package asks :func:`lorp.models.get_decoder_layers` and :func:`lorp.models.g
 a block's linear layers by walking its modules (:func:`lorp.sparse.norms.block_linears`), whatever their names
 (``q_proj`` .. ``down_proj`` in Llama, ``out_proj``, ``fc1``, ``fc2`` in OPT).
 
-No torch here: the config checks read it before any job runs. The supported families, and how each is tested,
-are in docs/models.md.
+It imports no torch. The supported families, and how each is tested, are in docs/models.md.
 """
 
 from __future__ import annotations
@@ -34,6 +33,9 @@ LAYOUTS: dict[str, Layout] = {
     # embeddings, the final layer norm and the optional projections in and out; OPTModel returns the last hidden
     # state after all of them, as LlamaModel does.
     "opt": Layout(blocks="model.decoder.layers", stack="model"),
+    # Gemma 3 with its vision tower (4B and larger; Gemma3ForConditionalGeneration): the text model is
+    # model.language_model, the blocks its layers; the text-only 270M and 1B (gemma3_text) are built like Llama.
+    "gemma3": Layout(blocks="model.language_model.layers", stack="model.language_model"),
 }
 """The families whose layout differs from :data:`DEFAULT_LAYOUT`, by ``config.model_type``."""
 
