@@ -53,8 +53,8 @@ def test_an_unsupported_layout_names_every_place_looked():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tiny = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50))
-    with pytest.raises(UnsupportedModelError, match=r"'gpt2'.*model\.model\.layers \(opt: model\.model\.decoder\.layers, gemma3: "
-                                                     r".*Supported families: llama, .*opt"):
+    looked = r"model\.model\.layers \(opt: model\.model\.decoder\.layers, gemma3: model\.model\.language_model\.layers\)"
+    with pytest.raises(UnsupportedModelError, match=rf"'gpt2'.*{looked}.*Supported families: llama, .*opt"):
         get_decoder_layers(tiny)
 
 

@@ -1,8 +1,8 @@
 """The whole tiny workflow on the families no weights on PyPI cover: a random 6-block OPT and a random 6-block
 Llama 2 (tests/tiny_families.py, with the embedded SmolLM2 tokenizer), saved as local model directories and
-named side by side in one config. One run for the module: LoRP at budget 2 and Wanda with every
-allocation at 50%, perplexity and efficiency, a depth and a sparse checkpoint of each model exported; its tests
-read it and change nothing."""
+named side by side in one config. One run for the module: LoRP at budget 2, Wanda and SparseGPT with uniform and
+MRP allocations at 50%, perplexity and efficiency, a depth and two sparse checkpoints of each model exported; its
+tests read it and change nothing."""
 
 from __future__ import annotations
 
@@ -20,15 +20,16 @@ from tinyrun import audited, read_rows, unchanged
 pytestmark = pytest.mark.slow
 
 DEPTH = ("lorp",)
-ALLOCATIONS = ("uniform", "owl", "mrp")
-EXPORTS = ("lorp-2", "wanda-mrp-50")
+METRICS = ("wanda", "sparsegpt")
+ALLOCATIONS = ("uniform", "mrp")  # OWL takes the same path (tests/workflow/test_sparse_family.py)
+EXPORTS = ("lorp-2", "wanda-mrp-50", "sparsegpt-uniform-50")
 
 
 def families_config(sources: dict) -> dict:
     return tiny_config(
         models={family: {"source": str(path)} for family, path in sources.items()},
         methods={m: {} for m in DEPTH}, budgets=[2], zeroshot={"tasks": []},
-        sparsity={"targets": [50], "metrics": ["wanda"], "allocations": list(ALLOCATIONS)},
+        sparsity={"targets": [50], "metrics": list(METRICS), "allocations": list(ALLOCATIONS)},
         efficiency={"batch_size": 1, "seqlen": 8, "decode_tokens": 2, "warmup": 0, "repeats": 1},
         checkpoints={"export": list(EXPORTS)})
 
@@ -65,8 +66,8 @@ def test_plans_masks_and_evaluations_of_both_families(families_run):
             assert len(plan["pruned"]) == 2 and len(plan["kept"]) == 4
             (row,) = read_rows(results / f"{family}/eval/docs/{method}-2/ppl.csv")
             assert int(row["n_layers"]) == 4 and np.isfinite(float(row["ppl"]))
-        for allocation in ALLOCATIONS:
-            measured = read_json(results / f"{family}/sparsity/docs/measured/wanda-{allocation}-50.json")
+        for metric, allocation in ((m, a) for m in METRICS for a in ALLOCATIONS):
+            measured = read_json(results / f"{family}/sparsity/docs/measured/{metric}-{allocation}-50.json")
             assert measured["model_sparsity"] == pytest.approx(0.5, abs=0.01)
             layers = {name for block in measured["blocks"] for name in block["linears"]}
             assert layers == ({"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
@@ -77,7 +78,8 @@ def test_plans_masks_and_evaluations_of_both_families(families_run):
         efficiency = read_rows(results / f"{family}/eval/efficiency.csv")
         assert {int(r["n_layers"]) for r in efficiency} == {6, 4}
     rows = read_rows(results / "summary/sparsity.csv")
-    assert {(r["model"], r["method"]) for r in rows} >= {(f, f"wanda-{a}") for f in FAMILIES for a in ALLOCATIONS}
+    assert {(r["model"], r["method"]) for r in rows} >= {(f, f"{m}-{a}") for f in FAMILIES for m in METRICS
+                                                          for a in ALLOCATIONS}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -90,11 +92,13 @@ def test_reloaded_checkpoints_give_the_logits_of_the_models_built_in_memory(fami
     results = families_run[0] / "results" / family
     compute = {"device": "cpu", "dtype": "float32"}
     ids = torch.from_numpy(np.load(results / "calib/docs/tokens.npy")[:2, :32].astype(np.int64))
-    checkpoints = {"lorp-2": (results / "checkpoints/docs/lorp-2", {"plan": results / "plans/docs/lorp-2.json"}),
-                   "wanda-mrp-50": (results / "sparsity/docs/checkpoints/wanda-mrp-50",
-                                    {"plan": results / "sparsity/docs/plans/wanda-mrp-50.json",
-                                     "pruning": results / "sparsity/docs/pruned/wanda-mrp-50.npz",
-                                     "measured": results / "sparsity/docs/measured/wanda-mrp-50.json"})}
+    sparse = results / "sparsity/docs"
+    checkpoints = {"lorp-2": (results / "checkpoints/docs/lorp-2", {"plan": results / "plans/docs/lorp-2.json"})}
+    for name in EXPORTS[1:]:  # SparseGPT's updated weights come from the pruning's stored file
+        checkpoints[name] = (sparse / f"checkpoints/{name}",
+                             {"plan": sparse / f"plans/{name}.json", "pruning": sparse / f"pruned/{name}.npz",
+                              "measured": sparse / f"measured/{name}.json",
+                              "weights": sparse / f"pruned/{name}.safetensors"})
     for name, (checkpoint, plan) in checkpoints.items():
         model, _ = load_evaluated({"model": results / "model", **plan}, compute)
         reloaded = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
@@ -102,3 +106,11 @@ def test_reloaded_checkpoints_give_the_logits_of_the_models_built_in_memory(fami
         assert len(get_decoder_layers(reloaded)) == (4 if name.startswith("lorp") else 6)
         with torch.inference_mode():
             assert torch.equal(model(ids).logits, reloaded(ids).logits), name
+        if name.startswith("sparsegpt"):  # the kept weights were updated, not only masked
+            dense = load_evaluated({"model": results / "model"}, compute)[0].state_dict()
+            state = reloaded.state_dict()
+            linears = [k for k, w in state.items() if ".layers." in k and w.dim() == 2]
+            assert linears and all(float((state[k] == 0).double().mean()) == pytest.approx(0.5, abs=0.01)
+                                   for k in linears)
+            changed = [k for k in linears if not torch.equal(state[k][state[k] != 0], dense[k][state[k] != 0])]
+            assert changed, name
