@@ -132,7 +132,9 @@ def test_bos_per_window_per_model_overrides_the_evaluation_default():
 def test_shipped_configs_are_valid():
     for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
         cfg = yaml.safe_load(path.read_text())
-        check_config(cfg, lambda m: ModelShape(cfg["models"][m].get("num_hidden_layers") or 30, 131072),
+        # each model's own depth and context where the config gives them (OPT's 2048 positions in paper-mrp.yaml)
+        check_config(cfg, lambda m: ModelShape(cfg["models"][m].get("num_hidden_layers") or 30,
+                                               cfg["models"][m].get("max_position_embeddings") or 131072),
                      base_dir=ROOT)
 
 

@@ -20,11 +20,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..models import get_decoder_layers
+from ..models import get_decoder_layers, get_decoder_stack
 
 
 def block_linears(block: torch.nn.Module) -> dict[str, torch.nn.Linear]:
-    """The linear layers of a decoder block by their name inside it (``self_attn.q_proj``, ``mlp.down_proj``, ...)."""
+    """The linear layers of a decoder block by their name inside it (``self_attn.q_proj``, ``mlp.down_proj``, ...;
+    OPT's ``self_attn.out_proj``, ``fc1``, ``fc2``)."""
     return {name: m for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
@@ -129,7 +130,7 @@ def dense_input_norms(model: torch.nn.Module, tokens: np.ndarray, batch_size: in
     acc = _SumOfSquares(blocks)
     try:
         for ids in _batches(tokens, batch_size, device):
-            model.model(input_ids=ids, use_cache=False)
+            get_decoder_stack(model)(input_ids=ids, use_cache=False)
             if progress is not None:
                 progress(len(ids))
     finally:
@@ -193,7 +194,7 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
         block.forward = passthrough
     try:
         for ids in _batches(tokens, batch_size, device):
-            model.model(input_ids=ids, use_cache=False)
+            get_decoder_stack(model)(input_ids=ids, use_cache=False)
     finally:
         for h in handles:
             h.remove()
