@@ -9,9 +9,10 @@ and an exported one reloads offline with :func:`load_recovered`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
+if TYPE_CHECKING:  # the config check imports the registry, under this package: no torch there
+    import torch
 
 RECOVERY_RECORD = "recovery.json"
 """The file of an exported recovered checkpoint that names its recovery and the patches to attach."""
@@ -25,6 +26,27 @@ def recover_model(model: torch.nn.Module, plan: Mapping[str, Any], recovery_dir:
 
     record = read_json(Path(recovery_dir) / RECOVERY_RECORD)
     return get_recovery(record["recovery"]).rebuild(model, plan, Path(recovery_dir))
+
+
+def recovery_records(plan: Mapping[str, Any], recovery_dir: str | Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """What an exported recovered checkpoint carries beside its weights, as (JSON records, files to copy):
+    ``recovery.json`` (the recovery, its parameters, and for a patch where each one sits in the pruned model)
+    and ``recovery/patches.npz``; a fused recovery (LoRA, merged) needs no file."""
+    from ..io import read_json
+    from .attach import patch_targets
+    from .patch import load_patches
+    from .registry import PATCH_FILE
+
+    source = Path(recovery_dir)
+    record = dict(read_json(source / RECOVERY_RECORD))
+    record.pop("plan", None)  # the checkpoint's plan.json
+    files = {}
+    if (source / PATCH_FILE).is_file():
+        spans = [(s, n) for s, n, _ in load_patches(source / PATCH_FILE)]
+        record.update(patch_file=f"recovery/{PATCH_FILE}",
+                      patch_targets=patch_targets(plan["pruned"], int(plan["n_layers"]), spans))
+        files[record["patch_file"]] = source / PATCH_FILE
+    return {RECOVERY_RECORD: record}, files
 
 
 def load_recovered(checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> torch.nn.Module:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..registry import Registry
+
+if TYPE_CHECKING:  # the config check imports this registry: no torch there
+    import torch
 
 PATCH_FILE = "patches.npz"
 ADAPTER_DIR = "adapter"

@@ -128,7 +128,7 @@ def job(smk: Any) -> Iterator[None]:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)
 
 
-SOURCE_KEYS = ("model", "plan", "pruning", "measured")
+SOURCE_KEYS = ("model", "plan", "pruning", "measured", "recovery")
 """The inputs a model under evaluation is built from (see :func:`lorp.workflow.stages.model.load_evaluated`)."""
 
 
@@ -154,13 +154,14 @@ def reused_evaluations(smk: Any) -> list[str]:
 
 def evaluation_labels(smk: Any) -> dict[str, Any]:
     """The identifying columns of an evaluation row: model, calib, method, budget, the prepared model the
-    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model)."""
+    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model); a recovered
+    model's method is ``<method>+<recovery>``."""
     w = smk.wildcards
     pruned = "plan" in smk.input.keys()
     return {
         "model": w.model,
         "calib": w.get("calib", "-"),
-        "method": w.get("method", "dense"),
+        "method": w.get("method", "dense") + (f"+{w.recovery}" if w.get("recovery") else ""),
         "budget": int(w.get("budget", 0)),
         "base_model": smk.input.model,
         "plan": smk.input.plan if pruned else "-",
