@@ -152,3 +152,34 @@ def test_recovered_rows_name_their_recovery():
     assert split_recovered("shortgpt+patch") == ("shortgpt", "patch")
     assert split_recovered("wanda-mrp") == ("wanda-mrp", None)
     assert split_recovered("x+unknown") == ("x+unknown", None)
+
+
+def test_the_recovery_section_is_checked_naming_the_key():
+    import copy
+
+    import yaml
+
+    from lorp.workflow.config import ConfigError, recovered_names, recovery_errors, validate_schema
+    from lorp.workflow.config.schema import SCHEMA_PATH
+
+    base = yaml.safe_load((SCHEMA_PATH.parents[1] / "config" / "recovery.yaml").read_text())
+    cfg = validate_schema(copy.deepcopy(base))
+    assert cfg["recovery"]["methods"]["lora"]["rank"] == 8 and cfg["recovery"]["methods"]["lora"]["dropout"] == 0.05
+    assert len(recovered_names(cfg)) == 2 * 5 * 2 and "lorp-8+patch" in recovered_names(cfg)
+    assert recovery_errors(cfg, SCHEMA_PATH.parents[1]) == []
+    bad = copy.deepcopy(base)
+    bad["recovery"]["methods"] = {"pach": {}, "lora": {"rnk": 4}}
+    with pytest.raises(ConfigError) as err:
+        validate_schema(bad)
+    assert "recovery.methods: unknown recovery 'pach' (did you mean 'patch'?)" in str(err.value)
+    assert "recovery.methods.lora: unknown key 'rnk' (did you mean 'rank'?)" in str(err.value)
+    bad = copy.deepcopy(base)
+    bad["recovery"]["plans"] = ["lorp-3"]
+    bad["recovery"]["methods"]["lora"]["data"] = {"source": "python-docs"}
+    bad["evaluation"]["datasets"]["c4"] = {"source": "../shared/data/c4/c4_validation_2k_sample.jsonl"}
+    errors = recovery_errors(validate_schema(bad), SCHEMA_PATH.parents[1])
+    assert errors[0].startswith("recovery.plans: 'lorp-3' is not a depth plan this config evaluates")
+    assert errors[1].startswith("recovery.methods.lora.data.source: 'python-docs' is a built-in corpus")
+    bad["recovery"]["methods"]["lora"]["data"] = {"source": "../shared/data/c4/c4_validation_2k_sample.jsonl"}
+    errors = recovery_errors(validate_schema(bad), SCHEMA_PATH.parents[1])
+    assert "is also the evaluation dataset c4's corpus" in errors[-1]

@@ -19,7 +19,7 @@ from .schema import ConfigError, did_you_mean, validate_schema
 from .slices import (SWEPT_ALLOCATION, evaluated_names, recovery_corpora, sparse_targets, structure_params,
                      sweep_enabled, zeroshot_params)
 from .views import (VIEW_SEPARATOR, ablation_budgets, ablation_methods, selection_methods, sensitivity_views,
-                    view, views)
+                    view)
 
 def export_errors(config: Mapping[str, Any]) -> list[str]:
     """Names in ``checkpoints.export`` that the config does not evaluate."""
@@ -304,17 +304,18 @@ def recovery_errors(config: Mapping[str, Any], base_dir: str | Path = ".") -> li
         names = [f"{m}-{b}" for m in config["methods"] for b in sorted(config["budgets"])]
         errors += [f"recovery.plans: {name!r} is not a depth plan this config evaluates (<method>-<budget> of "
                    f"methods x budgets, e.g. {names[0]!r})" for name in chosen if name not in names]
-    used = {Path(base_dir, v.spec["source"]).resolve(): f"calibration {v.name}" for v in views(config).values()
-            if v.spec["source"] not in BUILTIN_SOURCES}
-    used.update({Path(base_dir, s["source"]).resolve(): f"evaluation dataset {n}"
-                 for n, s in config["evaluation"]["datasets"].items() if s["source"] not in BUILTIN_SOURCES})
+    named = [(f"calibration {n}", s) for n, s in config["calibration"].items()]
+    named += [(f"sensitivity variation {n}", s) for n, s in config["sensitivity"]["variations"].items() if "source" in s]
+    named += [(f"evaluation dataset {n}", s) for n, s in config["evaluation"]["datasets"].items()]
+    used = {Path(base_dir, s["source"]).expanduser().resolve(): what for what, s in named
+            if s["source"] not in BUILTIN_SOURCES}
     for key, spec in recovery_corpora(config):
         source = spec["source"]
         if source in BUILTIN_SOURCES or source in HUB_SOURCES:
             errors.append(f"{key}.source: {source!r} is a built-in corpus whose parts are the calibration and "
                           "evaluation data; name a local file disjoint from both (e.g. "
                           "../shared/data/c4/c4_validation_2k_sample.jsonl)")
-        elif Path(base_dir, source).resolve() in used:
-            errors.append(f"{key}.source: {source} is also the {used[Path(base_dir, source).resolve()]}'s corpus; "
+        elif Path(base_dir, source).expanduser().resolve() in used:
+            errors.append(f"{key}.source: {source} is also the {used[Path(base_dir, source).expanduser().resolve()]}'s corpus; "
                           "a fine-tune must not train on what the workflow calibrates or evaluates on: name another file")
     return errors
