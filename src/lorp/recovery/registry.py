@@ -9,12 +9,11 @@ files a checkpoint carries beside its weights to be reloaded (:func:`lorp.recove
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..registry import Registry
+from ..registry import Registry, parameter_defaults, parameters_schema
 
 if TYPE_CHECKING:  # the config check imports this registry: no torch there
     import torch
@@ -67,12 +66,11 @@ class Recovery:
     summary: str = ""
 
     def defaults(self) -> dict[str, Any]:
-        return {name: copy.deepcopy(spec["default"]) for name, spec in self.parameters.items()}
+        return parameter_defaults(self.parameters)
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of ``recovery.methods.<name>`` in the config."""
-        return {"type": "object", "additionalProperties": False, "description": self.summary,
-                "properties": copy.deepcopy(dict(self.parameters))}
+        return parameters_schema(self.parameters, self.summary)
 
 
 RECOVERIES: Registry[Recovery] = Registry("recovery")
