@@ -47,7 +47,7 @@ def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]
 
 def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, compute: Mapping[str, Any]) -> None:
     """Stage 6 (on request, ``checkpoints.export``): the pruned model as a Hugging Face directory in the dtype
-    the prepared model is stored in, with its plan (``plan.json``) and, for a sparse plan, its measured
+    the prepared model is stored in (a recovered one in the dtype the evaluations build it in), with its plan (``plan.json``) and, for a sparse plan, its measured
     sparsity (``sparsity.json``), for a recovered model ``recovery.json`` and its patches (reload it with
     :func:`lorp.recovery.load_recovered`). The model is the one the evaluations measure (:func:`load_evaluated`):
     reloading the directory gives the same logits."""
@@ -57,7 +57,9 @@ def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, co
     model, tokenizer = load_evaluated(sources, compute)
     manifest = read_json(Path(sources["model"]) / "model.json")
     plan, _, measured = read_plan_sources(sources)
-    model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
+    if not sources.get("recovery"):  # a recovered model keeps the dtype it was evaluated in (LoRA's merged
+        # weights are not the stored dtype's values; a patched model's are, and its deltas are float32 anyway)
+        model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
     records = {"plan.json": {**plan, "source_model": manifest["source"]}}
     if measured is not None:
         records["sparsity.json"] = measured
