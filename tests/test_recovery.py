@@ -183,3 +183,24 @@ def test_the_recovery_section_is_checked_naming_the_key():
     bad["recovery"]["methods"]["lora"]["data"] = {"source": "../shared/data/c4/c4_validation_2k_sample.jsonl"}
     errors = recovery_errors(validate_schema(bad), SCHEMA_PATH.parents[1])
     assert "is also the evaluation dataset c4's corpus" in errors[-1]
+
+
+def test_the_recovery_table_gives_the_recovered_fraction_and_the_ranks_before_and_after():
+    import pandas as pd
+
+    from lorp.recovery.table import recovery_table
+
+    rows = [("dense", 0, 10.0), ("a", 4, 20.0), ("b", 4, 110.0), ("a+patch", 4, 15.0), ("b+patch", 4, 12.0),
+            ("a+lora", 4, 11.0)]
+    table = pd.DataFrame([{"model": "m", "calib": "-" if b == 0 else "c", "method": m, "budget": b, "mean_ppl": p}
+                          for m, b, p in rows])
+    costs = pd.DataFrame([{"model": "m", "calib": "c", "method": "a", "budget": 4, "recovery": "patch", "wall_s": 1.5,
+                           "tokens": 8, "peak_rss_mib": 3.0}])
+    out = recovery_table(table, costs).set_index(["method", "recovery"])
+    assert out.loc[("a", "patch"), "recovered_fraction"] == pytest.approx(0.5)
+    assert out.loc[("b", "patch"), "recovered_fraction"] == pytest.approx(0.98)
+    assert out.loc[("a", "lora"), "recovered_fraction"] == pytest.approx(0.9)
+    # a is the better plan training-free, b once both are patched; a is alone among the LoRA models
+    assert list(out.loc[[("a", "patch"), ("b", "patch"), ("a", "lora")], "rank_pruned"]) == [1, 2, 1]
+    assert list(out.loc[[("a", "patch"), ("b", "patch"), ("a", "lora")], "rank_recovered"]) == [2, 1, 1]
+    assert out.loc[("a", "patch"), "wall_s"] == 1.5 and np.isnan(out.loc[("b", "patch"), "wall_s"])
