@@ -215,9 +215,9 @@ def test_a_source_that_is_neither_a_path_nor_a_hub_id_is_rejected():
 
 MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"source": "python-docs"}},
            "methods": {"lorp": {}, "shortgpt": {}, "auto": {}}, "budgets": [2],
-           "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
+           "evaluation": {"datasets": {"d": {"source": "python-docs"}}}, "recovery": {"methods": {"patch": {}}}}
 ARGUMENTS = {"model": "m", "calib": "c", "name": "c", "method": "shortgpt", "k": "3", "metric": "wanda",
-             "allocation": "mrp"}
+             "allocation": "mrp", "recovery": "patch"}
 """A value for every argument a config function of the rules takes besides the config."""
 # functions whose result holds no key the schema fills in (names and lists the config states itself)
 NOTHING_DEFAULTED = {"selection_methods", "figure_labels"}

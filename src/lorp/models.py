@@ -16,6 +16,7 @@ loads in under a second). Hub ids and local directories are loaded where they ar
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -264,10 +265,11 @@ def load_for(model_dir: str | Path, compute: Mapping[str, Any]) -> tuple[torch.n
     return load(model_dir, compute["device"], compute["dtype"], compute.get("device_map"))
 
 
-def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, records: dict[str, Any]) -> None:
+def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, records: dict[str, Any],
+                    files: Mapping[str, str | Path] | None = None) -> None:
     """Write ``model`` as a Hugging Face directory (safetensors weights, tokenizer, config) with the JSON
-    ``records`` beside them (file name -> content, e.g. the plan), atomically: the directory appears only
-    once complete."""
+    ``records`` beside them (file name -> content, e.g. the plan) and copies of ``files`` (relative name in
+    the directory -> source file), atomically: the directory appears only once complete."""
     from .disk import checkpoint_bytes, space_for
     from .io import atomic_path, remove_stale_temporaries, write_json
 
@@ -280,6 +282,9 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path,
         tokenizer.save_pretrained(tmp)
         for name, content in records.items():
             write_json(tmp / name, content)
+        for name, source in (files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / name)
 
 
 def meta_model(model_dir: str | Path) -> torch.nn.Module:

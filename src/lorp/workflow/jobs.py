@@ -128,7 +128,7 @@ def job(smk: Any) -> Iterator[None]:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)
 
 
-SOURCE_KEYS = ("model", "plan", "pruning", "measured", "weights")
+SOURCE_KEYS = ("model", "plan", "pruning", "measured", "weights", "recovery")
 """The inputs a model under evaluation is built from (see :func:`lorp.workflow.stages.model.load_evaluated`)."""
 
 
@@ -154,13 +154,14 @@ def reused_evaluations(smk: Any) -> list[str]:
 
 def evaluation_labels(smk: Any) -> dict[str, Any]:
     """The identifying columns of an evaluation row: model, calib, method, budget, the prepared model the
-    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model)."""
+    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model); a recovered
+    model's method is ``<method>+<recovery>``."""
     w = smk.wildcards
     pruned = "plan" in smk.input.keys()
     return {
         "model": w.model,
         "calib": w.get("calib", "-"),
-        "method": w.get("method", "dense"),
+        "method": w.get("method", "dense") + (f"+{w.recovery}" if w.get("recovery") else ""),
         "budget": int(w.get("budget", 0)),
         "base_model": smk.input.model,
         "plan": smk.input.plan if pruned else "-",
@@ -183,7 +184,8 @@ def efficiency_entries(smk: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
 
 BATCH_SIZES = {"capture_activations": "activations", "input_norms": "activations", "sparse_prune": "activations",
                "auto_plan": "evaluation", "evaluate_dense": "evaluation", "evaluate_pruned": "evaluation",
-               "evaluate_tasks_dense": "zeroshot", "evaluate_tasks_pruned": "zeroshot"}
+               "evaluate_recovered": "evaluation", "evaluate_tasks_dense": "zeroshot", "evaluate_tasks_pruned": "zeroshot",
+               "evaluate_tasks_recovered": "zeroshot"}
 """The config section whose ``batch_size`` each rule's job runs with."""
 
 

@@ -20,10 +20,11 @@ from .slices import (SWEPT_ALLOCATION, activation_params, auto_plans, compared_s
                      held_out_params, method_params, model_params, obs_norm_params, outlier_params, redundancy_plans,
                      sensitivity_enabled, sensitivity_params, similarity_params, source_digest,
                      SOURCE_RECORD, source_entries, source_entry, source_keys, source_record, sparse_evaluations,
-                     score_norms, sparse_methods, sparse_plan_params, sparse_plans, sparse_prune_params, sparse_targets,
+                     score_norms, sparse_methods, sparse_plan_params, recovery_methods, recovered_models, recovered_names,
+                     recover_params, recovery_corpora, sparse_plans, sparse_prune_params, sparse_targets,
                      statistics_views, structure_params, sweep_enabled, sweep_params, zeroshot_params)
 from .checks import (ModelShape, auto_errors, check_config, config_problems, corpus_size_errors, export_errors,
-                     model_shape, sensitivity_errors, sequence_lengths, sparsity_errors)
+                     model_shape, recovery_errors, sensitivity_errors, sequence_lengths, sparsity_errors)
 
 __all__ = [
     "views",
@@ -92,6 +93,12 @@ __all__ = [
     "sweep_enabled",
     "sweep_params",
     "zeroshot_params",
+    "recovery_methods",
+    "recovered_models",
+    "recovered_names",
+    "recover_params",
+    "recovery_corpora",
+    "recovery_errors",
     "ModelShape",
     "auto_errors",
     "check_config",
