@@ -52,14 +52,25 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def copy_run(src: Path, dest: Path) -> Path:
+def copy_run(src: Path, dest: Path, results: tuple[str, ...] | None = None) -> Path:
     """A copy of a workflow directory (code, results and Snakemake's metadata) that Snakemake sees in the
     same state: ``copytree`` copies with ``copy2`` and then the folders' times, so every mtime is kept. No
     path in the metadata needs rewriting: every input path is relative to the working directory (the
     zero-shot task definitions included, ``zeroshot_data`` in rules/common.smk), so a moved results
-    directory stays up to date. Snakemake's IO cache is left out."""
+    directory stays up to date. Snakemake's IO cache is left out. With ``results``, of ``results/`` only
+    those paths (relative to it) are copied."""
     src, dest = Path(src).resolve(), Path(dest).resolve()
-    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "iocache"))
+
+    def ignored(dirpath: str, names: list[str]) -> set[str]:
+        out = {name for name in names if name in ("__pycache__", "iocache")}
+        rel = Path(dirpath).relative_to(src)
+        if results is not None and rel.parts[:1] == ("results",):
+            inside = [(rel / name).relative_to("results").as_posix() for name in names]
+            out |= {name for name, path in zip(names, inside)
+                    if not any(path == k or k.startswith(path + "/") or path.startswith(k + "/") for k in results)}
+        return out
+
+    shutil.copytree(src, dest, symlinks=True, ignore=ignored)
     return dest
 
 

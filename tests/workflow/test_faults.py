@@ -20,7 +20,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(own_copy):
-    """SIGKILL the whole run while the capture job writes; rerun; compare with an uninterrupted capture."""
+    """SIGKILL the whole run while the capture job writes; rerun; compare with an uninterrupted capture.
+
+    The killed run captures one sequence at a time, so that it is still writing when it is killed; the rerun
+    and the uninterrupted capture take 16 at a time (the batch size is no setting a rerun follows, and the
+    two runs compared use the same one)."""
     workdir = own_copy
     cfg = tiny_config(activations={"batch_size": 1, "tokens_per_sequence": 32},
                       calibration={"docs": {"source": "python-docs", "n_samples": 48, "seqlen": 64}})
@@ -46,8 +50,10 @@ def test_killed_capture_job_leaves_nothing_trusted_and_rerun_matches(own_copy):
 
     subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--unlock",
                     "--configfile", str(workdir / "config.yaml")], cwd=workdir, capture_output=True, check=True)
+    cfg["activations"]["batch_size"] = 16
     out = snakemake(workdir, cfg, target)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "rule capture_activations:" in out.stdout + out.stderr  # the capture was run again
     assert not list(act_dir.glob(".docs.tmp-*")), "the killed job's temporaries were not cleaned up"
     after_kill = {p.name: sha(p) for p in (act_dir / "docs").iterdir()}
 

@@ -9,7 +9,7 @@ import pytest
 
 from tiny import METHODS, TASKS, ZEROSHOT_DIR, snakemake, tiny_config
 from tinyrun import (ALL_FIGURES, PLAN_FIGURES, SUMMARY, analysis_jobs, dense_jobs, fetched, figures, job, planned_jobs,
-                     pruned_jobs, snapshot, summaries)
+                     planned_jobs_each, pruned_jobs, snapshot, summaries)
 
 pytestmark = pytest.mark.slow
 
@@ -34,53 +34,53 @@ def test_budget_added(completed):
 
 def test_lorp_clusters_or_thresholds_changed(completed):
     lorp_only = {job("structure", calib="docs")} | pruned_jobs(methods=["lorp"]) | SUMMARY | ALL_FIGURES
-    for lorp in ({"k": 2}, {"rls_thresholds": [1.2, 0.5]}, {"random_state": 1}):
-        cfg = tiny_config(methods={**{m: {} for m in METHODS}, "lorp": lorp})
-        assert planned_jobs(completed, cfg) == lorp_only, lorp
+    changes = ({"k": 2}, {"rls_thresholds": [1.2, 0.5]}, {"random_state": 1})
+    planned = planned_jobs_each(*((completed, tiny_config(methods={**{m: {} for m in METHODS}, "lorp": lorp}))
+                                  for lorp in changes))
+    for lorp, jobs in zip(changes, planned):
+        assert jobs == lorp_only, lorp
 
 
 def test_evaluation_dataset_or_seqlen_changed(completed):
     evals = dense_jobs("ppl") | pruned_jobs(kinds=["ppl"], selection=False) | summaries("ppl") | figures("vs_ppl")
-    cfg = tiny_config()
-    cfg["evaluation"]["seqlen"] = 32
-    assert planned_jobs(completed, cfg) == evals
-    cfg = tiny_config(models={"smol": {"source": "embedded", "bos_per_window": True}})
-    assert planned_jobs(completed, cfg) == evals
-    cfg = tiny_config()
-    cfg["evaluation"]["datasets"]["more-docs"] = {"source": "python-docs", "seqlen": 48}
-    assert planned_jobs(completed, cfg) == evals
+    seqlen = tiny_config()
+    seqlen["evaluation"]["seqlen"] = 32
+    bos = tiny_config(models={"smol": {"source": "embedded", "bos_per_window": True}})
+    dataset = tiny_config()
+    dataset["evaluation"]["datasets"]["more-docs"] = {"source": "python-docs", "seqlen": 48}
+    assert planned_jobs_each((completed, seqlen), (completed, bos), (completed, dataset)) == [evals] * 3
 
 
 def test_activation_settings_changed(completed):
     expected = analysis_jobs(from_rule="capture_activations") | pruned_jobs() | SUMMARY | ALL_FIGURES
-    assert planned_jobs(completed, tiny_config(activations={"dtype": "float32"})) == expected
-    assert planned_jobs(completed, tiny_config(activations={"tokens_per_sequence": 16})) == expected
-    per_model = {"smol": {"source": "embedded", "activations_dtype": "float32"}}
-    assert planned_jobs(completed, tiny_config(models=per_model)) == expected
-    # a per-model dtype equal to the global one changes nothing
-    per_model["smol"]["activations_dtype"] = "float16"
-    assert planned_jobs(completed, tiny_config(models=per_model)) == set()
-    # the batch size only changes speed: nothing reruns
-    assert planned_jobs(completed, tiny_config(activations={"batch_size": 1})) == set()
+    configs = [tiny_config(activations={"dtype": "float32"}), tiny_config(activations={"tokens_per_sequence": 16}),
+               tiny_config(models={"smol": {"source": "embedded", "activations_dtype": "float32"}}),
+               # a per-model dtype equal to the global one changes nothing
+               tiny_config(models={"smol": {"source": "embedded", "activations_dtype": "float16"}}),
+               # the batch size only changes speed: nothing reruns
+               tiny_config(activations={"batch_size": 1})]
+    assert planned_jobs_each(*((completed, cfg) for cfg in configs)) == [expected] * 3 + [set()] * 2
 
 
 def test_calibration_changed(completed):
     expected = analysis_jobs() | pruned_jobs() | SUMMARY | ALL_FIGURES  # no prepare_model, no dense evaluation
-    for change in ({"n_samples": 5}, {"seqlen": 32}, {"seed": 1}, {"source": "python-docs", "max_documents": 20}):
-        cfg = tiny_config()
+    changes = ({"n_samples": 5}, {"seqlen": 32}, {"seed": 1}, {"source": "python-docs", "max_documents": 20})
+    configs = [tiny_config() for _ in changes]
+    for cfg, change in zip(configs, changes):
         cfg["calibration"]["docs"].update(change)
-        assert planned_jobs(completed, cfg) == expected | fetched(cfg), change
-    assert fetched(cfg)  # the last change is a new source: checked and fetched before its tokens
+    for cfg, change, jobs in zip(configs, changes, planned_jobs_each(*((completed, cfg) for cfg in configs))):
+        assert jobs == expected | fetched(cfg), change
+    assert fetched(configs[-1])  # the last change is a new source: checked and fetched before its tokens
 
 
 def test_method_or_model_added(completed):
     methods = {**{m: {} for m in METHODS}, "last": {}}
-    assert planned_jobs(completed, tiny_config(methods=methods)) == pruned_jobs(methods=["last"]) | SUMMARY | PLAN_FIGURES
     models = {"smol": {"source": "embedded"}, "smol-fp32": {"source": "embedded", "storage_dtype": "float32"}}
     expected = ({job("prepare_model", "smol-fp32")} | dense_jobs(model="smol-fp32")
                 | analysis_jobs(model="smol-fp32") | pruned_jobs(model="smol-fp32") | SUMMARY
                 | figures("structure", "pruned_layers", model="smol-fp32") | figures("locality", "vs_ppl", "vs_tasks"))
-    assert planned_jobs(completed, tiny_config(models=models)) == expected
+    assert planned_jobs_each((completed, tiny_config(methods=methods)), (completed, tiny_config(models=models))) == [
+        pruned_jobs(methods=["last"]) | SUMMARY | PLAN_FIGURES, expected]
 
 
 def test_other_method_parameters_changed(completed):
@@ -94,17 +94,17 @@ def test_compute_precision_changed(completed):
 
 
 def test_speed_and_disk_settings_change_nothing(completed):
-    cfg = tiny_config()
-    cfg["evaluation"]["batch_size"] = 1
-    assert planned_jobs(completed, cfg) == set()
+    batch = tiny_config()
+    batch["evaluation"]["batch_size"] = 1
     # exports: a name added writes its checkpoint and nothing else; names removed rerun nothing
     more = tiny_config(checkpoints={"export": ["shortgpt-3", "streamline-3", "lorp-3"]})
-    assert planned_jobs(completed, more) == {job("prune_checkpoint", calib="docs", method="lorp", budget=3)}
-    assert planned_jobs(completed, tiny_config(checkpoints={"export": "none"})) == set()
+    configs = [batch, more, tiny_config(checkpoints={"export": "none"})]
+    expected = [set(), {job("prune_checkpoint", calib="docs", method="lorp", budget=3)}, set()]
     if ZEROSHOT_DIR.is_dir():
         cfg = tiny_config()
         cfg["zeroshot"]["batch_size"] = 1
-        assert planned_jobs(completed, cfg) == set()
+        configs, expected = configs + [cfg], expected + [set()]
+    assert planned_jobs_each(*((completed, cfg) for cfg in configs)) == expected
 
 
 def test_zero_shot_tasks_changed(completed):
@@ -112,10 +112,10 @@ def test_zero_shot_tasks_changed(completed):
         pytest.skip(f"zero-shot task files not found at {ZEROSHOT_DIR}")
     expected = (dense_jobs("tasks") | pruned_jobs(kinds=["tasks"], selection=False) | summaries("tasks")
                 | figures("vs_tasks"))
-    for change in ({"tasks": TASKS + ["rte"]}, {"limit": 5}):
-        cfg = tiny_config()
-        cfg["zeroshot"].update(change)
-        assert planned_jobs(completed, cfg) == expected, change
+    configs = [tiny_config(), tiny_config()]
+    configs[0]["zeroshot"]["tasks"] = TASKS + ["rte"]
+    configs[1]["zeroshot"]["limit"] = 5
+    assert planned_jobs_each(*((completed, cfg) for cfg in configs)) == [expected] * 2
 
 
 def test_efficiency_settings_changed(completed):
@@ -131,24 +131,25 @@ def test_statistics_sensitivity_auto_and_seeds_plan_only_their_own_stages(comple
     auto adds its held-out tokens, its plan and evaluations, and no other plan or analysis; a seed adds
     its own calibration's analysis and plans, and no dense evaluation. (They are run in
     test_extensions.py.)"""
-    cfg = tiny_config(similarity={"compare": ["cka"]})
-    view = "docs~cka"
-    assert planned_jobs(completed, cfg) == ({job(r, "smol", view) for r in ("similarity", "structure")}
-                                            | {job("plan", "smol", view, m, 3) for m in METHODS} | {("statistics", "")})
     variations = {"n6": {"n_samples": 6}, "sub16": {"tokens_per_sequence": 16}, "lin": {"statistic": "cka"}}
-    jobs = planned_jobs(completed, tiny_config(sensitivity={"variations": variations}))
+    statistics, sensitivity, auto, seeds = planned_jobs_each(
+        (completed, tiny_config(similarity={"compare": ["cka"]})),
+        (completed, tiny_config(sensitivity={"variations": variations})),
+        (completed, tiny_config(methods={**{m: {} for m in METHODS}, "auto": {"held_out_samples": 2}})),
+        (completed, tiny_config(evaluation={**tiny_config()["evaluation"], "seeds": [1]})))
+    view = "docs~cka"
+    assert statistics == ({job(r, "smol", view) for r in ("similarity", "structure")}
+                          | {job("plan", "smol", view, m, 3) for m in METHODS} | {("statistics", "")})
+    jobs = sensitivity
     assert {w for r, w in jobs if r == "calibration_tokens"} == {"model=smol, calib=docs~n6"}
     assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~n6",
                                                                    "model=smol, calib=docs~sub16"}
     assert not {r for r, _ in jobs} & {"evaluate_pruned", "prune_checkpoint", "efficiency", "summary"}
 
-    cfg = tiny_config(methods={**{m: {} for m in METHODS}, "auto": {"held_out_samples": 2}})
-    rules = {r for r, _ in planned_jobs(completed, cfg)}
+    rules = {r for r, _ in auto}
     assert {"held_out_tokens", "auto_plan", "evaluate_pruned", "summary", "summary_auto"} <= rules
     assert not rules & {"plan", "capture_activations", "similarity", "structure", "evaluate_dense"}
-    base = tiny_config()
-    cfg = tiny_config(evaluation={**base["evaluation"], "seeds": [1]})
-    jobs = planned_jobs(completed, cfg)
+    jobs = seeds
     assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~seed1"}
     assert ("summary_seeds", "") in jobs and not {r for r, _ in jobs} & {"evaluate_dense", "prepare_model"}
     assert all("docs~seed1" in w for r, w in jobs if r in ("plan", "evaluate_pruned"))

@@ -12,8 +12,8 @@ import pytest
 
 from lorp.io import read_json
 from tiny import METHODS, copy_run, snakemake, tiny_config
-from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, figures, planned_jobs, read_rows, sjob,
-                     sparse_config, sparse_jobs, summaries, unchanged)
+from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, figures, planned_jobs, planned_jobs_each, read_rows,
+                     sjob, sparse_config, sparse_jobs, summaries, unchanged)
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,7 @@ def test_sparse_family_added(completed, sparse_run):
     nothing is left to do and the audit finds no problem."""
     cfg = sparse_config()
     expected = {sjob("input_norms")} | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")} | sparse_jobs()
-    assert planned_jobs(completed, cfg) == expected
-    assert planned_jobs(sparse_run, cfg) == set()
+    assert planned_jobs_each((completed, cfg), (sparse_run, cfg)) == [expected, set()]
     assert audited(sparse_run, cfg) == []
 
 
@@ -96,22 +95,26 @@ def test_sparse_settings_changed(sparse_run):
     """M reruns the outlier ratios and what reads them (OWL and MRP), not the norms or uniform plans; the
     step reruns MRP; a target adds its own plans; dense final norms rerun Wanda's checkpoints only."""
     owl_mrp = sparse_jobs(allocations=("owl", "mrp")) | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")}
-    assert planned_jobs(sparse_run, sparse_config(outlier_m=4)) == owl_mrp
-    assert planned_jobs(sparse_run, sparse_config(count_zeros=False)) == owl_mrp
-    assert planned_jobs(sparse_run, sparse_config(mrp={"step": 2})) == sparse_jobs(allocations=("mrp",))
-    assert planned_jobs(sparse_run, sparse_config(mrp={"granularity": "linear"})) == sparse_jobs(allocations=("mrp",))
-    assert planned_jobs(sparse_run, sparse_config(owl_lambda=0.05)) == sparse_jobs(allocations=("owl",), sweep=False)
-    assert planned_jobs(sparse_run, sparse_config(targets=[50, 60])) == sparse_jobs(targets=(60,))
     wanda_pruned = (sparse_jobs(metrics=("wanda",), aggregates=False)
                     - sparse_jobs(metrics=("wanda",), pruned=False, aggregates=False))
-    assert planned_jobs(sparse_run, sparse_config(norms="dense")) == (
-        wanda_pruned | {("summary_sparsity", ""), ("figure_vs_sparsity", "")} | summaries("ppl") | figures("vs_ppl"))
-    assert planned_jobs(sparse_run, sparse_config(sweep={"outlier_m": [3, 5, 7]})) == {
-        sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}
     two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
-    assert planned_jobs(sparse_run, sparse_config(nm=["2:4"])) == two_four | summaries("ppl") | figures("vs_ppl")
-    # back to the depth-only config: only the summary that gathered the sparse rows changes
-    assert planned_jobs(sparse_run, tiny_config()) == summaries("ppl") | figures("vs_ppl")
+    expected = [  # (config, the jobs its dry run plans)
+        (sparse_config(outlier_m=4), owl_mrp),
+        (sparse_config(count_zeros=False), owl_mrp),
+        (sparse_config(mrp={"step": 2}), sparse_jobs(allocations=("mrp",))),
+        (sparse_config(mrp={"granularity": "linear"}), sparse_jobs(allocations=("mrp",))),
+        (sparse_config(owl_lambda=0.05), sparse_jobs(allocations=("owl",), sweep=False)),
+        (sparse_config(targets=[50, 60]), sparse_jobs(targets=(60,))),
+        (sparse_config(norms="dense"), wanda_pruned | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+         | summaries("ppl") | figures("vs_ppl")),
+        (sparse_config(sweep={"outlier_m": [3, 5, 7]}), {sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}),
+        (sparse_config(nm=["2:4"]), two_four | summaries("ppl") | figures("vs_ppl")),
+        # back to the depth-only config: only the summary that gathered the sparse rows changes
+        (tiny_config(), summaries("ppl") | figures("vs_ppl")),
+    ]
+    planned = planned_jobs_each(*((sparse_run, cfg) for cfg, _ in expected))
+    for (cfg, jobs), got in zip(expected, planned):
+        assert got == jobs, cfg.get("sparsity", "the depth-only config")
 
 
 def test_back_to_the_depth_only_config(sparse_run, tmp_path):

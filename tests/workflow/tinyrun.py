@@ -9,11 +9,12 @@ import hashlib
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from lorp.workflow.audit import audit
-from tiny import EXPORTED, METHODS, ZEROSHOT_DIR, snakemake, tiny_config, write_config
+from tiny import CORES, EXPORTED, METHODS, ZEROSHOT_DIR, snakemake, tiny_config, write_config
 
 
 # ------------------------------------------------------------------------------ runs and copies
@@ -78,6 +79,14 @@ def dry_run(workdir: Path, config: dict, *args: str) -> dict[tuple[str, str], se
 def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
     """(rule, wildcards) of every job a dry run would execute, 'all' excluded."""
     return set(dry_run(workdir, config))
+
+
+def planned_jobs_each(*dry_runs: tuple[Path, dict]) -> list[set[tuple[str, str]]]:
+    """:func:`planned_jobs` of each (working directory, config), in order, the dry runs :data:`tiny.CORES` at
+    a time (each is one Snakemake process that keeps one core busy for seconds; a dry run takes no lock and
+    writes nothing)."""
+    with ThreadPoolExecutor(max_workers=int(CORES)) as pool:
+        return list(pool.map(lambda run: planned_jobs(*run), dry_runs))
 
 
 def audited(workdir: Path, config: dict | None = None) -> list:
