@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lorp.depth.methods import METHODS, PlanInputs, eligible_count, make_plan
-from lorp.depth.sleb import candidate_blocks, removals, removal_nlls, select_blocks, sleb_plan
+from lorp.depth.sleb import candidate_blocks, removals, removal_nlls, search, select_blocks
 from lorp.evaluation.perplexity import perplexity
 from lorp.evaluation.pruned import build_pruned
 
@@ -140,4 +140,4 @@ def test_budgets_keep_the_first_and_last_blocks_and_inputs_are_required():
     with pytest.raises(ValueError, match="'sleb' needs the tokens input"):
         make_plan("sleb", 1, PlanInputs(model=model))
     with pytest.raises(ValueError, match=r"\[n_samples, seqlen\]"):
-        sleb_plan(model, windows.reshape(-1), 1, None, 1)
+        search(model, windows.reshape(-1), 1, None, 1)

@@ -438,10 +438,15 @@ register(Method(
 
 
 def _sleb(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
-    from .sleb import sleb_plan
+    from .sleb import block_count, search  # torch: imported only where a SLEB plan is made
 
-    return sleb_plan(inputs.require("model", "sleb"), inputs.require("tokens", "sleb"), budget,
-                     params["n_windows"], int(inputs.batch_size))
+    model, tokens = inputs.require("model", "sleb"), inputs.require("tokens", "sleb")
+    n = block_count(model)
+    _check_budget("sleb", budget, n)
+    found = search(model, tokens, budget, params["n_windows"], int(inputs.batch_size))
+    return Plan("sleb", budget, n, found.removal_order, [0, n - 1], found.first_step_scores(n),
+                "mean calibration NLL per token with this block alone removed (SLEB's first step)",
+                {"n_windows": params["n_windows"]}, found.details())
 
 
 register(Method(

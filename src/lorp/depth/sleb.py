@@ -26,7 +26,6 @@ import torch
 
 from ..evaluation.perplexity import window_nll
 from ..models import get_decoder_layers, shared_copy
-from .methods import Plan, _check_budget
 from .prune import prune_layers
 
 
@@ -129,18 +128,40 @@ def removals(n_layers: int, budget: int) -> int:
     return sum(n_layers - 2 - k for k in range(budget))
 
 
-def sleb_plan(model: torch.nn.Module, tokens: np.ndarray, budget: int, n_windows: int | None,
-              batch_size: int) -> Plan:
-    """The SLEB plan at ``budget`` from the prepared model and the calibration tokens [n_samples, seqlen],
-    scored on their first ``n_windows`` windows (all of them when None or more than there are).
+def block_count(model: torch.nn.Module) -> int:
+    """The number of decoder blocks of ``model``."""
+    return len(get_decoder_layers(model))
 
-    The plan's ``scores`` are each block's mean NLL with it alone removed (the first step; None for the
-    protected first and last blocks); ``steps`` lists each removal in order with its NLL and every
-    candidate's, ``windows`` the windows scored."""
+
+@dataclass(frozen=True)
+class Search:
+    """A SLEB search: its removals in order and the windows they were scored on."""
+
+    steps: list[Step]
+    windows: dict[str, Any]
+
+    @property
+    def removal_order(self) -> list[int]:
+        return [s.block for s in self.steps]
+
+    def first_step_scores(self, n_layers: int) -> list[float | None]:
+        """Each block's mean NLL with it alone removed (the first step; None for the first and last blocks)."""
+        return [self.steps[0].candidates.get(i) for i in range(n_layers)]
+
+    def details(self) -> dict[str, Any]:
+        """What a plan records beside its blocks: the removal order, each step, the windows scored."""
+        return {"removal_order": self.removal_order, "steps": [s.to_dict() for s in self.steps],
+                "windows": self.windows}
+
+
+def search(model: torch.nn.Module, tokens: np.ndarray, budget: int, n_windows: int | None,
+           batch_size: int) -> Search:
+    """SLEB's ``budget`` removals from the prepared model and the calibration tokens [n_samples, seqlen],
+    scored on their first ``n_windows`` windows (all of them when None or more than there are), with a
+    progress bar over the candidates' forward passes and one line per step."""
     from tqdm.auto import tqdm
 
-    n_layers = len(get_decoder_layers(model))
-    _check_budget("sleb", budget, n_layers)
+    n_layers = block_count(model)
     tokens = np.asarray(tokens)
     if tokens.ndim != 2:
         raise ValueError(f"calibration tokens must be [n_samples, seqlen], got shape {tokens.shape}")
@@ -153,17 +174,6 @@ def sleb_plan(model: torch.nn.Module, tokens: np.ndarray, budget: int, n_windows
     with tqdm(total=removals(n_layers, budget) * math.ceil(used / batch_size), desc=f"sleb-{budget}",
               unit="pass") as bar:
         steps = select_blocks(model, windows, budget, batch_size, progress=bar.update, report=report)
-    first = steps[0].candidates
-    return Plan(
-        method="sleb",
-        budget=budget,
-        n_layers=n_layers,
-        pruned=[s.block for s in steps],
-        protected=[0, n_layers - 1],
-        scores=[first.get(i) for i in range(n_layers)],
-        score_name="mean calibration NLL per token with this block alone removed (SLEB's first step)",
-        parameters={"n_windows": n_windows},
-        details={"removal_order": [s.block for s in steps], "steps": [s.to_dict() for s in steps],
-                 "windows": {"indices": list(range(used)), "n_windows": used, "seqlen": int(tokens.shape[1]),
-                             "scored_tokens": used * (int(tokens.shape[1]) - 1)}},
-    )
+    seqlen = int(tokens.shape[1])
+    return Search(steps, {"indices": list(range(used)), "n_windows": used, "seqlen": seqlen,
+                          "scored_tokens": used * (seqlen - 1)})
