@@ -81,6 +81,7 @@ def test_every_step_matches_the_pruned_models_scored_directly():
         assert step.block == min(direct, key=lambda c: (direct[c], c)) and step.nll == step.candidates[step.block]
         removed.append(step.block)
     assert len(set(removed)) == 3 and not {0, 5} & set(removed)
+    assert len(model.model.layers) == N_LAYERS and not any(b._forward_pre_hooks for b in model.model.layers)
 
 
 def test_exact_ties_go_to_the_shallower_block():

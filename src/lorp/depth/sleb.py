@@ -60,7 +60,7 @@ def removal_nlls(model: torch.nn.Module, windows: np.ndarray, removed: Sequence[
                  batch_size: int, progress: Callable[[int], None] | None = None) -> dict[int, float]:
     """Summed next-token NLL over ``windows`` [n, seqlen] of ``model`` without the blocks ``removed`` and
     each candidate in turn (block -> NLL, float64 sums over windows of at most ``batch_size``); ``progress``
-    is called with 1 per candidate and batch. ``model`` is left as it was."""
+    is called with 1 per candidate and batch. ``model`` is left as it was: the hooks are on copies of it."""
     n_layers = len(get_decoder_layers(model))
     current = prune_layers(shared_copy(model), removed)
     kept = [i for i in range(n_layers) if i not in set(removed)]
@@ -68,31 +68,28 @@ def removal_nlls(model: torch.nn.Module, windows: np.ndarray, removed: Sequence[
     if any(c not in position for c in candidates):
         raise ValueError(f"candidates {sorted(set(candidates) - set(position))} are not blocks of the current model")
     entering: list[torch.Tensor] = []  # the hidden state entering each block of the current model, this batch
-    current_layers = get_decoder_layers(current)
-    hooks = [block.register_forward_pre_hook(
-        lambda _m, args, kwargs: entering.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
-        for block in current_layers]
-    tails: dict[int, torch.nn.Module] = {}  # each candidate's model from the block after it on
-    for c in candidates:
+    tails: dict[int, torch.nn.Module] = {}  # each candidate's model from the block after it on (copied from the
+    for c in candidates:                    # current model before it gets its hooks, so that they get none)
         tail = prune_layers(shared_copy(current), range(position[c] + 1))
         get_decoder_layers(tail)[0].register_forward_pre_hook(
             lambda _m, args, kwargs, p=position[c]: _replace_input(args, kwargs, entering[p]), with_kwargs=True)
         tails[c] = tail
+    for block in get_decoder_layers(current):
+        block.register_forward_pre_hook(
+            lambda _m, args, kwargs: entering.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
     device = next(model.parameters()).device
     totals = {c: 0.0 for c in candidates}
-    try:
-        for start in range(0, windows.shape[0], batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size], dtype=np.int64)).to(device)
-            entering.clear()
-            current.model(input_ids=batch, use_cache=False)
-            for c in candidates:
-                totals[c] += float(window_nll(tails[c], batch).sum())
-                if progress is not None:
-                    progress(1)
-    finally:
-        for h in hooks:
-            h.remove()
+    for start in range(0, windows.shape[0], batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size], dtype=np.int64)).to(device)
         entering.clear()
+        current.model(input_ids=batch, use_cache=False)
+        if len(entering) != len(kept):
+            raise RuntimeError(f"captured {len(entering)} block inputs for the {len(kept)} blocks of the current model")
+        for c in candidates:
+            totals[c] += float(window_nll(tails[c], batch).sum())
+            if progress is not None:
+                progress(1)
+    entering.clear()
     return totals
 
 
