@@ -7,6 +7,7 @@
 #   model -> calibration tokens -> activations -> similarity -> structure -> plans
 #         -> evaluation (pruned models built in memory; checkpoints exported on request) -> summary
 #   calibration tokens -> input norms -> outlier ratios -> sparsity plans -> sparse models -> evaluation
+#   plans (+ activations or the model) -> recovery (patch, LoRA) -> evaluation of the recovered models
 # Each rule declares its outputs, params and inputs in its .smk file; the config slices come from
 # lorp.workflow.config, the methods from the registry in lorp.depth.methods.
 
@@ -34,6 +35,7 @@ include: "rules/activations.smk"
 include: "rules/analysis.smk"
 include: "rules/pruning.smk"
 include: "rules/evaluation.smk"
+include: "rules/recovery.smk"
 include: "rules/summary.smk"
 include: "rules/figures.smk"
 include: "rules/sparsity.smk"

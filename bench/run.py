@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["capture", "sweep", "similarity", "perplexity", "subsample", "scaling", "workflow"]
+ORDER = ["capture", "sweep", "similarity", "perplexity", "subsample", "scaling", "sparse", "workflow"]
 
 
 def main(argv: list[str]) -> int:

@@ -23,6 +23,7 @@ from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method, parse_nm
 from lorp.sparse.allocation_plans import get_allocation
 from lorp.sparse.metrics import get_metric
 from lorp.workflow.jobs import ENTRY_SEPARATOR, REUSED_PREFIX
+from lorp.recovery.registry import RECOVERIES, get_recovery
 
 
 def model_manifest(model):
@@ -65,6 +66,7 @@ SPARSE = config["sparsity"]
 SPARSE_METHODS = lc.sparse_methods(config)  # <metric>-<allocation>, evaluated at budget = target (%)
 SPARSE_TARGETS = lc.sparse_targets(config)
 CALIBS = list(config["calibration"])
+RECOVERED = lc.recovered_models(config)  # (method, budget, recovery) of every recovered model
 
 
 wildcard_constraints:
@@ -77,6 +79,7 @@ wildcard_constraints:
     metric="|".join(METRICS),
     allocation="|".join(ALLOCATIONS) + r"|\d+of\d+",  # N:M patterns are <N>of<M>
     target=r"\d+",
+    recovery="|".join(re.escape(r) for r in RECOVERIES),
 
 
 def in_report(caption, category="Across models", subcategory=None, **labels):
@@ -253,14 +256,15 @@ def auto_inputs(wildcards):
 def model_sources(method, **wildcards):
     """What a pruned model ``{method}-{budget}`` is built from in memory: the prepared model and a depth plan,
     or for a sparse method (``wanda-mrp``, budget = target in %) its sparse plan, the norms its blocks were
-    pruned with and their measurement."""
+    pruned with, their measurement and the pruned weights (SparseGPT's; an empty file for a metric that masks)."""
     w = {**wildcards, "method": method}
     sparse = parse_method(method)
     if sparse is None:
         return {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.plan.output.plan, **w)}
     w.update(metric=sparse[0], allocation=sparse[1], target=w["budget"])
     return {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w),
-            "pruning": fill(rules.sparse_prune.output.norms, **w), "measured": fill(rules.sparse_prune.output.measured, **w)}
+            "pruning": fill(rules.sparse_prune.output.norms, **w), "measured": fill(rules.sparse_prune.output.measured, **w),
+            "weights": fill(rules.sparse_prune.output.weights, **w)}
 
 def evaluated_model(kind):
     """The inputs of a pruned model's evaluation of ``kind`` (ppl, tasks): its sources, and for an auto plan
@@ -327,9 +331,43 @@ def sparse_outputs(template):
     """An evaluation for every sparse model: each method at its targets."""
     return [out for method, budget in lc.sparse_evaluations(config) for out in pruned_outputs(template, [method], [budget])]
 
-def all_pruned_outputs(template):
-    """An evaluation for every depth method at every budget and every sparse model."""
-    return pruned_outputs(template) + sparse_outputs(template)
+def recovered_outputs(template):
+    """``template`` (a recover output or a recovered model's evaluation) for every model, evaluated view and
+    recovered model."""
+    return [fill(template, model=model, calib=calib, method=m, budget=b, recovery=r)
+            for model in MODELS for calib in lc.evaluated_views(config) for m, b, r in RECOVERED]
+
+def all_pruned_outputs(template, recovered=None):
+    """An evaluation for every depth method at every budget and every sparse model, and with ``recovered``
+    (the recovered models' rule output of the same kind) every recovered model."""
+    return pruned_outputs(template) + sparse_outputs(template) + (recovered_outputs(recovered) if recovered else [])
+
+
+# ---------------------------------------------------------------- input functions of rules/recovery.smk
+def recover_inputs(wildcards):
+    """What a recovery's fit reads, as its registration declares (lorp.recovery.registry): the plan, and the
+    plan's stored calibration activations, or the prepared model and the training corpus' local file."""
+    w = dict(wildcards.items())
+    out = {"plan": fill(rules.plan.output.plan, **w)}
+    declared = get_recovery(w["recovery"]).inputs
+    if "activations" in declared:
+        out["activations"] = fill(rules.capture_activations.output.activations, model=w["model"],
+                                  calib=lc.activation_source(config, w["calib"]))
+    if "model" in declared:
+        out["model"] = fill(rules.prepare_model.output.model, **w)
+        data = config["recovery"]["methods"][w["recovery"]].get("data")
+        if data:
+            out["data"] = os.path.expanduser(data["source"])
+    return out
+
+def recover_threads(wildcards):
+    """A fit that runs the model (LoRA) gets every core; the closed-form patch one."""
+    return all_cores(wildcards) if "model" in get_recovery(wildcards.recovery).inputs else 1
+
+def recovered_model(wildcards):
+    """What a recovered model is built from in memory: the pruned model's sources and the recover job's output."""
+    w = dict(wildcards.items())
+    return {**model_sources(**w), "recovery": fill(rules.recover.output.recovery, **w)}
 
 
 # ---------------------------------------------------------------- input functions of rules/sensitivity.smk
@@ -360,12 +398,13 @@ def sensitivity_figure(name):
 
 # ---------------------------------------------------------------- input functions of rules/sparsity.smk
 def sparse_scores(wildcards):
-    """What a metric's scores need: the prepared model, and for a metric that uses them (Wanda) the dense
-    input norms (lorp.sparse.registry)."""
+    """What a metric's scores need: the prepared model, and for a metric that uses them the per-input factors
+    it declares (lorp.sparse.registry.Metric.score_norms: the dense input norms, or SparseGPT's own saliency)."""
     model = fill(rules.prepare_model.output.model, model=wildcards.model)
-    if not get_metric(wildcards.metric).uses_norms:
+    source = lc.score_norms(config, wildcards.metric)
+    if source is None:
         return {"model": model}
-    return {"model": model, "norms": fill(rules.input_norms.output.norms, model=wildcards.model, calib=wildcards.calib)}
+    return {"model": model, "norms": fill(getattr(rules, source).output.norms, model=wildcards.model, calib=wildcards.calib)}
 
 def sparse_plan_inputs(wildcards):
     """What an allocation's plan reads, as its registration declares (lorp.sparse.allocation_plans): the layers' shapes
@@ -383,14 +422,15 @@ def sparse_plan_inputs(wildcards):
     return out
 
 def sparse_prune_inputs(wildcards):
-    """The model and plan, and for Wanda the dense norms or the calibration tokens (sequential norms)."""
+    """The model and plan, and as its pruning params say (lorp.workflow.config.sparse_prune_params) the dense
+    norms, or the calibration tokens (Wanda's sequential norms, SparseGPT's sequential Hessians)."""
     w = dict(wildcards.items())
     out = {"model": fill(rules.prepare_model.output.model, **w), "plan": fill(rules.sparse_plan.output.plan, **w)}
-    if get_metric(wildcards.metric).uses_norms:
-        if SPARSE["norms"] == "dense":
-            out["norms"] = fill(rules.input_norms.output.norms, **w)
-        else:
-            out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
+    pruning = lc.sparse_prune_params(config, wildcards.metric)
+    if pruning["norms"] == "dense":
+        out["norms"] = fill(rules.input_norms.output.norms, **w)
+    elif pruning["norms"] == "sequential" or "hessians" in pruning:
+        out["tokens"] = fill(rules.calibration_tokens.output.tokens, **w)
     return out
 
 def sparse_files(template, per_row=False, **fixed):
@@ -434,6 +474,11 @@ def final_outputs(wildcards):
                  allocation=allocation, target=target)
             for model in MODELS for calib in CALIBS for metric, allocation, target in lc.sparse_plans(config)
             if f"{metric}-{allocation}-{target}" in exported]
+    out += [fill(rules.recovered_checkpoint.output.checkpoint, model=model, calib=calib, method=m, budget=b, recovery=r)
+            for model in MODELS for calib in CALIBS for m, b, r in RECOVERED if f"{m}-{b}+{r}" in exported]
+    if RECOVERED:
+        out.append(rules.summary_recovery.output.md)
+        out += expand(rules.figure_recovery.output.png, model=MODELS, calib=views)
     if config["zeroshot"]["tasks"]:
         out.append(rules.summary_tasks.output.md)
     if config["efficiency"]["enabled"]:

@@ -102,3 +102,21 @@ rule k_ablation:
     threads: 1
     script:
         "../scripts/k_ablation.py"
+
+
+rule figure_recovery:
+    """Mean perplexity against the budget, every depth method training-free and recovered."""
+    input:
+        table=rules.summary.output.table,
+    output:
+        png=in_report("recovery_figure", category="{model}", subcategory="{calib}", model="{model}", calibration="{calib}",
+                      figure="recovery")("results/{model}/figures/{calib}/recovery.png"),
+        provenance="results/{model}/figures/{calib}/recovery.provenance.json",
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/{model}/figures/{calib}-recovery.log",
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_recovery.py"

@@ -24,6 +24,29 @@ rule input_norms:
         "../scripts/input_norms.py"
 
 
+rule obs_norms:
+    """SparseGPT's own saliency per input of every linear layer (sparsity.sparsegpt.scores: obs): 1 / U_jj of
+    the damped inverse Hessian of the dense model, block by block."""
+    input:
+        model=rules.prepare_model.output.model,
+        tokens=rules.calibration_tokens.output.tokens,
+    output:
+        norms=directory("results/{model}/sparsity/{calib}/obs_norms"),
+        provenance="results/{model}/sparsity/{calib}/obs_norms.provenance.json",
+    params:
+        compute=compute,
+        obs=lc.obs_norm_params(config),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/sparsity/{calib}/obs_norms.log",
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+    script:
+        "../scripts/obs_norms.py"
+
+
 rule outliers:
     """Each block's outlier ratio on the dense model, for one metric (OWL's input)."""
     input:
@@ -65,12 +88,13 @@ rule sparse_plan:
 
 
 rule sparse_prune:
-    """The model pruned in memory to its plan: the norms every block was pruned with and what it measures
-    (every evaluation rebuilds the same zeros from them; no checkpoint)."""
+    """The model pruned in memory to its plan: the norms every block was pruned with, the weights of a metric
+    that updates them (SparseGPT) and what it measures (every evaluation rebuilds the same model from them)."""
     input:
         unpack(sparse_prune_inputs),
     output:
         norms="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.npz",
+        weights="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.safetensors",
         measured="results/{model}/sparsity/{calib}/measured/{metric}-{allocation}-{target}.json",
         provenance="results/{model}/sparsity/{calib}/pruned/{metric}-{allocation}-{target}.provenance.json",
     params:

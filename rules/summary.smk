@@ -1,11 +1,12 @@
-# The paper's tables across every model, method and budget: CSV (long and wide) and Markdown.
+# The paper's tables across every model, method and budget (recovered models included): CSV (long and wide)
+# and Markdown; the recovery table.
 
 
 rule summary:
     """All perplexities (long CSV) and paper Table 2: mean perplexity with the change against dense."""
     input:
         dense=dense_outputs(rules.evaluate_dense.output.ppl),
-        pruned=all_pruned_outputs(rules.evaluate_pruned.output.ppl),
+        pruned=all_pruned_outputs(rules.evaluate_pruned.output.ppl, rules.evaluate_recovered.output.ppl),
     output:
         csv="results/summary/ppl.csv",
         table="results/summary/ppl_table.csv",
@@ -26,7 +27,7 @@ rule summary:
 use rule summary as summary_tasks with:
     input:
         dense=dense_outputs(rules.evaluate_tasks_dense.output.tasks),
-        pruned=all_pruned_outputs(rules.evaluate_tasks_pruned.output.tasks),
+        pruned=all_pruned_outputs(rules.evaluate_tasks_pruned.output.tasks, rules.evaluate_tasks_recovered.output.tasks),
     output:
         csv="results/summary/tasks.csv",
         table="results/summary/tasks_table.csv",
@@ -94,3 +95,22 @@ rule summary_seeds:
     threads: 1
     script:
         "../scripts/summary_seeds.py"
+
+
+rule summary_recovery:
+    """The recovered fraction of every recovered model, the methods' ranks before and after, and the cost."""
+    input:
+        table=rules.summary.output.table,
+        recovered=recovered_outputs(rules.recover.output.recovery),
+    output:
+        csv="results/summary/recovery.csv",
+        md=in_report("recovery", category="Tables", table="recovery (recovered fraction)")("results/summary/recovery.md"),
+        provenance="results/summary/recovery.provenance.json",
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/summary-recovery.log",
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/summary_recovery.py"

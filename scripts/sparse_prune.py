@@ -15,4 +15,5 @@ with job(snakemake):
         norms_dir=snakemake.input.get("norms"),
         tokens_path=snakemake.input.get("tokens"),
         batch_size=batch_size(snakemake),
+        weights_out=snakemake.output.weights,
     )

@@ -72,7 +72,17 @@ def test_default_config_is_valid_and_gets_defaults():
     (modified(sparsity={"targets": [100]}), r"sparsity\.targets\.0: 100 is greater than or equal to the maximum of 100"),
     (modified(sparsity={"target": [50]}), r"sparsity: unknown key 'target' \(did you mean 'targets'\?\)"),
     (modified(sparsity={"targets": [50], "metrics": ["wand"]}),
-     r"sparsity\.metrics\.0: 'wand' is not one of \['wanda', 'magnitude'\] \(did you mean 'wanda'\?\)"),
+     r"sparsity\.metrics\.0: 'wand' is not one of \['wanda', 'magnitude', 'sparsegpt'\] \(did you mean 'wanda'\?\)"),
+        (modified(sparsity={"targets": [50], "metrics": ["sparsegpt"], "sparsegpt": {"blocksize": 0}}),
+         r"sparsity\.sparsegpt\.blocksize: 0 is less than the minimum of 1"),
+        (modified(sparsity={"targets": [50], "metrics": ["sparsegpt"], "sparsegpt": {"damping": 1}}),
+         r"sparsity\.sparsegpt\.damping: 1 is greater than or equal to the maximum of 1"),
+        (modified(sparsity={"targets": [50], "metrics": ["sparsegpt"], "sparsegpt": {"damping": 0}}),
+         r"sparsity\.sparsegpt\.damping: 0 is less than or equal to the minimum of 0"),
+        (modified(sparsity={"metrics": ["sparsegpt"], "nm": ["2:4"], "sparsegpt": {"blocksize": 6}}),
+         r"sparsity\.sparsegpt\.blocksize: 6 is not a multiple of M=4, .*; set it to a multiple of 4"),
+        (modified(sparsity={"targets": [50], "metrics": ["sparsegpt"], "sparsegpt": {"hessian_dtype": "bf16"}}),
+         r"sparsity\.sparsegpt\.hessian_dtype: 'bf16' is not one of \['float32', 'float64'\]"),
     (modified(sparsity={"targets": [50], "allocations": ["mpr"]}),
      r"sparsity\.allocations\.0: 'mpr' is not one of \['uniform', 'owl', 'mrp'\] \(did you mean 'mrp'\?\)"),
     (modified(sparsity={"targets": [50], "outlier_m": 1}), r"sparsity\.outlier_m: 1 is less than or equal to the minimum of 1"),
@@ -122,7 +132,9 @@ def test_bos_per_window_per_model_overrides_the_evaluation_default():
 def test_shipped_configs_are_valid():
     for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
         cfg = yaml.safe_load(path.read_text())
-        check_config(cfg, lambda m: ModelShape(cfg["models"][m].get("num_hidden_layers") or 30, 131072),
+        # each model's own depth and context where the config gives them (OPT's 2048 positions in paper-mrp.yaml)
+        check_config(cfg, lambda m: ModelShape(cfg["models"][m].get("num_hidden_layers") or 30,
+                                               cfg["models"][m].get("max_position_embeddings") or 131072),
                      base_dir=ROOT)
 
 
@@ -203,9 +215,9 @@ def test_a_source_that_is_neither_a_path_nor_a_hub_id_is_rejected():
 
 MINIMAL = {"models": {"m": {"source": "embedded"}}, "calibration": {"c": {"source": "python-docs"}},
            "methods": {"lorp": {}, "shortgpt": {}, "auto": {}}, "budgets": [2],
-           "evaluation": {"datasets": {"d": {"source": "python-docs"}}}}
+           "evaluation": {"datasets": {"d": {"source": "python-docs"}}}, "recovery": {"methods": {"patch": {}}}}
 ARGUMENTS = {"model": "m", "calib": "c", "name": "c", "method": "shortgpt", "k": "3", "metric": "wanda",
-             "allocation": "mrp"}
+             "allocation": "mrp", "recovery": "patch"}
 """A value for every argument a config function of the rules takes besides the config."""
 # functions whose result holds no key the schema fills in (names and lists the config states itself)
 NOTHING_DEFAULTED = {"selection_methods", "similarity_methods", "model_methods", "figure_labels"}

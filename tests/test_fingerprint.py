@@ -26,7 +26,8 @@ EVERY_RULE_CONFIG = tiny_config(
                 "datasets": {"python-docs": {"source": "python-docs"}}},
     sparsity={"targets": [50], "metrics": ["wanda", "magnitude"], "allocations": ["uniform", "owl", "mrp"],
               "nm": ["2:4"], "sweep": {"step": [0.01]}},
-    checkpoints={"export": ["shortgpt-3", "wanda-mrp-50"]},
+    checkpoints={"export": ["shortgpt-3", "wanda-mrp-50", "shortgpt-3+patch"]},
+    recovery={"methods": {"patch": {}}, "plans": ["shortgpt-3"]},
 )
 """A tiny config under which every rule of the workflow has at least one job."""
 
@@ -136,6 +137,21 @@ def test_a_registration_counts_for_its_method_only(jobs, copy, baseline):
                                       '"protect_first": {"type": "boolean", "default": True,',
                                       '"protect_first": {"type": "boolean", "default": False,')
     assert methods == {("plan", "shortgpt")} and not moved & UPSTREAM
+
+
+def test_a_recovery_registration_counts_for_its_recovery_only(jobs, copy, baseline):
+    """An edit of LoRA's registration moves no job of the patch; the patch's moves its recovered model's jobs
+    and the reports that draw every recovery, no plan or pruned model's evaluation. (The dense model's
+    evaluations share their script with the recovered ones and select no registration by name, so they count
+    every registration that script reaches, as the jobs of every rule without a selecting wildcard do.)"""
+    edit(copy, "recovery/registry.py", '"steps": {"type": "integer", "minimum": 1, "default": 100,',
+         '"steps": {"type": "integer", "minimum": 1, "default": 101,')
+    moved = changed(baseline, codes(jobs, copy))
+    assert not any("recovery" in dict(w) for _, w in moved)
+    edit(copy, "recovery/registry.py", '"default": 0.01,', '"default": 0.02,')
+    moved = rules(changed(baseline, codes(jobs, copy)))
+    assert {"recover", "evaluate_recovered", "recovered_checkpoint"} <= moved
+    assert not moved & (UPSTREAM - {"evaluate_dense"} | {"plan", "evaluate_pruned", "prune_checkpoint", "sparse_prune"})
 
 
 def test_a_method_body_reruns_plans_not_capture_or_similarity(jobs, copy, baseline):

@@ -18,7 +18,7 @@ def test_the_schema_enums_are_the_registered_names():
 
     schema = load_schema()
     sparsity = schema["properties"]["sparsity"]["properties"]
-    assert sparsity["metrics"]["items"]["enum"] == list(METRICS) == ["wanda", "magnitude"]
+    assert sparsity["metrics"]["items"]["enum"] == list(METRICS) == ["wanda", "magnitude", "sparsegpt"]
     assert sparsity["allocations"]["items"]["enum"] == list(ALLOCATIONS) == ["uniform", "owl", "mrp"]
     similarity = schema["properties"]["similarity"]["properties"]
     assert similarity["statistic"]["enum"] == similarity["compare"]["items"]["enum"] == list(STATISTICS)

@@ -15,8 +15,10 @@ def test_wanda_and_magnitude_scores():
     assert torch.equal(scores(w, "magnitude"), w.abs())
     with pytest.raises(ValueError, match="needs the input norms"):
         scores(w, "wanda")
-    with pytest.raises(ValueError, match="unknown metric 'sparsegpt'; choose one of wanda, magnitude"):
-        scores(w, "sparsegpt")
+    # SparseGPT's allocations read Wanda's scores (its own criterion is per column block, sparsegpt.py)
+    assert torch.equal(scores(w, "sparsegpt", torch.tensor([2.0, 1.0])), scores(w, "wanda", torch.tensor([2.0, 1.0])))
+    with pytest.raises(ValueError, match="unknown metric 'obs'; choose one of wanda, magnitude, sparsegpt"):
+        scores(w, "obs")
 
 
 def test_row_mask_prunes_within_each_row():

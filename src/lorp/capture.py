@@ -23,7 +23,7 @@ import torch
 
 from .disk import on_disk, reserve, space_for
 from .io import atomic_path, remove_stale_temporaries, write_json
-from .models import dtype_name, get_decoder_layers
+from .models import dtype_name, get_decoder_layers, get_decoder_stack
 
 _NP_DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -106,7 +106,7 @@ def capture_activations(
     hidden = int(model.config.get_text_config().hidden_size)
     n_rows = n_samples * per_seq
     device = next(model.parameters()).device
-    body = model.model  # the decoder stack without the LM head
+    body = get_decoder_stack(model)  # without the LM head
 
     # Refused before anything is written if the disk lacks the space; a write that finds none anyway (the
     # disk filled meanwhile) raises DiskFullError with the numbers, and the temporary directory is removed.

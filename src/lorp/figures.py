@@ -26,6 +26,7 @@ import numpy as np
 
 from .io import atomic_path
 from .depth.methods import METHODS
+from .recovery.registry import split_recovered
 from .sparse.names import parse_method
 
 DENSE_COLOR = "#000000"
@@ -44,6 +45,9 @@ def _color(method: str, index: int) -> str:
     """A method's colour as declared in the registry (black for dense; a cycle colour otherwise)."""
     if method == "dense":
         return DENSE_COLOR
+    base, recovery = split_recovered(method)
+    if recovery is not None:  # a recovered model: its depth method's colour (its recovery's line style)
+        return _color(base, index)
     if parse_method(method):
         return _sparse_color(method, index)
     declared = METHODS[method].color if method in METHODS else None
@@ -335,7 +339,7 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
             for calib, group in rows.groupby("calib", sort=False):
                 ax.errorbar(group["budget"], group[value], yerr=group["_std"] if "_std" in group else None,
                             marker="o", color=_color(method, i), capsize=3,
-                            ls=_sparse_linestyle(method),
+                            ls=_linestyle(method),
                             label=label or f"{method} ({calib})")
         if len(dense):
             ax.axhline(float(dense[value].iloc[0]), color="black", ls="--", lw=1, label="dense")
@@ -351,10 +355,15 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
     _save(fig, path)
 
 
-def _sparse_linestyle(method: str) -> str:
-    """A sparse method's line style by its metric (the registration's ``linestyle``)."""
+def _linestyle(method: str) -> str:
+    """A sparse method's line style by its metric, a recovered model's by its recovery (the registrations'
+    ``linestyle``); solid otherwise."""
+    from .recovery.registry import RECOVERIES
     from .sparse.metrics import METRICS
 
+    recovery = split_recovered(method)[1]
+    if recovery is not None:
+        return RECOVERIES[recovery].linestyle
     metric = METRICS.get(method.partition("-")[0])
     return metric.linestyle if metric is not None else "-"
 
@@ -379,7 +388,7 @@ def sparsity_profiles(profiles: Mapping[str, Mapping[int, Sequence[float]]],
         for i, (method, per) in enumerate(profiles.items()):
             if target not in per:
                 continue
-            style = {"color": _sparse_color(method, i), "ls": _sparse_linestyle(method),
+            style = {"color": _sparse_color(method, i), "ls": _linestyle(method),
                      "marker": ".", "lw": 1.2}
             row[0].plot(range(len(per[target])), [100 * s for s in per[target]], label=method, **style)
             ratios, std = after[method][target]

@@ -16,17 +16,16 @@ loads in under a second). Hub ids and local directories are loaded where they ar
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from .architectures import SUPPORTED_FAMILIES, describe_layouts, layout_of
 from .io import read_json
 from .sources import (EMBEDDED_FILE, EMBEDDED_PACKAGE, GEMMA3_PACKAGE, HUB_ID, ModelSource,  # noqa: F401
                       embedded_gguf_path, gemma3_gguf_path, peek_shape, resolve_source)
-
-SUPPORTED_FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "gemma", "gemma2", "gemma3",
-                      "gemma3_text")
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -36,7 +35,7 @@ class HubUnavailableError(OSError):
 
 
 class UnsupportedModelError(ValueError):
-    """The model's decoder blocks are not at ``model.model.layers``."""
+    """The model's decoder blocks are not where its family keeps them (:mod:`lorp.architectures`)."""
 
 
 def select_device(device: str = "auto") -> torch.device:
@@ -68,18 +67,42 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def _attribute(model: torch.nn.Module, path: str) -> Any:
+    for name in path.split("."):
+        model = getattr(model, name, None)
+    return model
+
+
+def _model_type(model: torch.nn.Module) -> str:
+    return str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
+
+
 def get_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The model's decoder blocks, ``model.model.layers``, or a clear error for other layouts."""
-    inner = getattr(model, "model", None)
-    layers = getattr(inner, "layers", None)
+    """The model's decoder blocks (``model.model.layers``; OPT's ``model.model.decoder.layers``: the layouts of
+    :mod:`lorp.architectures`), or a clear error for other layouts."""
+    layout = layout_of(_model_type(model))
+    layers = _attribute(model, layout.blocks)
     if not isinstance(layers, torch.nn.ModuleList) or len(layers) == 0:
-        model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
         raise UnsupportedModelError(
-            f"unsupported model architecture {model_type!r} ({type(model).__name__}): its decoder blocks are not "
-            f"at model.model.layers. Supported families: {', '.join(SUPPORTED_FAMILIES)} "
-            "(any causal LM with that layout works)"
+            f"unsupported model architecture {_model_type(model)!r} ({type(model).__name__}): its decoder blocks "
+            f"are not at {describe_layouts()}. Supported families: {', '.join(SUPPORTED_FAMILIES)} "
+            "(any causal LM with one of these layouts works; docs/models.md)"
         )
     return layers
+
+
+def set_decoder_layers(model: torch.nn.Module, layers: torch.nn.ModuleList) -> None:
+    """Put ``layers`` where the model's family keeps its decoder blocks (as :func:`get_decoder_layers` finds them)."""
+    get_decoder_layers(model)
+    parent, _, name = layout_of(_model_type(model)).blocks.rpartition(".")
+    setattr(_attribute(model, parent) if parent else model, name, layers)
+
+
+def get_decoder_stack(model: torch.nn.Module) -> torch.nn.Module:
+    """The decoder stack without the LM head (``model.model``): called with ``input_ids``, it returns the
+    ``last_hidden_state`` after the final norm, which ``model.lm_head`` turns into logits."""
+    get_decoder_layers(model)
+    return _attribute(model, layout_of(_model_type(model)).stack)
 
 
 def load_tokenizer(source: ModelSource) -> Any:
@@ -242,10 +265,11 @@ def load_for(model_dir: str | Path, compute: Mapping[str, Any]) -> tuple[torch.n
     return load(model_dir, compute["device"], compute["dtype"], compute.get("device_map"))
 
 
-def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, records: dict[str, Any]) -> None:
+def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, records: dict[str, Any],
+                    files: Mapping[str, str | Path] | None = None) -> None:
     """Write ``model`` as a Hugging Face directory (safetensors weights, tokenizer, config) with the JSON
-    ``records`` beside them (file name -> content, e.g. the plan), atomically: the directory appears only
-    once complete."""
+    ``records`` beside them (file name -> content, e.g. the plan) and copies of ``files`` (relative name in
+    the directory -> source file), atomically: the directory appears only once complete."""
     from .disk import checkpoint_bytes, space_for
     from .io import atomic_path, remove_stale_temporaries, write_json
 
@@ -258,6 +282,9 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path,
         tokenizer.save_pretrained(tmp)
         for name, content in records.items():
             write_json(tmp / name, content)
+        for name, source in (files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / name)
 
 
 def meta_model(model_dir: str | Path) -> torch.nn.Module:

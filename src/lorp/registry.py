@@ -3,7 +3,8 @@ allocations) is declared once, by a registration, and looked up by name everywhe
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+import copy
+from typing import Any, Generic, Mapping, Protocol, TypeVar
 
 
 class Named(Protocol):
@@ -33,3 +34,14 @@ class Registry(dict, Generic[T]):
             return self[name]
         except KeyError:
             raise ValueError(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}") from None
+
+
+def parameter_defaults(parameters: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The defaults of a registration's parameters (JSON-schema fragments with a ``default`` each)."""
+    return {name: copy.deepcopy(spec["default"]) for name, spec in parameters.items()}
+
+
+def parameters_schema(parameters: Mapping[str, Mapping[str, Any]], summary: str) -> dict[str, Any]:
+    """The JSON schema of a registration's entry in the config: its parameters, nothing else."""
+    return {"type": "object", "additionalProperties": False, "description": summary,
+            "properties": copy.deepcopy(dict(parameters))}

@@ -123,3 +123,44 @@ def test_back_to_the_depth_only_config(sparse_run, tmp_path):
     assert planned_jobs(workdir, tiny_config()) == set()
     assert {r["method"] for r in read_rows(workdir / "results/summary/ppl.csv")} == {"dense", *METHODS}
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_sparsegpt_is_planned_pruned_stored_and_exported(completed, tmp_path):
+    """SparseGPT at 2:4 added to a copy of the tiny run: its Hessians come from the calibration tokens (no
+    input norms), its pruned weights are stored compactly and rebuild the evaluated model, and the exported
+    checkpoint (in the dtype it was pruned in) reloads with the in-memory model's logits. With its own saliency
+    for OWL (scores: obs) the allocation reads obs_norms, not the input norms."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lorp.workflow.stages.model import load_evaluated
+
+    workdir = copy_run(completed, tmp_path / "wf")
+    cfg = tiny_config(sparsity={"metrics": ["sparsegpt"], "nm": ["2:4"]}, zeroshot={"tasks": []},
+                      efficiency={"enabled": False}, checkpoints={"export": ["sparsegpt-2of4-50"]})
+    obs = tiny_config(sparsity={"metrics": ["sparsegpt"], "targets": [50], "allocations": ["owl"],
+                                "sparsegpt": {"scores": "obs"}}, zeroshot={"tasks": []}, efficiency={"enabled": False})
+    planned = {rule for rule, _ in planned_jobs(workdir, obs)}
+    assert {"obs_norms", "outliers", "sparse_plan", "sparse_prune"} <= planned and "input_norms" not in planned
+    out = snakemake(workdir, cfg)
+    assert out.returncode == 0, out.stderr[-4000:]
+
+    base = workdir / "results/smol/sparsity/docs"
+    measured = read_json(base / "measured/sparsegpt-2of4-50.json")
+    assert measured["norms"] == "none" and measured["model_sparsity"] >= 0.5
+    assert all(v["row_shortfall"] == 0 for b in measured["blocks"] for v in b["linears"].values())
+    n_weights = sum(b["n_params"] for b in measured["blocks"])
+    assert (base / "pruned/sparsegpt-2of4-50.safetensors").stat().st_size < 0.6 * 4 * n_weights  # half + a bit each
+    sources = {"model": workdir / "results/smol/model", "plan": base / "plans/sparsegpt-2of4-50.json",
+               "pruning": base / "pruned/sparsegpt-2of4-50.npz", "measured": base / "measured/sparsegpt-2of4-50.json",
+               "weights": base / "pruned/sparsegpt-2of4-50.safetensors"}
+    model, _ = load_evaluated(sources, {"device": "cpu", "dtype": "float32"})
+    reloaded = AutoModelForCausalLM.from_pretrained(base / "checkpoints/sparsegpt-2of4-50")
+    assert reloaded.dtype == torch.float32
+    ids = torch.from_numpy(np.load(workdir / "results/smol/calib/docs/tokens.npy")[:2].astype(np.int64))
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, reloaded(ids).logits)
+    rows = read_rows(workdir / "results/summary/sparsity.csv")
+    ppl = {r["method"]: float(r["mean_ppl"]) for r in rows}
+    assert ppl["dense"] < ppl["sparsegpt-2of4"] < 1e5
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models import get_decoder_stack
+
 
 @dataclass(frozen=True)
 class PerplexityResult:
@@ -77,7 +79,7 @@ def window_nll(model: torch.nn.Module, windows: torch.Tensor, logits_chunk: int 
     :data:`LOGITS_BUDGET` for this batch and vocabulary: 64 positions of a batch of 4 with a
     262k vocabulary), so a large vocabulary never materialises full-window logits.
     """
-    hidden = model.model(input_ids=windows, use_cache=False).last_hidden_state
+    hidden = get_decoder_stack(model)(input_ids=windows, use_cache=False).last_hidden_state
     total = torch.zeros(windows.shape[0], dtype=torch.float64, device=windows.device)
     length = windows.shape[1] - 1
     if not 1 <= first_target <= length:

@@ -5,7 +5,8 @@ checkpoint is written or read.
   does before a checkpoint is saved.
 * A sparse plan (``lorp.sparse.plan.SparsePlan``): every linear layer pruned with the input norms each block
   was pruned with when the sparse stage ran (recorded by it: the dense norms, or Wanda's sequential ones,
-  or none for magnitude). Scores are computed in float32 from the weights and those norms and the masks are
+  or none for magnitude); for a metric that updates the weights it keeps (SparseGPT), the weights the
+  sparse stage stored (:mod:`lorp.sparse.stored`). Scores are computed in float32 from the weights and those norms and the masks are
   stable sorts, so the zeros are the sparse stage's exactly; the rebuilt model is checked against the
   stage's measurement before anything is evaluated.
 
@@ -33,26 +34,31 @@ def is_sparse_plan(plan: Mapping[str, Any]) -> bool:
     return plan.get("family") == "sparse"
 
 
-def read_plan_sources(sources: Mapping[str, Any]) -> tuple[dict, Any, Any]:
+def read_plan_sources(sources: Mapping[str, Any]) -> tuple[dict, Any, Any, Any]:
     """What :func:`build_pruned` rebuilds a model from: the plan's JSON (``sources['plan']``) and, for a
-    sparse plan, the norms its blocks were pruned with (``sources['pruning']``) and the measurement the
-    rebuild must reproduce (``sources['measured']``); None for both for a depth plan."""
+    sparse plan, the norms its blocks were pruned with (``sources['pruning']``), the measurement the
+    rebuild must reproduce (``sources['measured']``) and the file of its pruned weights
+    (``sources['weights']``, read by :func:`build_pruned` for a metric that updates them); None for the
+    three for a depth plan."""
     from ..sparse.norms import read_pruning_norms
 
     plan = read_json(sources["plan"])
     if plan.get("family") != "sparse":
-        return plan, None, None
-    return plan, read_pruning_norms(sources["pruning"]), read_json(sources["measured"])
+        return plan, None, None, None
+    return plan, read_pruning_norms(sources["pruning"]), read_json(sources["measured"]), sources.get("weights")
 
 
 def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
                  norms: Sequence[Mapping[str, np.ndarray] | None] | None = None,
-                 measured: Mapping[str, Any] | None = None, keep_dense: bool = False) -> torch.nn.Module:
+                 measured: Mapping[str, Any] | None = None, weights: Any = None,
+                 keep_dense: bool = False) -> torch.nn.Module:
     """``model`` pruned to ``plan`` (a plan's JSON, depth or sparse), in place unless ``keep_dense``.
 
     For a sparse plan, ``norms`` are the norms every block was pruned with (None entries, or no
-    ``norms``, for magnitude) and ``measured`` the sparse stage's measurement, which the rebuilt model
-    must reproduce exactly (:class:`RebuildMismatchError` otherwise).
+    ``norms``, for magnitude), ``weights`` the file of the pruned weights of a metric that updates them
+    (SparseGPT, :mod:`lorp.sparse.stored`: they are loaded instead of pruning again) and ``measured`` the
+    sparse stage's measurement, which the rebuilt model must reproduce exactly
+    (:class:`RebuildMismatchError` otherwise).
     """
     if not is_sparse_plan(plan):
         from ..depth.prune import prune_layers
@@ -70,10 +76,19 @@ def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
     sparse = SparsePlan.from_dict(dict(plan))
     own = [lin.weight for block in get_decoder_layers(model) for lin in block_linears(block).values()]
     target = shared_copy(model, own) if keep_dense else model
-    uses_norms = get_metric(sparse.metric).uses_norms
-    if uses_norms and (norms is None or any(n is None for n in norms)):
+    metric = get_metric(sparse.metric)
+    if metric.updates_weights:
+        from ..sparse.stored import load_pruned_weights, read_pruned_weights
+
+        stored = read_pruned_weights(weights) if weights is not None else None
+        if stored is None:
+            raise ValueError(f"a {sparse.metric} model is rebuilt from its stored pruned weights; none were given "
+                             "(the sparse stage's .safetensors output)")
+        load_pruned_weights(target, stored)
+    elif metric.uses_norms and (norms is None or any(n is None for n in norms)):
         raise ValueError(f"a {sparse.metric} plan is rebuilt from the norms its blocks were pruned with; none were given")
-    prune_to_plan(target, sparse, norms=list(norms) if uses_norms else None)
+    else:
+        prune_to_plan(target, sparse, norms=list(norms) if metric.uses_norms else None)
     if measured is not None:
         check_rebuilt(measure_pruned(target, sparse), measured)
     return target

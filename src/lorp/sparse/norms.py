@@ -1,5 +1,6 @@
 """Input norms of the linear layers of every decoder block: Wanda's ``||X_j||_2``, the L2 norm of each
-input feature over every calibration token.
+input feature over every calibration token (and, for SparseGPT, the Hessians ``2 X X^T / n`` of the same
+inputs, measured by the same sequential protocol).
 
 * :func:`dense_input_norms`: one forward pass of the dense model (``norms: dense``), as MRP's and
   OWL's allocations use them.
@@ -19,11 +20,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..models import get_decoder_layers
+from ..models import get_decoder_layers, get_decoder_stack
 
 
 def block_linears(block: torch.nn.Module) -> dict[str, torch.nn.Linear]:
-    """The linear layers of a decoder block by their name inside it (``self_attn.q_proj``, ``mlp.down_proj``, ...)."""
+    """The linear layers of a decoder block by their name inside it (``self_attn.q_proj``, ``mlp.down_proj``, ...;
+    OPT's ``self_attn.out_proj``, ``fc1``, ``fc2``)."""
     return {name: m for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
@@ -62,24 +64,56 @@ class _SumOfSquares:
     def _hook(self, b: int, name: str) -> Callable:
         def hook(module: torch.nn.Linear, args: tuple) -> None:
             x = args[0]
-            if x is self._last[0]:  # q, k, v (and gate, up) read the same tensor: square it once
-                total = self._last[1]
+            if x is self._last[0]:  # q, k, v (and gate, up) read the same tensor: measure it once
+                self._share(b, name, self._last[1])
             else:
-                total = x.detach().reshape(-1, module.in_features).double().pow(2).sum(dim=0)
-                self._last = (x, total)
-            self.sums[b][name] = self.sums[b][name] + total if name in self.sums[b] else total
+                self._last = (x, self._add(b, name, module, x))
             self.calls += 1
             if self.calls == self.stop_at:
                 raise _Measured
         return hook
 
-    def norms(self, b: int) -> dict[str, np.ndarray]:
+    def _add(self, b: int, name: str, module: torch.nn.Linear, x: torch.Tensor) -> Any:
+        total = x.detach().reshape(-1, module.in_features).double().pow(2).sum(dim=0)
+        self._share(b, name, total)
+        return total
+
+    def _share(self, b: int, name: str, total: Any) -> None:
+        self.sums[b][name] = self.sums[b][name] + total if name in self.sums[b] else total
+
+    def result(self, b: int) -> dict[str, Any]:
+        """Block ``b``'s measurement: each linear layer's input norms (``[in]``, float64)."""
         return {name: s.sqrt().cpu().numpy() for name, s in self.sums[b].items()}
 
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
         self._last = (None, None)
+
+
+class _Hessians(_SumOfSquares):
+    """The same hooks, accumulating ``H = 2 X X^T / n`` of each linear layer's inputs
+    (:class:`lorp.sparse.sparsegpt.HessianAccumulator`, in ``dtype``); layers that read the same tensor
+    share one Hessian."""
+
+    def __init__(self, blocks: list[torch.nn.Module], stop: bool = False, dtype: torch.dtype = torch.float32):
+        self.dtype = dtype
+        super().__init__(blocks, stop)
+
+    def _add(self, b: int, name: str, module: torch.nn.Linear, x: torch.Tensor) -> Any:
+        from .sparsegpt import HessianAccumulator
+
+        acc = self.sums[b].get(name) or HessianAccumulator(module.in_features, self.dtype)
+        acc.add(x)
+        self.sums[b][name] = acc
+        return acc
+
+    def _share(self, b: int, name: str, acc: Any) -> None:
+        self.sums[b][name] = acc
+
+    def result(self, b: int) -> dict[str, torch.Tensor]:
+        """Block ``b``'s measurement: each linear layer's Hessian (``[in, in]``)."""
+        return {name: acc.hessian for name, acc in self.sums[b].items()}
 
 
 def _batches(tokens: np.ndarray, batch_size: int, device: torch.device):
@@ -96,12 +130,28 @@ def dense_input_norms(model: torch.nn.Module, tokens: np.ndarray, batch_size: in
     acc = _SumOfSquares(blocks)
     try:
         for ids in _batches(tokens, batch_size, device):
-            model.model(input_ids=ids, use_cache=False)
+            get_decoder_stack(model)(input_ids=ids, use_cache=False)
             if progress is not None:
                 progress(len(ids))
     finally:
         acc.remove()
-    return [acc.norms(b) for b in range(len(blocks))]
+    return [acc.result(b) for b in range(len(blocks))]
+
+
+def obs_scales(model: torch.nn.Module, tokens: np.ndarray, damping: float, dtype: torch.dtype = torch.float32,
+               batch_size: int = 8, progress: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
+    """For every block, each linear layer's :func:`lorp.sparse.sparsegpt.obs_input_scales` (``[in]``, float64)
+    on the dense model: the Hessians of the sequential protocol with nothing pruned (one block's Hessians in
+    memory at a time), each reduced to SparseGPT's per-input factor with ``damping``."""
+    from .sparsegpt import obs_input_scales
+
+    out: list[dict[str, np.ndarray]] = []
+
+    def record(b: int, hessians: dict[str, torch.Tensor]) -> None:
+        out.append({name: obs_input_scales(h, damping).double().cpu().numpy() for name, h in hessians.items()})
+
+    prune_sequentially(model, tokens, record, batch_size=batch_size, progress=progress, hessians=dtype)
+    return out
 
 
 def _output_hidden(output: Any) -> torch.Tensor:
@@ -110,12 +160,15 @@ def _output_hidden(output: Any) -> torch.Tensor:
 
 @torch.inference_mode()
 def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
-                       prune_block: Callable[[int, dict[str, np.ndarray]], None], batch_size: int = 8,
-                       progress: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
+                       prune_block: Callable[[int, dict[str, Any]], None], batch_size: int = 8,
+                       progress: Callable[[int], None] | None = None, hessians: torch.dtype | None = None,
+                       ) -> list[dict[str, Any] | None]:
     """Wanda's sequential protocol; ``prune_block(b, norms)`` prunes block b in place from its norms.
 
     Returns the norms each block was pruned with. With a ``prune_block`` that prunes nothing they equal
-    :func:`dense_input_norms` (up to float rounding).
+    :func:`dense_input_norms` (up to float rounding). With ``hessians`` (a dtype), SparseGPT's protocol
+    instead: ``prune_block(b, hessians)`` gets each linear layer's ``2 X X^T / n`` in that dtype, and
+    None is returned for every block (a block's Hessians are freed once it is pruned).
     """
     blocks = list(get_decoder_layers(model))
     device = next(model.parameters()).device
@@ -141,7 +194,7 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
         block.forward = passthrough
     try:
         for ids in _batches(tokens, batch_size, device):
-            model.model(input_ids=ids, use_cache=False)
+            get_decoder_stack(model)(input_ids=ids, use_cache=False)
     finally:
         for h in handles:
             h.remove()
@@ -152,7 +205,8 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
     for b, block in enumerate(blocks):
         # The measuring pass stops at the block's last linear input, except under accelerate's hooks
         # (device_map), whose post-forward step (offloaded weights going back) must run.
-        acc = _SumOfSquares([block], stop=not hasattr(block, "_hf_hook"))
+        stop = not hasattr(block, "_hf_hook")
+        acc = _SumOfSquares([block], stop) if hessians is None else _Hessians([block], stop, hessians)
         try:
             for i, h in enumerate(hidden):
                 args, kwargs = calls[b][i]
@@ -163,9 +217,10 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
                     pass
         finally:
             acc.remove()
-        norms = acc.norms(0)
-        prune_block(b, norms)
-        used.append(norms)
+        measured = acc.result(0)
+        prune_block(b, measured)
+        used.append(measured if hessians is None else None)
+        del acc, measured
         hidden = [_output_hidden(block(h, *calls[b][i][0], **calls[b][i][1])) for i, h in enumerate(hidden)]
         if progress is not None:
             progress(1)

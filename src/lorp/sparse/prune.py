@@ -38,18 +38,30 @@ def measured_sparsity(weight: torch.Tensor) -> float:
 
 def prune_to_plan(model: torch.nn.Module, plan: Any, norms: Sequence[Mapping[str, np.ndarray]] | None = None,
                   tokens: np.ndarray | None = None, batch_size: int = 8,
-                  progress: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray] | None]:
+                  progress: Callable[[int], None] | None = None,
+                  params: Mapping[str, Any] | None = None) -> list[dict[str, np.ndarray] | None]:
     """Prune every decoder block of ``model`` in place to a :class:`lorp.sparse.plan.SparsePlan`.
 
     Wanda needs input norms: the dense model's (``norms``, ``norms: dense``) or, given calibration
     ``tokens`` instead, Wanda's sequential protocol (each block's norms measured on the blocks before it
-    as already pruned). Magnitude needs neither. Returns the norms each block was pruned with.
+    as already pruned). Magnitude needs neither. A metric that reconstructs (SparseGPT) needs the
+    ``tokens`` (its Hessians are measured by the same sequential protocol) and its settings ``params``.
+    Returns the norms each block was pruned with (None for a block pruned without norms).
     """
     blocks = get_decoder_layers(model)
     if len(blocks) != len(plan.blocks):
         raise ValueError(f"the plan is for {len(plan.blocks)} blocks, the model has {len(blocks)}")
     nm = tuple(plan.settings["nm"]) if "nm" in plan.settings else None  # N:M instead of per-row sparsity
-    if not get_metric(plan.metric).uses_norms or norms is not None:
+    metric = get_metric(plan.metric)
+    if metric.reconstruct is not None:
+        if tokens is None or params is None:
+            raise ValueError(f"{plan.metric} prunes from the calibration tokens' Hessians with its settings: "
+                             "give tokens and params")
+        from .sparsegpt import DTYPES
+
+        return prune_sequentially(model, tokens, lambda b, h: metric.reconstruct(blocks[b], plan.linears[b], h, nm, params),
+                                  batch_size=batch_size, progress=progress, hessians=DTYPES[params["hessian_dtype"]])
+    if not metric.uses_norms or norms is not None:
         for b, block in enumerate(blocks):
             prune_block(block, plan.linears[b], plan.metric, norms[b] if norms is not None else None, nm=nm)
             if progress is not None:

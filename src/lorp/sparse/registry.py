@@ -1,6 +1,7 @@
 """The sparse family's metrics and allocations, each declared once.
 
-A :class:`Metric` scores every weight of a linear layer (Wanda, magnitude); an :class:`Allocation`
+A :class:`Metric` scores every weight of a linear layer (Wanda, magnitude; SparseGPT also updates the
+weights it keeps); an :class:`Allocation`
 decides how sparse each block is for a global target (uniform, OWL, MRP). The rules, the config schema, the
 plan stage and the figures consult these registries:
 
@@ -26,6 +27,9 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..registry import Registry
 
+SCORE_NORMS = ("input_norms", "obs_norms")
+"""The per-input factors a metric's scores may read (:attr:`Metric.score_norms`), each a rule's output."""
+
 ALLOCATION_INPUTS = ("shapes", "outliers", "scores")
 """What an allocation's plan may read: the layers' shapes (the prepared model, no weight read), the dense
 blocks' outlier ratios (``outliers.json`` of its metric), or every block's scores (model and, for a metric
@@ -50,7 +54,21 @@ class Metric:
         name: the name under ``sparsity.metrics`` and in artifact names (``<metric>-<allocation>-<target>``).
         score: ``score(weight, input_norm) -> scores``: the score of every weight of a layer (``weight`` is
             the ``[out, in]`` absolute values as float32; ``input_norm`` the ``[in]`` input norms or None).
-        uses_norms: whether it reads the input norms ``||X_j||_2`` over the calibration tokens.
+        uses_norms: whether its scores read the input norms ``||X_j||_2`` over the calibration tokens (the
+            allocations' scores, and the final pruning's unless it has ``reconstruct``).
+        reconstruct: for a metric whose pruning also updates the weights it keeps (SparseGPT), ``reconstruct(
+            block, sparsity, hessians, nm, params)``: prune one decoder block in place from the Hessians
+            ``2 X X^T / n`` of its linear layers' inputs (per layer name, measured on the blocks before it as
+            already pruned), each layer to ``sparsity[name]`` or to the ``nm`` = (N, M) pattern, with the
+            metric's ``params``. Its pruned weights are then the artifact (stored by the pruning stage, read
+            by every evaluation) rather than rebuilt from a mask. None: the lowest scores are zeroed, nothing
+            else changes.
+        score_norms: ``score_norms(sparsity_config) -> rule``: for a metric that uses norms, which per-input
+            factors its scores read: ``input_norms`` (Wanda's ``||X_j||_2`` of the dense model) or
+            ``obs_norms`` (SparseGPT's own saliency, :func:`lorp.sparse.sparsegpt.obs_input_scales`).
+        params: ``params(sparsity_config) -> dict``: the ``sparsity:`` settings its pruning depends on.
+        check: ``check(sparsity_config, nm_patterns) -> [error, ...]``: its settings checked before any job
+            runs (``nm_patterns`` the config's N:M patterns as (N, M)), each error naming the key and the fix.
         linestyle: its line style in every figure (the colour tells the allocation).
         summary: one line for documentation.
     """
@@ -58,8 +76,17 @@ class Metric:
     name: str
     score: Callable[[Any, Any], Any]
     uses_norms: bool = False
+    reconstruct: Callable[..., Any] | None = None
+    score_norms: Callable[[Mapping[str, Any]], str] = lambda sparsity: "input_norms"
+    params: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda sparsity: {}
+    check: Callable[[Mapping[str, Any], list[tuple[int, int]]], list[str]] = lambda sparsity, nm: []
     linestyle: str = "-"
     summary: str = ""
+
+    @property
+    def updates_weights(self) -> bool:
+        """Whether its pruning changes the weights it keeps (then the pruned weights are stored)."""
+        return self.reconstruct is not None
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,16 @@ the weight in :func:`sparsegpt_prune` (deterministically: stable sorts, no rando
 the weight's copy in ``dtype``: up to four ``[in, in]`` matrices in ``dtype`` while ``U`` is formed (the
 damped Hessian, ``R``, an identity and ``U``), then ``U`` alone (13824 inputs in float32: 0.76 GB each).
 
-The sequential protocol (each block's Hessians measured on the blocks before it as already pruned, as
-:func:`lorp.sparse.norms.prune_sequentially` does for Wanda's norms) is the caller's; this module is the
-algorithm for one layer. Not yet a workflow metric.
+The sequential protocol (each block's Hessians measured on the blocks before it as already pruned) is
+:func:`lorp.sparse.norms.prune_sequentially`'s, as for Wanda's norms; this module is the algorithm for one
+layer (:func:`sparsegpt_prune`) and for the layers of one block (:func:`prune_linears_sparsegpt`, the metric
+``sparsegpt`` of :mod:`lorp.sparse.metrics`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -277,3 +278,45 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
     keep = ~(prune | dead.unsqueeze(0))
     w.masked_fill_(~keep, 0.0)
     return w.to(weight.dtype), keep
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""``sparsity.sparsegpt.hessian_dtype`` by name."""
+
+
+@torch.no_grad()
+def prune_linears_sparsegpt(linears: Mapping[str, torch.nn.Linear], sparsity: Mapping[str, float],
+                            hessians: Mapping[str, torch.Tensor], nm: tuple[int, int] | None,
+                            params: Mapping[str, Any]) -> None:
+    """Prune a decoder block's linear layers (``linears``, by name) in place with :func:`sparsegpt_prune`: layer
+    ``name`` to ``sparsity[name]`` (per row, so every row has :func:`lorp.sparse.masks.pruned_per_row` zeros)
+    or to the ``nm`` pattern, from ``hessians[name]``, with ``params`` = ``sparsity.sparsegpt`` (blocksize,
+    damping, hessian_dtype). The weights keep their dtype and device."""
+    dtype = DTYPES[params["hessian_dtype"]]
+    for name, linear in linears.items():
+        target = None if nm else float(sparsity[name])
+        new, _ = sparsegpt_prune(linear.weight, hessians[name], target, nm=tuple(nm) if nm else None, per_row=True,
+                                 blocksize=int(params["blocksize"]), damping=float(params["damping"]), dtype=dtype)
+        linear.weight.copy_(new)
+
+
+def obs_input_scales(hessian: torch.Tensor, damping: float = 0.01) -> torch.Tensor:
+    """SparseGPT's own saliency as per-input factors: ``r`` (``[in]``) such that ``|w_ij| * r_j`` is the square
+    root of its criterion ``w_ij^2 / U_jj^2`` for the first column block, i.e. ``r_j = 1 / U_jj`` with ``U``
+    the upper Cholesky factor of the damped ``H^-1`` (:func:`upper_cholesky_of_inverse`; ``1 / U_jj^2`` is
+    the Schur complement of ``H`` on input ``j`` given the inputs after it). For a diagonal ``H = 2 X X^T / n``
+    without damping, ``r_j = ||X_j|| sqrt(2 / n)``: Wanda's input norms up to one factor per layer. So
+    ``|W| * r`` is a drop-in for Wanda's scores (``|W_ij| ||X_j||``) where an allocation measures a block's
+    redundancy (``sparsity.sparsegpt.scores: obs``). Dead inputs (``H_jj = 0``) get 0: SparseGPT prunes
+    them first. Computed in ``hessian``'s dtype from one Cholesky factorisation."""
+    h = hessian.detach().clone()
+    dead = torch.diagonal(h) == 0
+    h.diagonal()[dead] = 1.0
+    h.diagonal().add_(damping * float(torch.diagonal(h).mean()))
+    lower, info = torch.linalg.cholesky_ex(h.flip(0, 1))  # R = J L J, H = R R^T, U = R^-1: 1/U_jj = R_jj
+    if int(info):
+        raise ValueError(f"the damped Hessian is not positive definite (Cholesky failed at column {int(info)}): "
+                         "raise the damping or accumulate the Hessian in float64")
+    r = torch.diagonal(lower).flip(0).clone()
+    r[dead] = 0.0
+    return r

@@ -12,7 +12,7 @@ following imports within ``lorp``:
 - an imported module: the whole module, and the ``lorp`` modules it imports, transitively;
 - a module's import-time statements, except registrations: a top-level call that declares a named entry of a
   registry (``register(Method(name="lorp", ...))``) counts only for the jobs that select it by name
-  (:func:`selected_names`: the job's ``method``, ``metric`` or ``allocation`` wildcard, or a ``-``-separated
+  (:func:`selected_names`: the job's ``method``, ``metric``, ``allocation`` or ``recovery`` wildcard, or a ``-``-separated
   part of it), and for every job of a rule that has none of those wildcards. So an edit of one method's plan
   function reruns that method's plans and what follows from them, and nothing of another method's.
 
@@ -234,13 +234,13 @@ def _source(item: Item, root: Path) -> str:
     return normalised(defs[name]) if name in defs else ""
 
 
-SELECTING_WILDCARDS = ("method", "metric", "allocation")
+SELECTING_WILDCARDS = ("method", "metric", "allocation", "recovery")
 """The wildcards that select registrations by name (:func:`selected_names`)."""
 
 
 def selected_names(wildcards: Mapping[str, str]) -> frozenset[str] | None:
-    """The registrations a job reaches: the values of its ``method``, ``metric`` and ``allocation``
-    wildcards and each ``-``-separated part of them (``lorp-k3`` selects ``lorp``, ``wanda-mrp`` selects
+    """The registrations a job reaches: the values of its ``method``, ``metric``, ``allocation`` and
+    ``recovery`` wildcards and each ``-``-separated part of them (``lorp-k3`` selects ``lorp``, ``wanda-mrp`` selects
     ``wanda`` and ``mrp``); None (every registration) for a job with none of these wildcards."""
     values = [str(wildcards[k]) for k in SELECTING_WILDCARDS if k in wildcards]
     if not values:

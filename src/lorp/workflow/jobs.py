@@ -128,13 +128,13 @@ def job(smk: Any) -> Iterator[None]:
             print(f"[lorp] {time.perf_counter() - start:.1f} s", flush=True)
 
 
-SOURCE_KEYS = ("model", "plan", "pruning", "measured")
+SOURCE_KEYS = ("model", "plan", "pruning", "measured", "weights", "recovery")
 """The inputs a model under evaluation is built from (see :func:`lorp.workflow.stages.model.load_evaluated`)."""
 
 
 def evaluation_sources(smk: Any) -> dict[str, str]:
     """The job's inputs that build the model it evaluates or exports: the prepared model, and for a pruned
-    model its plan (and a sparse plan's pruning norms and measurement)."""
+    model its plan (and a sparse plan's pruning norms, measurement and stored weights)."""
     inputs = _named(smk.input)
     return {key: inputs[key] for key in SOURCE_KEYS if key in inputs}
 
@@ -154,13 +154,14 @@ def reused_evaluations(smk: Any) -> list[str]:
 
 def evaluation_labels(smk: Any) -> dict[str, Any]:
     """The identifying columns of an evaluation row: model, calib, method, budget, the prepared model the
-    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model)."""
+    evaluated one was built from, and for a pruned model its plan (``-`` for the dense model); a recovered
+    model's method is ``<method>+<recovery>``."""
     w = smk.wildcards
     pruned = "plan" in smk.input.keys()
     return {
         "model": w.model,
         "calib": w.get("calib", "-"),
-        "method": w.get("method", "dense"),
+        "method": w.get("method", "dense") + (f"+{w.recovery}" if w.get("recovery") else ""),
         "budget": int(w.get("budget", 0)),
         "base_model": smk.input.model,
         "plan": smk.input.plan if pruned else "-",
@@ -182,8 +183,9 @@ def efficiency_entries(smk: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
 
 
 BATCH_SIZES = {"capture_activations": "activations", "input_norms": "activations", "sparse_prune": "activations",
-               "auto_plan": "evaluation", "model_plan": "evaluation", "evaluate_dense": "evaluation", "evaluate_pruned": "evaluation",
-               "evaluate_tasks_dense": "zeroshot", "evaluate_tasks_pruned": "zeroshot"}
+               "auto_plan": "evaluation", "model_plan": "evaluation", "evaluate_dense": "evaluation",
+               "evaluate_pruned": "evaluation", "evaluate_recovered": "evaluation", "evaluate_tasks_dense": "zeroshot",
+               "evaluate_tasks_pruned": "zeroshot", "evaluate_tasks_recovered": "zeroshot"}
 """The config section whose ``batch_size`` each rule's job runs with."""
 
 

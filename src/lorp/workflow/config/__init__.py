@@ -17,13 +17,14 @@ from .views import (ABLATION_PREFIX, VIEW_SECTIONS, VIEW_SEPARATOR, View, ablati
 from .slices import (SWEPT_ALLOCATION, activation_params, auto_plans, compared_statistics, compute_params,
                      efficiency_params, evaluated_models, evaluated_names, evaluation_datasets,
                      exported_checkpoints, figure_budget, figure_labels, fixed_k_structure_params,
-                     held_out_params, method_params, model_params, outlier_params, redundancy_plans,
+                     held_out_params, method_params, model_params, obs_norm_params, outlier_params, redundancy_plans,
                      sensitivity_enabled, sensitivity_params, similarity_params, source_digest,
                      SOURCE_RECORD, source_entries, source_entry, source_keys, source_record, sparse_evaluations,
-                     sparse_methods, sparse_plan_params, sparse_plans, sparse_prune_params, sparse_targets,
+                     score_norms, sparse_methods, sparse_plan_params, recovery_methods, recovered_models, recovered_names,
+                     recover_params, recovery_corpora, sparse_plans, sparse_prune_params, sparse_targets,
                      statistics_views, structure_params, sweep_enabled, sweep_params, zeroshot_params)
 from .checks import (ModelShape, auto_errors, check_config, config_problems, corpus_size_errors, export_errors,
-                     model_shape, sensitivity_errors, sequence_lengths, sparsity_errors)
+                     model_shape, recovery_errors, sensitivity_errors, sequence_lengths, sparsity_errors)
 
 __all__ = [
     "views",
@@ -70,6 +71,7 @@ __all__ = [
     "held_out_params",
     "method_params",
     "model_params",
+    "obs_norm_params",
     "outlier_params",
     "redundancy_plans",
     "sensitivity_enabled",
@@ -85,6 +87,7 @@ __all__ = [
     "sparse_methods",
     "sparse_plan_params",
     "sparse_plans",
+    "score_norms",
     "sparse_prune_params",
     "sparse_targets",
     "statistics_views",
@@ -92,6 +95,12 @@ __all__ = [
     "sweep_enabled",
     "sweep_params",
     "zeroshot_params",
+    "recovery_methods",
+    "recovered_models",
+    "recovered_names",
+    "recover_params",
+    "recovery_corpora",
+    "recovery_errors",
     "ModelShape",
     "auto_errors",
     "check_config",

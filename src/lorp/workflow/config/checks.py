@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ... import data, sources
+from ...data import BUILTIN_SOURCES, HUB_SOURCES
 from ...depth.methods import AUTO, eligible_count
 from ...evaluation import zeroshot
 from ...io import read_json
 from ...sparse.allocation_plans import get_allocation
+from ...sparse.metrics import get_metric
 from .schema import ConfigError, did_you_mean, validate_schema
-from .slices import (SWEPT_ALLOCATION, evaluated_names, sparse_targets, structure_params, sweep_enabled,
-                     zeroshot_params)
+from .slices import (SWEPT_ALLOCATION, evaluated_names, recovery_corpora, sparse_targets, structure_params,
+                     sweep_enabled, zeroshot_params)
 from .views import (VIEW_SEPARATOR, ablation_budgets, ablation_methods, selection_methods, sensitivity_views,
                     view)
 
@@ -54,7 +56,8 @@ def _corpus_entries(config: Mapping[str, Any]) -> list[tuple[str, Mapping[str, A
         entries += [(f"sensitivity.variations.{name}", {**reference, **spec})
                      for name, spec in config["sensitivity"]["variations"].items() if "source" in spec]
     entries += [(f"evaluation.datasets.{name}", spec) for name, spec in config["evaluation"]["datasets"].items()]
-    return entries
+    return entries + [(key, spec) for key, spec in recovery_corpora(config)
+                      if spec["source"] not in data.BUILTIN_SOURCES]  # recovery_errors refuses those
 
 
 def _file_errors(config: Mapping[str, Any], base: Path, unreadable: set[str] | None = None) -> list[str]:
@@ -189,7 +192,7 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
     0, steps that do not divide MRP's range, an upper bound not above a target."""
     sp = config["sparsity"]
     targets = sparse_targets(config)
-    errors = []
+    errors, patterns = [], []
     for pattern in sp["nm"]:
         n, m = (int(x) for x in pattern.split(":"))
         if not 0 < n < m:
@@ -197,6 +200,11 @@ def sparsity_errors(config: Mapping[str, Any]) -> list[str]:
         elif 100 * (m - n) % m:
             errors.append(f"sparsity.nm: {pattern!r} prunes {100 * (m - n) / m:g}%, not a whole percent (the "
                           "budget column); use a pattern such as '2:4', '4:8' or '1:4'")
+        else:
+            patterns.append((n, m))
+    if targets or patterns:
+        for name in sp["metrics"]:  # each metric's own settings (SparseGPT's block size against N:M)
+            errors += get_metric(name).check(sp, patterns)
     if not targets:
         return errors
     checked = list(sp["allocations"]) + ([SWEPT_ALLOCATION] if sweep_enabled(config) else [])
@@ -249,7 +257,8 @@ def config_problems(config: Mapping[str, Any], shape_of: Callable[[str], ModelSh
     errors = [f"models.{name}: the name is taken by the folder results/{name}/ (the workflow's own); choose another"
               for name in config["models"] if name in RESERVED_NAMES]
     errors += (_file_errors(config, Path(base_dir), unreadable) + corpus_size_errors(config, base_dir, unreadable)
-              + sparsity_errors(config) + export_errors(config) + sensitivity_errors(config) + auto_errors(config))
+              + sparsity_errors(config) + export_errors(config) + sensitivity_errors(config) + auto_errors(config)
+              + recovery_errors(config, base_dir))
     warnings: list[str] = []
     if config["figures"]["budget"] is not None and config["figures"]["budget"] not in config["budgets"]:
         errors.append(f"figures.budget: {config['figures']['budget']} is not one of budgets {sorted(config['budgets'])} "
@@ -289,3 +298,30 @@ def check_config(config: dict, shape_of: Callable[[str], ModelShape | None], bas
     if errors:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {e}" for e in errors))
     return warnings
+
+
+def recovery_errors(config: Mapping[str, Any], base_dir: str | Path = ".") -> list[str]:
+    """Plans in ``recovery.plans`` that the config does not evaluate; a training corpus that is built in or
+    on the hub (their parts are the calibration and evaluation data) or that is also a calibration or
+    evaluation corpus of the config (the fine-tune would see the data it is measured on)."""
+    errors = []
+    chosen = config["recovery"]["plans"]
+    if chosen != "all":
+        names = [f"{m}-{b}" for m in config["methods"] for b in sorted(config["budgets"])]
+        errors += [f"recovery.plans: {name!r} is not a depth plan this config evaluates (<method>-<budget> of "
+                   f"methods x budgets, e.g. {names[0]!r})" for name in chosen if name not in names]
+    named = [(f"calibration {n}", s) for n, s in config["calibration"].items()]
+    named += [(f"sensitivity variation {n}", s) for n, s in config["sensitivity"]["variations"].items() if "source" in s]
+    named += [(f"evaluation dataset {n}", s) for n, s in config["evaluation"]["datasets"].items()]
+    used = {Path(base_dir, s["source"]).expanduser().resolve(): what for what, s in named
+            if s["source"] not in BUILTIN_SOURCES}
+    for key, spec in recovery_corpora(config):
+        source = spec["source"]
+        if source in BUILTIN_SOURCES or source in HUB_SOURCES:
+            errors.append(f"{key}.source: {source!r} is a built-in corpus whose parts are the calibration and "
+                          "evaluation data; name a local file disjoint from both (e.g. "
+                          "../shared/data/c4/c4_validation_2k_sample.jsonl)")
+        elif Path(base_dir, source).expanduser().resolve() in used:
+            errors.append(f"{key}.source: {source} is also the {used[Path(base_dir, source).expanduser().resolve()]}'s corpus; "
+                          "a fine-tune must not train on what the workflow calibrates or evaluates on: name another file")
+    return errors

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...depth.methods import METHODS
+from ...recovery.registry import RECOVERIES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[4] / "schemas" / "config.schema.yaml"
 
@@ -46,6 +47,8 @@ def load_schema(path: str | Path | None = None) -> dict:
 
     schema = yaml.safe_load(Path(path or SCHEMA_PATH).read_text(encoding="utf-8"))
     schema["properties"]["methods"]["properties"] = {name: m.schema() for name, m in METHODS.items()}
+    schema["properties"]["recovery"]["properties"]["methods"]["properties"] = {
+        name: r.schema() for name, r in RECOVERIES.items()}
     _fill_registries(schema, registries())
     return schema
 
@@ -118,7 +121,8 @@ def _explain(err: Any, schema: Mapping[str, Any]) -> str:
     if err.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(err.instance, dict):
         allowed = _allowed_keys(err.schema, schema)
         unknown = [k for k in err.instance if k not in allowed]
-        what = "method" if list(err.absolute_path) == ["methods"] else "key"
+        what = ("method" if list(err.absolute_path) == ["methods"] else
+                "recovery" if list(err.absolute_path) == ["recovery", "methods"] else "key")
         parts = [f"unknown {what} {k!r}{did_you_mean(k, allowed)}" for k in unknown]
         return "; ".join(parts) + f"; allowed: {', '.join(allowed) or '(none)'}"
     if err.validator == "enum":

@@ -182,11 +182,29 @@ def sparse_plan_params(config: Mapping[str, Any], allocation: str) -> dict[str, 
     return get_allocation(allocation).params(config["sparsity"])
 
 
+def score_norms(config: Mapping[str, Any], metric: str) -> str | None:
+    """The rule whose per-input factors a metric's scores read (``input_norms`` or ``obs_norms``,
+    :attr:`lorp.sparse.registry.Metric.score_norms`), None for a metric without norms (magnitude)."""
+    m = get_metric(metric)
+    return m.score_norms(config["sparsity"]) if m.uses_norms else None
+
+
+def obs_norm_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What SparseGPT's own saliency factors depend on: its damping and Hessian dtype."""
+    settings = config["sparsity"]["sparsegpt"]
+    return {"damping": settings["damping"], "hessian_dtype": settings["hessian_dtype"]}
+
+
 def sparse_prune_params(config: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """What a sparse model's zeros depend on besides its plan: which input norms it prunes with (``none``
-    for magnitude) and the device and dtype whose weights are scored (the evaluations' own)."""
-    uses_norms = get_metric(metric).uses_norms
-    return {"norms": config["sparsity"]["norms"] if uses_norms else "none", "compute": compute_params(config)}
+    for magnitude) and the device and dtype whose weights are scored (the evaluations' own). A metric that
+    reconstructs (SparseGPT) prunes from Hessians measured sequentially (``hessians: sequential``, no norms)
+    with its settings (under its name)."""
+    m = get_metric(metric)
+    if m.updates_weights:
+        return {"norms": "none", "hessians": "sequential", m.name: m.params(config["sparsity"]),
+                "compute": compute_params(config)}
+    return {"norms": config["sparsity"]["norms"] if m.uses_norms else "none", "compute": compute_params(config)}
 
 
 def exported_checkpoints(config: Mapping[str, Any]) -> set[str]:
@@ -201,10 +219,11 @@ def exported_checkpoints(config: Mapping[str, Any]) -> set[str]:
 
 def evaluated_names(config: Mapping[str, Any]) -> list[str]:
     """``<method>-<budget>`` of every pruned model the config evaluates: each depth method at each budget
-    (the K ablation's too) and each sparse model at its target."""
+    (the K ablation's too), each sparse model at its target and each recovered model
+    (``<method>-<budget>+<recovery>``)."""
     names = [f"{m}-{b}" for m in config["methods"] for b in sorted(config["budgets"])]
     names += [f"{m}-{b}" for m in ablation_methods(config) for b in ablation_budgets(config)]
-    return names + [f"{m}-{t}" for m, t in sparse_evaluations(config)]
+    return names + [f"{m}-{t}" for m, t in sparse_evaluations(config)] + recovered_names(config)
 
 
 def sweep_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,3 +324,45 @@ def source_keys(config: Mapping[str, Any], digest: str) -> list[str]:
     """The config keys that name the source with ``digest`` (for its errors; not a param: a second entry
     naming the same source must not fetch it again)."""
     return list(dict.fromkeys(key for key, entry in _sources(config) if source_digest(entry) == digest))
+
+
+# ---------------------------------------------------------------- recovery (lorp.recovery)
+def recovery_methods(config: Mapping[str, Any]) -> list[str]:
+    """The configured recovery methods (``recovery.methods``), in config order."""
+    return list(config["recovery"]["methods"])
+
+
+def recovered_models(config: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    """(method, budget, recovery) of every recovered model: each recovery of ``recovery.methods`` on each
+    depth plan the config evaluates (every method of ``methods`` at every budget), or on those of
+    ``recovery.plans`` where it lists ``<method>-<budget>`` names."""
+    chosen = config["recovery"]["plans"]
+    out = []
+    for recovery in recovery_methods(config):
+        for method in config["methods"]:
+            for budget in sorted(config["budgets"]):
+                if chosen == "all" or f"{method}-{budget}" in chosen:
+                    out.append((method, budget, recovery))
+    return out
+
+
+def recovered_names(config: Mapping[str, Any]) -> list[str]:
+    """``<method>-<budget>+<recovery>`` of every recovered model (names for ``checkpoints.export``)."""
+    return [f"{m}-{b}+{r}" for m, b, r in recovered_models(config)]
+
+
+def recover_params(config: Mapping[str, Any], recovery: str) -> dict[str, Any]:
+    """What a recover job's output depends on besides its inputs: the recovery's parameters (defaults filled
+    in by the schema), and for one that runs the model the device and dtype it runs in."""
+    from ...recovery.registry import get_recovery
+
+    params = _sorted(config["recovery"]["methods"][recovery])
+    if "model" in get_recovery(recovery).inputs:
+        params["compute"] = compute_params(config)
+    return params
+
+
+def recovery_corpora(config: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(key, corpus spec) of every training corpus of a configured recovery (its ``data`` parameter)."""
+    return [(f"recovery.methods.{name}.data", params["data"])
+            for name, params in config["recovery"]["methods"].items() if isinstance(params.get("data"), Mapping)]

@@ -111,7 +111,7 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     dense, _, _ = models.load_for(model_dir, compute)
     stored = models.select_dtype(models.stored_dtype(model_dir), next(dense.parameters()).device)
     plans = [read_plan_sources(sources) for _, sources in entries]
-    keys = [pruned_model_key(plan, sources) for (plan, _, _), (_, sources) in zip(plans, entries)]
+    keys = [pruned_model_key(plan, sources) for (plan, *_), (_, sources) in zip(plans, entries)]
     first: dict[Any, int] = {}  # the entry whose plan builds each distinct model
     for i, key in enumerate(keys):
         first.setdefault(key, i)

@@ -29,30 +29,52 @@ def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]
     """The model an evaluation measures and its tokenizer: the prepared model ``sources['model']`` on the
     compute device and dtype, pruned in memory to ``sources['plan']`` where one is given (a sparse plan
     with the norms its blocks were pruned with, ``sources['pruning']``, and the measurement it must
-    reproduce, ``sources['measured']``: :func:`lorp.evaluation.pruned.read_plan_sources`). No checkpoint
-    is read."""
+    reproduce, ``sources['measured']``, and SparseGPT's stored weights, ``sources['weights']``:
+    :func:`lorp.evaluation.pruned.read_plan_sources`), and recovered by
+    ``sources['recovery']`` where given (:func:`lorp.recovery.recover_model`). No checkpoint is read."""
     from ... import models
     from ...evaluation.pruned import build_pruned, read_plan_sources
 
     model, tokenizer, _ = models.load_for(sources["model"], compute)
     if sources.get("plan"):
-        build_pruned(model, *read_plan_sources(sources))
+        plan, norms, measured, weights = read_plan_sources(sources)
+        build_pruned(model, plan, norms, measured, weights)
+        if sources.get("recovery"):  # a recovered model: the recover stage's output applied to the pruned one
+            from ...recovery import recover_model
+
+            model = recover_model(model, plan, sources["recovery"])
     return model, tokenizer
+
+
+def _updates_weights(plan: Mapping[str, Any]) -> bool:
+    from ...sparse.metrics import get_metric
+
+    return plan.get("family") == "sparse" and get_metric(plan["metric"]).updates_weights
 
 
 def export_checkpoint(sources: Mapping[str, str | Path], out_dir: str | Path, compute: Mapping[str, Any]) -> None:
     """Stage 6 (on request, ``checkpoints.export``): the pruned model as a Hugging Face directory in the dtype
-    the prepared model is stored in, with its plan (``plan.json``) and, for a sparse plan, its measured
-    sparsity (``sparsity.json``). The model is the one the evaluations measure (:func:`load_evaluated`):
-    reloading the directory gives the same logits."""
+    the prepared model is stored in (for a metric that updates weights, SparseGPT, or a recovered model, the
+    dtype it is evaluated in, which holds its new weights exactly), with its plan (``plan.json``) and, for a
+    sparse plan, its measured sparsity (``sparsity.json``), for a recovered model ``recovery.json`` and its
+    patches (reload it with :func:`lorp.recovery.load_recovered`). The model is the one the evaluations measure
+    (:func:`load_evaluated`): reloading the directory gives the same logits."""
     from ... import models
     from ...evaluation.pruned import read_plan_sources
 
     model, tokenizer = load_evaluated(sources, compute)
     manifest = read_json(Path(sources["model"]) / "model.json")
-    plan, _, measured = read_plan_sources(sources)
-    model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
+    plan, _, measured, _ = read_plan_sources(sources)
+    if not sources.get("recovery") and not _updates_weights(plan):  # new weights (LoRA's merged ones,
+        # SparseGPT's) keep the dtype they were made in; zeros in place of stored weights fit the stored dtype
+        model.to(models.select_dtype(models.stored_dtype(sources["model"]), next(model.parameters()).device))
     records = {"plan.json": {**plan, "source_model": manifest["source"]}}
     if measured is not None:
         records["sparsity.json"] = measured
-    models.save_checkpoint(model, tokenizer, out_dir, records)
+    files = {}
+    if sources.get("recovery"):
+        from ...recovery import recovery_records
+
+        more, files = recovery_records(plan, sources["recovery"])
+        records.update(more)
+    models.save_checkpoint(model, tokenizer, out_dir, records, files)

@@ -15,18 +15,27 @@ from ...io import atomic_path, read_json, write_json, write_npy
 
 
 def capture_norms(model_dir: str | Path, tokens_path: str | Path, out_dir: str | Path, compute: Mapping[str, Any],
-                  batch_size: int) -> dict[str, Any]:
+                  batch_size: int, obs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Sparse stage 1: the input norms ``||X_j||_2`` of every linear layer of every block over the
-    calibration tokens, from one forward pass of the dense model; one ``.npy`` per layer and a manifest."""
+    calibration tokens, from one forward pass of the dense model; one ``.npy`` per layer and a manifest.
+    With ``obs`` (``damping``, ``hessian_dtype``), SparseGPT's own saliency factors instead, in the same
+    layout (:func:`lorp.sparse.norms.obs_scales`, block by block)."""
     from ... import models
-    from ...sparse.norms import dense_input_norms, norm_file
+    from ...sparse.norms import dense_input_norms, norm_file, obs_scales
+    from ...sparse.sparsegpt import DTYPES
 
     model, _, _ = models.load_for(model_dir, compute)
     tokens = np.load(tokens_path)
-    with tqdm(total=len(tokens), desc="input norms", unit="seq") as bar:
-        norms = dense_input_norms(model, tokens, batch_size=int(batch_size), progress=bar.update)
+    if obs is None:
+        with tqdm(total=len(tokens), desc="input norms", unit="seq") as bar:
+            norms = dense_input_norms(model, tokens, batch_size=int(batch_size), progress=bar.update)
+    else:
+        with tqdm(total=len(models.get_decoder_layers(model)), desc="OBS saliency", unit="block") as bar:
+            norms = obs_scales(model, tokens, float(obs["damping"]), DTYPES[obs["hessian_dtype"]],
+                               batch_size=int(batch_size), progress=bar.update)
     manifest = {"n_blocks": len(norms), "layers": {name: len(v) for name, v in norms[0].items()},
-                "n_tokens": int(tokens.size), "dtype": "float64", "file_pattern": norm_file(0, "<layer>")}
+                "n_tokens": int(tokens.size), "dtype": "float64", "file_pattern": norm_file(0, "<layer>"),
+                "kind": "obs" if obs else "input_norms", **({"obs": dict(obs)} if obs else {})}
     with atomic_path(out_dir, directory=True) as tmp:
         for b, block in enumerate(norms):
             for name, values in block.items():
@@ -120,28 +129,33 @@ def make_sparse_plan(metric: str, allocation: str, target_percent: int, model_di
 
 def prune_sparse(model_dir: str | Path, plan_path: str | Path, norms_out: str | Path, measured_path: str | Path,
                  pruning: Mapping[str, Any], labels: Mapping[str, Any], norms_dir: str | Path | None = None,
-                 tokens_path: str | Path | None = None, batch_size: int | None = None) -> dict[str, Any]:
+                 tokens_path: str | Path | None = None, batch_size: int | None = None,
+                 weights_out: str | Path | None = None) -> dict[str, Any]:
     """Sparse stage 4: prune the model in memory to a plan, each linear layer's lowest-scoring weights of
     every row set to zero, and write what any later stage needs to rebuild it exactly: the norms each block
-    was pruned with (``norms_out``, :func:`lorp.sparse.norms.write_pruning_norms`) and the measured
-    sparsity of every layer (``measured_path``). ``pruning['norms']`` is ``dense`` (the norms stage's, from
-    ``norms_dir``), ``sequential`` (Wanda's protocol on ``tokens_path``) or ``none`` (magnitude); the
-    model is pruned on ``pruning['compute']``, in the dtype the evaluations run in, so that their rebuild
-    scores the same weights. ``labels`` (model, calib) name the model in ``measured_path``. No checkpoint
-    is written (that is :func:`.model.export_checkpoint`)."""
+    was pruned with (``norms_out``, :func:`lorp.sparse.norms.write_pruning_norms`), the pruned weights of a
+    metric that updates them (``weights_out``, :mod:`lorp.sparse.stored`; no tensor for one that masks) and
+    the measured sparsity of every layer (``measured_path``). ``pruning['norms']`` is ``dense`` (the norms
+    stage's, from ``norms_dir``), ``sequential`` (Wanda's protocol on ``tokens_path``) or ``none``
+    (magnitude; SparseGPT, whose ``hessians: sequential`` are measured on ``tokens_path`` and whose settings
+    are ``pruning[<metric>]``); the model is pruned on ``pruning['compute']``, in the dtype the evaluations
+    run in, so that their rebuild scores the same weights. ``labels`` (model, calib) name the model in
+    ``measured_path``. No checkpoint is written (that is :func:`.model.export_checkpoint`)."""
     from ... import models
     from ...sparse.norms import read_norms, write_pruning_norms
     from ...sparse.plan import SparsePlan
     from ...sparse.prune import measure_pruned, prune_to_plan
+    from ...sparse.metrics import get_metric
+    from ...sparse.stored import write_pruned_weights
 
     plan = SparsePlan.from_dict(read_json(plan_path))
-    sequential = pruning["norms"] == "sequential"
+    sequential = pruning["norms"] == "sequential" or pruning.get("hessians") == "sequential"
     compute = pruning["compute"]
     model, _, _ = models.load_for(model_dir, compute)
     dense_norms = read_norms(norms_dir) if pruning["norms"] == "dense" else None
     with tqdm(total=len(plan.blocks), desc=f"prune {plan.method} {plan.percent}%", unit="block") as bar:
         used = prune_to_plan(model, plan, norms=dense_norms, tokens=np.load(tokens_path) if sequential else None,
-                             batch_size=int(batch_size), progress=bar.update)
+                             batch_size=int(batch_size), progress=bar.update, params=pruning.get(plan.metric))
     measured = {**labels, **measure_pruned(model, plan), "norms": pruning["norms"],
                 "dtype": models.dtype_name(next(model.parameters()).dtype)}
     short = [(x["block"], name) for x in measured["blocks"] for name, v in x["linears"].items() if v["row_shortfall"]]
@@ -149,6 +163,8 @@ def prune_sparse(model_dir: str | Path, plan_path: str | Path, norms_out: str | 
         raise RuntimeError(f"rows of {short[:3]} have fewer zeros than planned: the masks did not apply")
     print(f"measured sparsity {measured['model_sparsity']:.6f} (planned {measured['planned_sparsity']:.6f})")
     write_pruning_norms(norms_out, used)
+    if weights_out is not None:
+        write_pruned_weights(weights_out, model if get_metric(plan.metric).updates_weights else None, len(plan.blocks))
     write_json(measured_path, measured)
     return measured
 

@@ -1,0 +1,80 @@
+"""Recovery in the workflow (rules/recovery.smk): adding the patch plans only its own jobs and what follows
+them (a dry run on the completed tiny run); one real recover job in a copy: its files, its rows beside the
+training-free ones, the recovery table, the exported checkpoint reloading offline to the in-memory model's
+logits; and a changed recovery parameter rerunning only the recovery and what follows."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiny import snakemake, tiny_config
+from tinyrun import evaluation_rules, figures, planned_jobs, read_rows, summaries
+
+pytestmark = pytest.mark.slow
+
+PATCHED = "shortgpt-3+patch"
+
+
+def _config(**patch):
+    cfg = tiny_config(recovery={"methods": {"patch": patch}, "plans": ["shortgpt-3"]})
+    cfg["checkpoints"]["export"] = cfg["checkpoints"]["export"] + [PATCHED]
+    return cfg
+
+
+def _recovery_jobs(export=True):
+    w = "model=smol, calib=docs, method=shortgpt, budget=3, recovery=patch"
+    out = {("recover", w)} | {(f"{r}_recovered", w) for k in ("ppl", "tasks") for r in evaluation_rules(k)}
+    out |= {("summary_recovery", ""), ("figure_recovery", "model=smol, calib=docs")}
+    out |= summaries("ppl", "tasks") | figures("vs_ppl", "vs_tasks")
+    return out | ({("recovered_checkpoint", w)} if export else set())
+
+
+def test_adding_the_patch_plans_its_recovery_and_what_follows_only(completed):
+    assert planned_jobs(completed, _config()) == _recovery_jobs()
+
+
+def test_a_patched_plan_runs_reloads_offline_and_a_changed_ridge_reruns_only_the_recovery(own_copy):
+    import numpy as np
+    import torch
+
+    from lorp.io import read_json
+    from lorp.recovery import load_recovered
+    from lorp.workflow.stages.model import load_evaluated
+
+    out = snakemake(own_copy, _config())
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = own_copy / "results" / "smol"
+    recovered = results / "recovery" / "docs" / PATCHED
+    log = read_rows(recovered / "log.csv")
+    plan = read_json(results / "plans" / "docs" / "shortgpt-3.json")
+    spans = sorted(plan["pruned"])
+    assert sum(int(r["length"]) for r in log) == len(spans) == 3
+    assert all(float(r["mse_patch"]) < float(r["mse_identity"]) for r in log)  # the fit beats plain pruning
+    cost = read_json(recovered / "cost.json")
+    assert cost["wall_s"] > 0 and cost["tokens"] == 4 * 64 and cost["peak_rss_mib"] > 0
+
+    rows = read_rows(results / "eval" / "docs" / PATCHED / "ppl.csv")
+    assert [r["method"] for r in rows] == ["shortgpt+patch"] and rows[0]["budget"] == "3"
+    summary = read_rows(own_copy / "results" / "summary" / "ppl_table.csv")
+    assert {"shortgpt", "shortgpt+patch"} <= {r["method"] for r in summary}
+    table = read_rows(own_copy / "results" / "summary" / "recovery.csv")
+    assert [(r["method"], r["recovery"], r["budget"]) for r in table] == [("shortgpt", "patch", "3")]
+    fraction = float(table[0]["recovered_fraction"])
+    ppl = {r["method"]: float(r["mean_ppl"]) for r in summary}
+    assert fraction == pytest.approx((ppl["shortgpt"] - ppl["shortgpt+patch"]) / (ppl["shortgpt"] - ppl["dense"]),
+                                     rel=1e-5)
+
+    # the export reloads offline (its own loader) to the logits of the model the evaluations build in memory
+    ckpt = results / "checkpoints" / "docs" / PATCHED
+    sources = {"model": results / "model", "plan": results / "plans" / "docs" / "shortgpt-3.json",
+               "recovery": recovered}
+    model, _ = load_evaluated(sources, {"device": "cpu", "dtype": "auto"})
+    reloaded = load_recovered(ckpt, dtype=torch.float32)
+    ids = torch.from_numpy(np.arange(5, 37, dtype=np.int64)[None])
+    with torch.inference_mode():
+        assert torch.equal(model(ids).logits, reloaded(ids).logits)
+        plain, _ = load_evaluated({k: v for k, v in sources.items() if k != "recovery"}, {"device": "cpu", "dtype": "auto"})
+        assert not torch.allclose(plain(ids).logits, reloaded(ids).logits, atol=1e-3)
+
+    # a changed ridge: the recovery, its evaluations, its export, the tables and figures that show it
+    assert planned_jobs(own_copy, _config(ridge=0.5)) == _recovery_jobs()
