@@ -216,9 +216,11 @@ def tokens_of(wildcards):
 
 # ---------------------------------------------------------------- input functions of rules/pruning.smk
 def plan_input_files():
-    """The file behind each input a method may declare (lorp.depth.methods.Method.inputs)."""
+    """The file behind each input a method may declare (lorp.depth.methods.Method.inputs): a rule's output
+    pattern, or for the calibration tokens the function that names the view's file."""
     return {"extended": rules.similarity.output.extended, "last_token": rules.similarity.output.last_token,
-            "structure": rules.structure.output.rls}
+            "structure": rules.structure.output.rls, "model": rules.prepare_model.output.model,
+            "tokens": tokens_of}
 
 
 def plan_inputs(wildcards):
@@ -228,8 +230,17 @@ def plan_inputs(wildcards):
     out = {}
     for name in get_method(lc.base_method(wildcards.method)).inputs:
         template = rules.structure_fixed_k.output.rls if name == "structure" and k is not None else plan_input_files()[name]
-        out[name] = fill(template, model=wildcards.model, calib=wildcards.calib, k=k)
+        out[name] = template(wildcards) if callable(template) else fill(template, model=wildcards.model,
+                                                                         calib=wildcards.calib, k=k)
     return out
+
+
+def plan_methods(runs_model):
+    """The wildcard constraint of the methods whose plans run the model (rule model_plan) or read stored
+    files (rule plan, with the K ablation's lorp-k<K>), from their registrations; one that matches no
+    name where there are none."""
+    names = lc.model_methods(config) if runs_model else lc.similarity_methods(config) + ABLATION
+    return "|".join(re.escape(m) for m in names) or "(?!)"
 
 def auto_inputs(wildcards):
     """What the auto plan of a view at a budget reads: the prepared model, the held-out windows and every
@@ -362,7 +373,8 @@ def recovered_model(wildcards):
 # ---------------------------------------------------------------- input functions of rules/sensitivity.smk
 def view_inputs(views, files):
     """The files of each view (``model`` and ``calib`` wildcards), view by view: each of ``files`` (rls,
-    cosine, summary, per_sequence) and its plans (methods x budgets, in config order)."""
+    cosine, summary, per_sequence) and its plans (the methods that read the similarity x budgets, in config
+    order)."""
     templates = {"rls": rules.structure.output.rls, "cosine": rules.similarity.output.cosine,
                  "summary": rules.similarity.output.summary, "per_sequence": rules.similarity.output.per_sequence}
     out = {name: [] for name in (*files, "plans")}
@@ -370,7 +382,7 @@ def view_inputs(views, files):
         for name in files:
             out[name].append(fill(templates[name], **w))
         out["plans"] += [fill(rules.plan.output.plan, **w, method=m, budget=b)
-                         for m in lc.selection_methods(config) for b in BUDGETS]
+                         for m in lc.similarity_methods(config) for b in BUDGETS]
     return out
 
 def sensitivity_inputs(wildcards):

@@ -3,7 +3,7 @@ rule plan:
     input:
         unpack(plan_inputs),
     wildcard_constraints:
-        method="|".join(re.escape(m) for m in lc.selection_methods(config) + ABLATION),  # auto: rule auto_plan
+        method=plan_methods(runs_model=False),  # model_plan: the methods that run the model; auto: rule auto_plan
     output:
         plan="results/{model}/plans/{calib}/{method}-{budget}.json",
         provenance="results/{model}/plans/{calib}/{method}-{budget}.provenance.json",
@@ -17,6 +17,30 @@ rule plan:
     threads: 1
     script:
         "../scripts/plan.py"
+
+
+rule model_plan:
+    """Which blocks a method that runs the model (its registration declares the model input: SLEB) removes
+    at a budget, from the prepared model and the calibration tokens."""
+    input:
+        unpack(plan_inputs),
+    wildcard_constraints:
+        method=plan_methods(runs_model=True),
+    output:
+        plan="results/{model}/plans/{calib}/{method}-{budget}.json",
+        provenance="results/{model}/plans/{calib}/{method}-{budget}.provenance.json",
+    params:
+        method_params=lambda wildcards: lc.method_params(config, wildcards.method),
+        compute=compute,
+    conda:
+        "../envs/model.yaml"
+    log:
+        "results/logs/{model}/plans/{calib}/{method}-{budget}.log",
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+    script:
+        "../scripts/model_plan.py"
 
 
 rule auto_plan:

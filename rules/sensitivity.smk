@@ -14,7 +14,7 @@ rule statistics:
         provenance="results/summary/statistics.provenance.json",
     params:
         views=lc.statistics_views(config),
-        methods=lc.selection_methods(config),
+        methods=lc.similarity_methods(config),
         budgets=BUDGETS,
         budget=lc.figure_budget(config),
     conda:

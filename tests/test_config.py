@@ -220,7 +220,7 @@ ARGUMENTS = {"model": "m", "calib": "c", "name": "c", "method": "shortgpt", "k":
              "allocation": "mrp", "recovery": "patch"}
 """A value for every argument a config function of the rules takes besides the config."""
 # functions whose result holds no key the schema fills in (names and lists the config states itself)
-NOTHING_DEFAULTED = {"selection_methods", "figure_labels"}
+NOTHING_DEFAULTED = {"selection_methods", "similarity_methods", "model_methods", "figure_labels"}
 
 
 def test_the_rules_config_slices_read_the_validated_config_and_have_no_defaults_of_their_own():

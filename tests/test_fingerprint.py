@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny import METHODS, copy_workflow, tiny_config  # noqa: E402
 
 EVERY_RULE_CONFIG = tiny_config(
-    methods={m: {} for m in [*METHODS, "last", "auto"]},
+    methods={m: {} for m in [*METHODS, "last", "sleb", "auto"]},
     ablation={"lorp_k": [2]},
     similarity={"compare": ["cka"]},
     sensitivity={"bootstrap": {"resamples": 2}},
@@ -114,6 +114,15 @@ def test_one_methods_plan_function_reruns_its_plans_and_nothing_of_another_metho
     # (by the registry's colours) follow, as they follow from its plans anyway
     assert methods == {("plan", "last")}
     assert not moved & (UPSTREAM | {"sparse_plan", "sparse_prune", "auto_plan"})
+
+
+def test_sleb_search_edited_reruns_sleb_plans_only(jobs, copy, baseline):
+    """SLEB's module is reached only through its registration: an edit reruns its plans (rule model_plan), no
+    other method's plan or evaluation (the jobs that select no method, the figures', count it as every
+    registration)."""
+    methods, moved = moved_by_editing(jobs, copy, baseline, "depth/sleb.py", "key=lambda c: (sums[c], c))",
+                                      "key=lambda c: (sums[c], -c))")
+    assert methods == {("model_plan", "sleb")} and not moved & (UPSTREAM | {"plan", "auto_plan", "evaluate_pruned"})
 
 
 def test_a_shared_window_function_reruns_the_methods_that_use_it(jobs, copy, baseline):

@@ -150,13 +150,14 @@ def test_budget_out_of_range(method):
 
 
 def test_unknown_method_lists_the_declared_ones():
-    with pytest.raises(ValueError, match="unknown method 'random'; choose one of lorp, shortgpt, streamline, angular, last, auto"):
+    with pytest.raises(ValueError, match="unknown method 'random'; choose one of lorp, shortgpt, streamline, angular, last, sleb, auto"):
         make_plan("random", 1, PlanInputs(np.eye(4)))
 
 
 def test_registry_declares_budgets_parameters_and_inputs_once():
-    assert list(METHODS) == ["lorp", "shortgpt", "streamline", "angular", "last", "auto"]
-    assert [eligible_count(m, 30) for m in METHODS] == [28, 29, 29, 30, 29, 29]
+    assert list(METHODS) == ["lorp", "shortgpt", "streamline", "angular", "last", "sleb", "auto"]
+    assert [eligible_count(m, 30) for m in METHODS] == [28, 29, 29, 30, 29, 28, 29]
+    assert [m for m in METHODS if METHODS[m].runs_model] == ["sleb"]  # its plans: rule model_plan, on the GPU
     assert METHODS["auto"].inputs == () and METHODS["auto"].defaults() == {"held_out_samples": 4}
     with pytest.raises(ValueError, match="auto plans are not made from the similarity alone"):
         make_plan("auto", 2, PlanInputs(np.eye(5)))

@@ -1,7 +1,8 @@
 """Layer-selection methods: LoRP and the depth-pruning baselines it is compared with.
 
-Every method is a pure function of similarity matrices computed once from stored activations
-(never a second forward pass) and returns a :class:`Plan`. Layer indices are 0-based decoder
+Every method is a pure function of its stored inputs and returns a :class:`Plan`: the similarity
+methods read similarity matrices computed once from stored activations (never a second forward
+pass); SLEB (:mod:`lorp.depth.sleb`) runs the prepared model on the calibration tokens. Layer indices are 0-based decoder
 blocks; ``h_i`` is the hidden state entering block i and ``h_N`` the output of the last block, so
 the extended (N+1) x (N+1) matrix ``E`` gives ``E[i, i+1]`` = cos(input, output) of block i.
 
@@ -273,11 +274,17 @@ class PlanInputs:
         extended: the (N+1) x (N+1) mean cosine over all captured tokens (``cosine_extended.npy``).
         last_token: the same over the last token of each sequence (``cosine_last_token.npy``).
         structure: RLS, K and the clusters of the N blocks (``rls.json``).
+        model: the prepared model, loaded (``model/``), for the methods that run it.
+        tokens: the calibration tokens [n_samples, seqlen] (``tokens.npy``).
+        batch_size: the windows a forward pass takes, where the model runs (the speed, not the plan).
     """
 
     extended: np.ndarray | None = None
     last_token: np.ndarray | None = None
     structure: LayerStructure | None = None
+    model: Any = None
+    tokens: np.ndarray | None = None
+    batch_size: int = 1
 
     def require(self, name: str, method: str) -> Any:
         value = getattr(self, name)
@@ -287,8 +294,10 @@ class PlanInputs:
         return value
 
 
-INPUT_FILES = {"extended": "cosine_extended.npy", "last_token": "cosine_last_token.npy", "structure": "rls.json"}
-"""The stage output behind each :class:`PlanInputs` field (the plan rule in ``rules/pruning.smk`` maps each to its file)."""
+INPUT_FILES = {"extended": "cosine_extended.npy", "last_token": "cosine_last_token.npy", "structure": "rls.json",
+               "model": "the prepared model directory", "tokens": "the calibration tokens.npy"}
+"""The stage output behind each :class:`PlanInputs` field that a method may declare (``plan_input_files`` in
+``rules/common.smk`` maps each to its rule's output)."""
 
 SIMILARITY_INPUTS = ("extended", "last_token")
 """What a plan of a similarity-based method reads: both stored similarity matrices."""
@@ -304,7 +313,9 @@ class Method:
         max_budget: ``max_budget(n_layers, params)``, the most blocks the method may remove.
         parameters: each parameter's JSON-schema fragment (``type``, ``default``, ``description``, bounds);
             the config schema is built from these, so defaults live here and nowhere else.
-        inputs: the :class:`PlanInputs` fields the plan rule passes (``PLAN_INPUT_FILES`` in ``rules/pruning.smk`` maps them to files).
+        inputs: the :class:`PlanInputs` fields its plan rule passes (``plan_input_files`` in ``rules/common.smk``
+            maps them to files). A method that declares ``model`` runs it (:attr:`runs_model`): its plans are
+            made by the ``model_plan`` rule, with the GPU resources, and the model loaded.
         plan_parameters: whether the parameters belong to the plan's config slice; LoRP's shape the
             clustering (the structure stage, whose output the plan reads) instead.
         color: the method's colour in every figure.
@@ -327,6 +338,11 @@ class Method:
         missing = [p for p, spec in self.parameters.items() if "default" not in spec]
         if missing:
             raise ValueError(f"method {self.name!r}: parameters {missing} need a default")
+
+    @property
+    def runs_model(self) -> bool:
+        """Whether its plans run the model (it declares the ``model`` input) rather than read stored files."""
+        return "model" in self.inputs
 
     def defaults(self) -> dict[str, Any]:
         """The parameters' defaults, as the schema fills them in."""
@@ -417,6 +433,32 @@ register(Method(
     max_budget=lambda n, params: n - 1,
     color="#7f7f7f",
     summary="the deepest blocks before the final one",
+))
+
+
+
+def _sleb(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
+    from .sleb import block_count, search  # torch: imported only where a SLEB plan is made
+
+    model, tokens = inputs.require("model", "sleb"), inputs.require("tokens", "sleb")
+    n = block_count(model)
+    _check_budget("sleb", budget, n)
+    found = search(model, tokens, budget, params["n_windows"], int(inputs.batch_size))
+    return Plan("sleb", budget, n, found.removal_order, [0, n - 1], found.first_step_scores(n),
+                "mean calibration NLL per token with this block alone removed (SLEB's first step)",
+                {"n_windows": params["n_windows"]}, found.details())
+
+
+register(Method(
+    name="sleb",
+    plan=_sleb,
+    max_budget=lambda n, params: max(0, n - 2),
+    parameters={"n_windows": {"type": ["integer", "null"], "minimum": 1, "default": 8,
+                              "description": "the first calibration windows the NLL is measured on (null: all)"}},
+    inputs=("model", "tokens"),
+    color="#8c564b",
+    summary="SLEB: one block at a time, the block whose removal raises the calibration NLL least "
+            "(first and last blocks kept; runs the model)",
 ))
 
 

@@ -183,9 +183,9 @@ def efficiency_entries(smk: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
 
 
 BATCH_SIZES = {"capture_activations": "activations", "input_norms": "activations", "sparse_prune": "activations",
-               "auto_plan": "evaluation", "evaluate_dense": "evaluation", "evaluate_pruned": "evaluation",
-               "evaluate_recovered": "evaluation", "evaluate_tasks_dense": "zeroshot", "evaluate_tasks_pruned": "zeroshot",
-               "evaluate_tasks_recovered": "zeroshot"}
+               "auto_plan": "evaluation", "model_plan": "evaluation", "evaluate_dense": "evaluation",
+               "evaluate_pruned": "evaluation", "evaluate_recovered": "evaluation", "evaluate_tasks_dense": "zeroshot",
+               "evaluate_tasks_pruned": "zeroshot", "evaluate_tasks_recovered": "zeroshot"}
 """The config section whose ``batch_size`` each rule's job runs with."""
 
 

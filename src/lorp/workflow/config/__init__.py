@@ -12,8 +12,8 @@ from .schema import (ConfigError, REMOVED_KEYS, SCHEMA_PATH, did_you_mean, load_
                      validate_schema)
 from .views import (ABLATION_PREFIX, VIEW_SECTIONS, VIEW_SEPARATOR, View, ablation_budgets, ablation_k,
                     ablation_methods, activation_source, auto_candidates, base_method, calibration_spec,
-                    evaluated_views, seed_groups, selection_methods, sensitivity_reference, sensitivity_views,
-                    token_source, view, views)
+                    evaluated_views, model_methods, seed_groups, selection_methods, sensitivity_reference,
+                    sensitivity_views, similarity_methods, token_source, view, views)
 from .slices import (SWEPT_ALLOCATION, activation_params, auto_plans, compared_statistics, compute_params,
                      efficiency_params, evaluated_models, evaluated_names, evaluation_datasets,
                      exported_checkpoints, figure_budget, figure_labels, fixed_k_structure_params,
@@ -48,7 +48,9 @@ __all__ = [
     "calibration_spec",
     "evaluated_views",
     "seed_groups",
+    "model_methods",
     "selection_methods",
+    "similarity_methods",
     "sensitivity_reference",
     "sensitivity_views",
     "token_source",

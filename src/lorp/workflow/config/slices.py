@@ -13,7 +13,7 @@ from ...sparse.allocation_plans import get_allocation
 from ...sparse.metrics import get_metric
 from ...sparse.names import method_name, nm_allocation, parse_nm
 from .views import (VIEW_SEPARATOR, _sorted, ablation_budgets, ablation_methods, base_method, calibration_spec,
-                    evaluated_views, selection_methods, sensitivity_views, view, views)
+                    evaluated_views, similarity_methods, sensitivity_views, view, views)
 
 SWEPT_ALLOCATION = "mrp"
 
@@ -35,7 +35,8 @@ def sensitivity_enabled(config: Mapping[str, Any]) -> bool:
 
 def sensitivity_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the sensitivity tables depend on: every view's calibration (its label, size, corpus, seed,
-    positions and statistic), the methods and budgets whose plans are resampled, the clustering, the
+    positions and statistic), the methods (those that read the similarity) and budgets whose plans are
+    resampled, the clustering, the
     bootstrap and the figures' budget."""
     entries = []
     for name in sensitivity_views(config):
@@ -43,7 +44,7 @@ def sensitivity_params(config: Mapping[str, Any]) -> dict[str, Any]:
         entries.append({"view": name, "variation": name.partition(VIEW_SEPARATOR)[2] or "reference",
                         "n_samples": v.spec["n_samples"], "seqlen": v.spec["seqlen"], "source": v.spec["source"],
                         "seed": v.spec["seed"], "tokens_per_sequence": v.tokens_per_sequence, "statistic": v.statistic})
-    return {"views": entries, "methods": {m: method_params(config, m) for m in selection_methods(config)},
+    return {"views": entries, "methods": {m: method_params(config, m) for m in similarity_methods(config)},
             "budgets": sorted(config["budgets"]), "structure": structure_params(config),
             "bootstrap": _sorted(config["sensitivity"]["bootstrap"]), "budget": figure_budget(config)}
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ...depth.methods import AUTO
+from ...depth.methods import AUTO, get_method
 from .schema import ConfigError
 
 # Every function below takes a config validated by :func:`validate_schema`, which filled in the
@@ -143,18 +143,31 @@ def calibration_spec(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def selection_methods(config: Mapping[str, Any]) -> list[str]:
-    """The configured methods that select blocks from the similarity alone (every one but ``auto``)."""
+    """The configured methods that select blocks from their stored inputs (every one but ``auto``)."""
     return [m for m in config["methods"] if m != AUTO]
+
+
+def similarity_methods(config: Mapping[str, Any]) -> list[str]:
+    """The configured methods whose plans read only stored similarity files (rule ``plan``): those the
+    statistics and sensitivity stages compare and resample."""
+    return [m for m in selection_methods(config) if not get_method(m).runs_model]
+
+
+def model_methods(config: Mapping[str, Any]) -> list[str]:
+    """The configured methods whose plans run the model (their registration declares the ``model`` input,
+    as SLEB's): rule ``model_plan``, on the GPU resources."""
+    return [m for m in selection_methods(config) if get_method(m).runs_model]
 
 
 def auto_candidates(config: Mapping[str, Any], calib: str) -> list[dict[str, str]]:
     """The plans ``auto`` chooses among on view ``calib``: every other method under the view's statistic and,
-    for a calibration entry, under each compared one (``method``, ``statistic``, ``view``)."""
+    for a calibration entry and a method that reads the similarity, under each compared one (``method``,
+    ``statistic``, ``view``; a method that runs the model makes the same plan under every statistic)."""
     v = view(config, calib)
     out = []
     for method in selection_methods(config):
         out.append({"method": method, "statistic": v.statistic, "view": calib})
-        if calib in config["calibration"]:
+        if calib in config["calibration"] and not get_method(method).runs_model:
             out += [{"method": method, "statistic": s, "view": f"{calib}{VIEW_SEPARATOR}{s}"}
                     for s in config["similarity"]["compare"] if s != v.statistic]
     return out

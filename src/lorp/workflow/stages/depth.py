@@ -1,5 +1,5 @@
 """Stages of the depth family: the similarity of the blocks and their structure (``rules/analysis.smk``),
-and the pruning plans, ``auto``'s included (``rules/pruning.smk``)."""
+and the pruning plans, those that run the model and ``auto``'s included (``rules/pruning.smk``)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ _PLAN_INPUT_READERS = {
     "extended": np.load,
     "last_token": np.load,
     "structure": lambda path: structure.LayerStructure.from_dict(read_json(path)),
+    "tokens": np.load,
 }
 
 
@@ -86,6 +87,21 @@ def make_plan(method: str, budget: int, inputs: Mapping[str, str | Path], out_pa
     declares (:attr:`lorp.depth.methods.Method.inputs`) to their files."""
     loaded = {name: _PLAN_INPUT_READERS[name](path) for name, path in inputs.items()}
     result = methods.make_plan(method, int(budget), methods.PlanInputs(**loaded), params)
+    write_json(out_path, result.to_dict())
+    return result
+
+
+def make_model_plan(method: str, budget: int, inputs: Mapping[str, str | Path], out_path: str | Path,
+                    params: Mapping[str, Any], compute: Mapping[str, Any], batch_size: int) -> methods.Plan:
+    """Stage 5, for a method that runs the model (SLEB): ``inputs`` maps ``model`` (the prepared model,
+    loaded with the ``compute`` settings) and the other inputs the method declares to their files; the model
+    runs on ``batch_size`` windows at a time."""
+    from ... import models
+
+    model, _, _ = models.load_for(inputs["model"], compute)
+    loaded = {name: _PLAN_INPUT_READERS[name](path) for name, path in inputs.items() if name != "model"}
+    result = methods.make_plan(method, int(budget), methods.PlanInputs(model=model, batch_size=int(batch_size),
+                                                                       **loaded), params)
     write_json(out_path, result.to_dict())
     return result
 
