@@ -24,8 +24,8 @@ EVERY_RULE_CONFIG = tiny_config(
     sensitivity={"bootstrap": {"resamples": 2}},
     evaluation={"seqlen": 64, "max_windows": 2, "batch_size": 2, "seeds": [1],
                 "datasets": {"python-docs": {"source": "python-docs"}}},
-    sparsity={"targets": [50], "metrics": ["wanda", "magnitude"], "allocations": ["uniform", "owl", "mrp"],
-              "nm": ["2:4"], "sweep": {"step": [0.01]}},
+    sparsity={"targets": [50], "metrics": ["wanda", "magnitude", "sparsegpt"], "allocations": ["uniform", "owl", "mrp"],
+              "nm": ["2:4"], "sweep": {"step": [0.01]}, "sparsegpt": {"scores": "obs"}},
     checkpoints={"export": ["shortgpt-3", "wanda-mrp-50", "shortgpt-3+patch"]},
     recovery={"methods": {"patch": {}}, "plans": ["shortgpt-3"]},
 )
