@@ -44,7 +44,7 @@ rule obs_norms:
     resources:
         **GPU_RESOURCES,
     script:
-        "../scripts/obs_norms.py"
+        "../scripts/input_norms.py"
 
 
 rule outliers:

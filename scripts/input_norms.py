@@ -1,4 +1,5 @@
-"""Snakemake adapter for rule input_norms (the batch size is not a param: it does not change the norms)."""
+"""Snakemake adapter for rules input_norms and obs_norms (SparseGPT's saliency, with its ``obs`` param); the
+batch size is not a param: it does not change the norms."""
 
 from lorp.workflow.jobs import batch_size, job
 
@@ -11,4 +12,5 @@ with job(snakemake):
         snakemake.output.norms,
         snakemake.params.compute,
         batch_size=batch_size(snakemake),
+        obs=snakemake.params.get("obs"),
     )

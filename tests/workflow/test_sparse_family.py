@@ -129,26 +129,31 @@ def test_back_to_the_depth_only_config(sparse_run, tmp_path):
 
 
 def test_sparsegpt_is_planned_pruned_stored_and_exported(completed, tmp_path):
-    """SparseGPT at 2:4 added to a copy of the tiny run: its Hessians come from the calibration tokens (no
-    input norms), its pruned weights are stored compactly and rebuild the evaluated model, and the exported
-    checkpoint (in the dtype it was pruned in) reloads with the in-memory model's logits. With its own saliency
-    for OWL (scores: obs) the allocation reads obs_norms, not the input norms."""
+    """SparseGPT at 2:4 and, with its own saliency for OWL (scores: obs), at 50% added to a copy of the tiny
+    run: its Hessians come from the calibration tokens, OWL reads obs_norms (no input norms are computed),
+    its pruned weights are stored compactly and rebuild the evaluated model, and the exported checkpoint (in
+    the dtype it was pruned in) reloads with the in-memory model's logits."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from lorp.workflow.stages.model import load_evaluated
 
     workdir = copy_run(completed, tmp_path / "wf")
-    cfg = tiny_config(sparsity={"metrics": ["sparsegpt"], "nm": ["2:4"]}, zeroshot={"tasks": []},
-                      efficiency={"enabled": False}, checkpoints={"export": ["sparsegpt-2of4-50"]})
-    obs = tiny_config(sparsity={"metrics": ["sparsegpt"], "targets": [50], "allocations": ["owl"],
-                                "sparsegpt": {"scores": "obs"}}, zeroshot={"tasks": []}, efficiency={"enabled": False})
-    planned = {rule for rule, _ in planned_jobs(workdir, obs)}
-    assert {"obs_norms", "outliers", "sparse_plan", "sparse_prune"} <= planned and "input_norms" not in planned
+    cfg = tiny_config(sparsity={"metrics": ["sparsegpt"], "nm": ["2:4"], "targets": [50], "allocations": ["owl"],
+                                "sparsegpt": {"scores": "obs"}, "sweep": {"outlier_m": [], "step": []}},
+                      zeroshot={"tasks": []}, efficiency={"enabled": False},
+                      checkpoints={"export": ["sparsegpt-2of4-50"]})
     out = snakemake(workdir, cfg)
     assert out.returncode == 0, out.stderr[-4000:]
 
     base = workdir / "results/smol/sparsity/docs"
+    assert not (base / "norms").exists()
+    obs = read_json(base / "obs_norms/manifest.json")
+    assert obs["kind"] == "obs" and obs["obs"] == {"damping": 0.01, "hessian_dtype": "float32"}
+    q = np.load(base / "obs_norms/block00.self_attn.q_proj.npy")
+    assert q.shape == (576,) and (q > 0).all()
+    owl = read_json(base / "plans/sparsegpt-owl-50.json")
+    assert owl["model_sparsity"] == pytest.approx(0.5, abs=1e-9) and max(owl["blocks"]) > min(owl["blocks"])
     measured = read_json(base / "measured/sparsegpt-2of4-50.json")
     assert measured["norms"] == "none" and measured["model_sparsity"] >= 0.5
     assert all(v["row_shortfall"] == 0 for b in measured["blocks"] for v in b["linears"].values())
@@ -165,5 +170,5 @@ def test_sparsegpt_is_planned_pruned_stored_and_exported(completed, tmp_path):
         assert torch.equal(model(ids).logits, reloaded(ids).logits)
     rows = read_rows(workdir / "results/summary/sparsity.csv")
     ppl = {r["method"]: float(r["mean_ppl"]) for r in rows}
-    assert ppl["dense"] < ppl["sparsegpt-2of4"] < 1e5
+    assert ppl["dense"] < ppl["sparsegpt-2of4"] < 1e5 and ppl["dense"] < ppl["sparsegpt-owl"] < 1e5
     shutil.rmtree(workdir, ignore_errors=True)

@@ -182,7 +182,8 @@ def efficiency_entries(smk: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
     return out
 
 
-BATCH_SIZES = {"capture_activations": "activations", "input_norms": "activations", "sparse_prune": "activations",
+BATCH_SIZES = {"capture_activations": "activations", "input_norms": "activations", "obs_norms": "activations",
+               "sparse_prune": "activations",
                "auto_plan": "evaluation", "model_plan": "evaluation", "evaluate_dense": "evaluation",
                "evaluate_pruned": "evaluation", "evaluate_recovered": "evaluation", "evaluate_tasks_dense": "zeroshot",
                "evaluate_tasks_pruned": "zeroshot", "evaluate_tasks_recovered": "zeroshot"}

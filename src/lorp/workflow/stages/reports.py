@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ... import figures, tables
 from ...depth import sensitivity
+from ...sparse import figures as sparse_figures
 from ...io import read_json, write_text
 
 
@@ -163,7 +164,7 @@ def draw_sparsity(plan_paths: Sequence[str | Path], redundancy_paths: Sequence[s
     for path in redundancy_paths:
         for p in read_json(path)["plans"]:
             after.setdefault(p["method"], {})[int(p["budget"])] = (p["non_outlier_ratio"], p["non_outlier_std"])
-    figures.sparsity_profiles(profiles, after, out_path, title)
+    sparse_figures.sparsity_profiles(profiles, after, out_path, title)
 
 
 def draw_metric_vs_sparsity(long_csv: str | Path, out_path: str | Path) -> None:

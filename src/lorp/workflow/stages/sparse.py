@@ -10,7 +10,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ... import figures
+from ...sparse import figures as sparse_figures
 from ...io import atomic_path, read_json, write_json, write_npy
 
 
@@ -200,5 +200,5 @@ def sweep_mrp(model_dir: str | Path, norms_dir: str | Path | None, metric: str, 
         rows = mrp_sweep(metric, blocks, targets, params, sweep, progress=bar.update)
     configured = {"outlier_m": params["outlier_m"], "step": params["mrp"]["step"]}
     write_json(out_json, {"metric": metric, "configured": configured, "runs": rows})
-    figures.mrp_sweep(rows, configured["outlier_m"], configured["step"], out_png, title)
+    sparse_figures.mrp_sweep(rows, configured["outlier_m"], configured["step"], out_png, title)
     return rows
