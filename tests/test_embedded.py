@@ -104,7 +104,8 @@ def test_auto_keeps_the_candidate_of_lowest_held_out_perplexity(embedded_dir, an
                         tmp_path / "x.json")
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "auto"])  # auto scores by a forward pass: see the next test
+# auto and SLEB plan by forward passes (auto: the next test; SLEB: tests/test_sleb.py); their plans export alike
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "auto" and not METHODS[m].runs_model])
 def test_exported_checkpoint_gives_the_logits_of_the_model_built_in_memory(method, embedded_dir, analysed, tmp_path):
     files = {"extended": analysed / "ext.npy", "last_token": analysed / "last.npy", "structure": analysed / "rls.json"}
     plan = make_plan(method, 5, {name: files[name] for name in METHODS[method].inputs}, tmp_path / "plan.json", {})
