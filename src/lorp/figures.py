@@ -328,7 +328,9 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
         spread = table.groupby(keys, sort=False)[value].std().fillna(0.0).rename("_std")
         table = table.groupby(keys, sort=False, as_index=False)[value].mean().join(spread, on=keys)
     models = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.8), dpi=120, squeeze=False)
+    outside = table["method"].nunique() > 6  # a long legend goes beside the panel, not over its lines
+    fig, axes = plt.subplots(1, len(models), figsize=((6.6 if outside else 4.8) * len(models), 3.8), dpi=120,
+                             squeeze=False)
     for ax, model in zip(axes[0], models):
         sub = table[table["model"] == model]
         dense = sub[sub["method"] == "dense"]
@@ -349,7 +351,10 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
         ax.set_xticks(sorted(set(sub.loc[sub["method"] != "dense", "budget"])))
         ax.set_title(f"{model}: {title}", fontsize=10)
         ax.grid(color="0.9")
-        ax.legend(fontsize=8)
+        if outside:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        else:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
 
