@@ -12,7 +12,7 @@ from lorp.evaluation.pruned import build_pruned
 from lorp.sparse import plan as sp
 from lorp.sparse.norms import block_linears, block_shapes, prune_sequentially
 from lorp.sparse.prune import measure_pruned, prune_to_plan
-from lorp.sparse.stored import read_pruned_weights, write_pruned_weights
+from lorp.sparse.stored import holds_weights, write_pruned_weights
 
 PARAMS = {"blocksize": 16, "damping": 0.01, "hessian_dtype": "float64"}
 TOKENS = np.random.default_rng(0).integers(0, 64, size=(6, 16))
@@ -93,7 +93,7 @@ def test_the_stored_weights_rebuild_the_sparsegpt_model_bit_for_bit(tmp_path):
     assert torch.equal(_logits(copy), _logits(staged))
 
     write_pruned_weights(tmp_path / "none.safetensors", None, 3)  # what a masking metric's stage writes
-    assert read_pruned_weights(tmp_path / "none.safetensors") is None
+    assert holds_weights(tmp_path / "w.safetensors") and not holds_weights(tmp_path / "none.safetensors")
     with pytest.raises(ValueError, match="rebuilt from its stored pruned weights; none were given"):
         build_pruned(_tiny_llama(), plan.to_dict(), measured=measured, weights=tmp_path / "none.safetensors")
 

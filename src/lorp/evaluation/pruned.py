@@ -78,13 +78,12 @@ def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
     target = shared_copy(model, own) if keep_dense else model
     metric = get_metric(sparse.metric)
     if metric.updates_weights:
-        from ..sparse.stored import load_pruned_weights, read_pruned_weights
+        from ..sparse.stored import holds_weights, load_pruned_weights
 
-        stored = read_pruned_weights(weights) if weights is not None else None
-        if stored is None:
+        if weights is None or not holds_weights(weights):
             raise ValueError(f"a {sparse.metric} model is rebuilt from its stored pruned weights; none were given "
                              "(the sparse stage's .safetensors output)")
-        load_pruned_weights(target, stored)
+        load_pruned_weights(target, weights)
     elif metric.uses_norms and (norms is None or any(n is None for n in norms)):
         raise ValueError(f"a {sparse.metric} plan is rebuilt from the norms its blocks were pruned with; none were given")
     else:

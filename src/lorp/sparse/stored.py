@@ -53,42 +53,55 @@ def write_pruned_weights(path: str | Path, model: torch.nn.Module | None, n_bloc
         os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates its file private; give it a plain file's mode
 
 
-def read_pruned_weights(path: str | Path) -> list[dict[str, torch.Tensor]] | None:
-    """The weights :func:`write_pruned_weights` stored, per block and layer name as dense ``[out, in]``
-    tensors; None for a file that holds none (a metric that only masks)."""
+def _layers(fh: Any) -> list[tuple[int, str, str]]:
+    """(block, layer name, key) of every layer a stored file holds."""
+    out = []
+    for k in fh.keys():
+        if k.endswith(".values"):
+            key = k.removesuffix(".values")
+            head, name = key.split(".", 1)
+            out.append((int(head.removeprefix("block")), name, key))
+    return out
+
+
+def _dense(fh: Any, key: str) -> torch.Tensor:
+    """One stored layer as its dense ``[out, in]`` weight (zeros where it was pruned)."""
+    shape = [int(x) for x in fh.get_tensor(f"{key}.shape")]
+    bits = fh.get_tensor(f"{key}.keep").numpy()
+    keep = torch.from_numpy(np.unpackbits(bits, count=int(np.prod(shape))).astype(bool)).reshape(shape)
+    values = fh.get_tensor(f"{key}.values")
+    weight = torch.zeros(shape, dtype=values.dtype)
+    weight[keep] = values
+    return weight
+
+
+def holds_weights(path: str | Path) -> bool:
+    """Whether a stored file holds pruned weights (False for a metric that only masks)."""
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as fh:
-        n_blocks = int(fh.metadata()["n_blocks"])
-        keys = [k.removesuffix(".values") for k in fh.keys() if k.endswith(".values")]
-        if not keys:
-            return None
-        blocks: list[dict[str, torch.Tensor]] = [{} for _ in range(n_blocks)]
-        for key in keys:
-            shape = [int(x) for x in fh.get_tensor(f"{key}.shape")]
-            bits = fh.get_tensor(f"{key}.keep").numpy()
-            keep = torch.from_numpy(np.unpackbits(bits, count=int(np.prod(shape))).astype(bool)).reshape(shape)
-            values = fh.get_tensor(f"{key}.values")
-            weight = torch.zeros(shape, dtype=values.dtype)
-            weight[keep] = values
-            head, name = key.split(".", 1)
-            blocks[int(head.removeprefix("block"))][name] = weight
-    return blocks
+        return bool(_layers(fh))
 
 
 @torch.no_grad()
-def load_pruned_weights(model: torch.nn.Module, weights: list[dict[str, Any]]) -> None:
-    """Put stored pruned weights (:func:`read_pruned_weights`) into ``model``'s decoder blocks in place (each
-    in the layer's own dtype and device); every linear layer must have its weight there."""
+def load_pruned_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Put the pruned weights stored in ``path`` into ``model``'s decoder blocks in place, one layer at a time
+    (each in the layer's own dtype and device; one dense layer in memory beside the model); every linear
+    layer must have its weight there."""
+    from safetensors import safe_open
+
     blocks = get_decoder_layers(model)
-    if len(blocks) != len(weights):
-        raise ValueError(f"the stored pruned weights are for {len(weights)} blocks, the model has {len(blocks)}")
-    for b, block in enumerate(blocks):
-        for name, linear in block_linears(block).items():
-            if name not in weights[b]:
-                raise ValueError(f"the stored pruned weights have no block {b} {name}: rerun the sparse stage")
-            stored = weights[b][name]
-            if tuple(stored.shape) != tuple(linear.weight.shape):
-                raise ValueError(f"block {b} {name}: stored weights of shape {tuple(stored.shape)}, the model's are "
-                                 f"{tuple(linear.weight.shape)}")
-            linear.weight.copy_(stored.to(device=linear.weight.device, dtype=linear.weight.dtype))
+    with safe_open(str(path), "pt") as fh:
+        n_blocks = int(fh.metadata()["n_blocks"])
+        if len(blocks) != n_blocks:
+            raise ValueError(f"the stored pruned weights are for {n_blocks} blocks, the model has {len(blocks)}")
+        stored = {(b, name): key for b, name, key in _layers(fh)}
+        for b, block in enumerate(blocks):
+            for name, linear in block_linears(block).items():
+                if (b, name) not in stored:
+                    raise ValueError(f"the stored pruned weights have no block {b} {name}: rerun the sparse stage")
+                weight = _dense(fh, stored[(b, name)])
+                if tuple(weight.shape) != tuple(linear.weight.shape):
+                    raise ValueError(f"block {b} {name}: stored weights of shape {tuple(weight.shape)}, the model's "
+                                     f"are {tuple(linear.weight.shape)}")
+                linear.weight.copy_(weight.to(device=linear.weight.device, dtype=linear.weight.dtype))
