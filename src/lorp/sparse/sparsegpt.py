@@ -119,6 +119,27 @@ class HessianAccumulator:
             self._handle = None
 
 
+def _reverse_cholesky(hessian: torch.Tensor) -> torch.Tensor:
+    """``L``, lower triangular, with ``J H J = L L^T`` (``J`` the reversal permutation); raises if ``H`` is not
+    positive definite."""
+    lower, info = torch.linalg.cholesky_ex(hessian.flip(0, 1))  # the flipped copy is freed on return
+    if int(info):
+        raise ValueError(f"the damped Hessian is not positive definite (Cholesky failed at column "
+                         f"{int(info)}): raise the damping or accumulate the Hessian in float64")
+    return lower
+
+
+def _damped(hessian: torch.Tensor, damping: float, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A copy of ``hessian`` in ``dtype`` on ``device`` with each dead input (``H_jj == 0``, a feature zero on
+    every token, so ``H[j, :] = H[:, j] = 0``) given its own decoupled 1 and ``damping * mean(diag H)`` added to
+    the diagonal; and the dead inputs' mask."""
+    h = hessian.detach().to(device=device, dtype=dtype, copy=True)
+    dead = torch.diagonal(h) == 0
+    h.diagonal()[dead] = 1.0
+    h.diagonal().add_(damping * float(torch.diagonal(h).mean()))
+    return h, dead
+
+
 def upper_cholesky_of_inverse(hessian: torch.Tensor) -> torch.Tensor:
     """``U``, upper triangular with a positive diagonal, such that ``H^-1 = U^T U``, for a symmetric
     positive-definite ``H``.
@@ -129,12 +150,7 @@ def upper_cholesky_of_inverse(hessian: torch.Tensor) -> torch.Tensor:
     ``H = R R^T`` with ``R = J L J`` upper; then ``H^-1 = R^-T R^-1`` and ``U = R^-1`` (upper, by the
     uniqueness of the Cholesky factor the same ``U``). Raises if ``H`` is not positive definite.
     """
-    lower, info = torch.linalg.cholesky_ex(hessian.flip(0, 1))  # the flipped copy is freed on return
-    if int(info):
-        raise ValueError(f"the damped Hessian is not positive definite (Cholesky failed at column "
-                         f"{int(info)}): raise the damping or accumulate the Hessian in float64")
-    r = lower.flip(0, 1)  # upper triangular, H = R R^T
-    del lower
+    r = _reverse_cholesky(hessian).flip(0, 1)  # upper triangular, H = R R^T
     eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
     return torch.linalg.solve_triangular(r, eye, upper=True)
 
@@ -236,12 +252,8 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
     rows, cols = weight.shape
     device = weight.device
     w = weight.detach().to(device=device, dtype=dtype, copy=True)
-    h = hessian.detach().to(device=device, dtype=dtype, copy=True)
-
-    dead = torch.diagonal(h) == 0
-    h.diagonal()[dead] = 1.0  # a dead input has H[j, :] = H[:, j] = 0: its own, decoupled 1
+    h, dead = _damped(hessian, damping, dtype, device)
     w[:, dead] = 0.0
-    h.diagonal().add_(damping * float(torch.diagonal(h).mean()))
     u = upper_cholesky_of_inverse(h)
     del h
 
@@ -309,14 +321,7 @@ def obs_input_scales(hessian: torch.Tensor, damping: float = 0.01) -> torch.Tens
     ``|W| * r`` is a drop-in for Wanda's scores (``|W_ij| ||X_j||``) where an allocation measures a block's
     redundancy (``sparsity.sparsegpt.scores: obs``). Dead inputs (``H_jj = 0``) get 0: SparseGPT prunes
     them first. Computed in ``hessian``'s dtype from one Cholesky factorisation."""
-    h = hessian.detach().clone()
-    dead = torch.diagonal(h) == 0
-    h.diagonal()[dead] = 1.0
-    h.diagonal().add_(damping * float(torch.diagonal(h).mean()))
-    lower, info = torch.linalg.cholesky_ex(h.flip(0, 1))  # R = J L J, H = R R^T, U = R^-1: 1/U_jj = R_jj
-    if int(info):
-        raise ValueError(f"the damped Hessian is not positive definite (Cholesky failed at column {int(info)}): "
-                         "raise the damping or accumulate the Hessian in float64")
-    r = torch.diagonal(lower).flip(0).clone()
+    h, dead = _damped(hessian, damping, hessian.dtype, hessian.device)
+    r = torch.diagonal(_reverse_cholesky(h)).flip(0).clone()  # R = J L J, H = R R^T, U = R^-1: 1/U_jj = R_jj
     r[dead] = 0.0
     return r
