@@ -23,7 +23,7 @@ from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method, parse_nm
 from lorp.sparse.allocation_plans import get_allocation
 from lorp.sparse.metrics import get_metric
 from lorp.workflow.jobs import ENTRY_SEPARATOR, REUSED_PREFIX
-from lorp.recovery.registry import RECOVERIES, get_recovery
+from lorp.recovery.registry import RECOVERIES, get_recovery, recovered_name
 
 
 def model_manifest(model):
@@ -289,13 +289,18 @@ def evaluated_model(kind):
 
 def efficiency_entries(wildcards):
     """The pruned models the efficiency job of a model measures against its dense model (every depth method
-    at every budget and every sparse model, of every calibration), as (labels, sources)."""
+    at every budget and every sparse model, of every calibration, and every recovered model, as its other
+    evaluations: recovered_outputs), as (labels, sources)."""
+    models = [(calib, method, budget, None) for calib in config["calibration"]
+              for method, budget in lc.evaluated_models(config)]
+    models += [(calib, m, b, r) for calib in lc.evaluated_views(config) for m, b, r in RECOVERED]
     out = []
-    for calib in config["calibration"]:
-        for method, budget in lc.evaluated_models(config):
-            sources = model_sources(method, model=wildcards.model, calib=calib, budget=budget)
-            out.append(({"model": wildcards.model, "calib": calib, "method": method, "budget": int(budget),
-                         "base_model": sources["model"], "plan": sources["plan"]}, sources))
+    for calib, method, budget, recovery in models:
+        w = {"model": wildcards.model, "calib": calib, "budget": budget}
+        sources = model_sources(method, **w) if recovery is None else recovered_model({**w, "method": method,
+                                                                                       "recovery": recovery})
+        out.append(({"model": wildcards.model, "calib": calib, "method": recovered_name(method, recovery),
+                     "budget": int(budget), "base_model": sources["model"], "plan": sources["plan"]}, sources))
     return out
 
 def efficiency_inputs(wildcards):
@@ -365,7 +370,8 @@ def recover_threads(wildcards):
     return all_cores(wildcards) if "model" in get_recovery(wildcards.recovery).inputs else 1
 
 def recovered_model(wildcards):
-    """What a recovered model is built from in memory: the pruned model's sources and the recover job's output."""
+    """What a recovered model is built from in memory: the pruned model's sources and the recover job's output
+    (``wildcards``: a job's, or a dict of model, calib, method, budget and recovery)."""
     w = dict(wildcards.items())
     return {**model_sources(**w), "recovery": fill(rules.recover.output.recovery, **w)}
 

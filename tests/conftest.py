@@ -1,7 +1,14 @@
 """Shared fixtures: the embedded model prepared once per test session, paths to the shared data,
-local Snakemake runs that do not wait for a Slurm controller."""
+local Snakemake runs that do not wait for a Slurm controller.
+
+The README runs the suite on two pytest-xdist workers (``-n 2 --dist loadfile``: a test file's tests stay
+on one worker, so its module fixtures are made once). What every file shares (the prepared embedded model,
+the tiny run) is made once for the whole session by whichever worker asks first, the other waiting on a
+file lock (:func:`made_once`); without xdist it is made as before.
+"""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +24,37 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """The directory ``name`` made by ``make(directory)`` once per test session, across pytest-xdist's
+    workers: the first worker to ask makes it under a file lock in the session's shared temporary directory
+    and marks it done; the others wait for the lock and reuse it. A failure is not marked, so each worker
+    that asks fails with its own error rather than reading a half-made directory."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: a private directory, as any fixture
+        out = tmp_path_factory.mktemp(name)
+        make(out)
+        return out
+    from filelock import FileLock
+
+    out = tmp_path_factory.getbasetemp().parent / name  # shared by the workers of this session
+    done = out.with_name(f"{name}.done")
+    with FileLock(str(out.with_name(f"{name}.lock"))):
+        if not done.exists():
+            if out.exists():  # a worker failed making it: start again
+                import shutil
+
+                shutil.rmtree(out)
+            out.mkdir()
+            make(out)
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def embedded_dir(tmp_path_factory) -> Path:
     """The embedded SmolLM2-135M converted once to a safetensors directory (about 30 s)."""
     from lorp.workflow.stages.model import prepare_model
 
-    out = tmp_path_factory.mktemp("embedded") / "model"
-    prepare_model("embedded", out, "bfloat16")
-    return out
+    return made_once(tmp_path_factory, "embedded", lambda d: prepare_model("embedded", d / "model", "bfloat16")) / "model"
 
 
 @pytest.fixture(scope="session")
@@ -53,20 +83,14 @@ def no_slurm_controller(local_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_workdir(tmp_path_factory) -> Path:
-    """A private copy of the workflow for the session's tiny run (shared read-only by the tests; those that
-    change anything work on their own copy of it, tests/workflow/conftest.py)."""
-    from tiny import copy_workflow
+def tiny_results(tmp_path_factory, local_path) -> Path:
+    """The tiny workflow run once per session, locally, in a private copy of the workflow (the Slurm tests
+    compare with it; the workflow tests read it or copy it, and none changes it: tests/workflow/conftest.py)."""
+    from tiny import copy_workflow, snakemake, tiny_config
 
-    return copy_workflow(tmp_path_factory.mktemp("workflow"))
+    def run(workdir: Path) -> None:
+        copy_workflow(workdir)
+        out = snakemake(workdir, tiny_config(), env={**os.environ, "PATH": local_path})
+        assert out.returncode == 0, out.stderr[-4000:]
 
-
-@pytest.fixture(scope="session")
-def tiny_results(tiny_workdir, local_path) -> Path:
-    """The tiny workflow run once per session, locally (the Slurm tests compare with it; the workflow
-    tests read it or copy it, and none changes it)."""
-    from tiny import snakemake, tiny_config
-
-    out = snakemake(tiny_workdir, tiny_config(), env={**os.environ, "PATH": local_path})
-    assert out.returncode == 0, out.stderr[-4000:]
-    return tiny_workdir / "results"
+    return made_once(tmp_path_factory, "workflow", run) / "results"

@@ -173,6 +173,9 @@ def test_plans_that_remove_the_same_blocks_are_one_model_timed_once_and_a_sparse
     assert s == ("sparse", "s.json")
     groups = timing_groups([a, s, b, c, s])
     assert groups == [[a, c], [s]]
+    # a recovered model is its own; a patched one shares the dense tensors (in pairs), a LoRA one owns its own
+    patched, lora = ("recovered", "p", False), ("recovered", "l", True)
+    assert timing_groups([a, lora, patched, c, s]) == [[a, patched], [c], [lora], [s]]
     cfg = EfficiencySettings(batch_size=1, seqlen=8, decode_tokens=2, warmup=1, repeats=2)
     assert timed_runs(groups, cfg) == (3 + 2) * 2 and timed_runs([], cfg) == 2
     dense = _tiny_llama()

@@ -204,3 +204,59 @@ def test_the_recovery_table_gives_the_recovered_fraction_and_the_ranks_before_an
     assert list(out.loc[[("a", "patch"), ("b", "patch"), ("a", "lora")], "rank_pruned"]) == [1, 2, 1]
     assert list(out.loc[[("a", "patch"), ("b", "patch"), ("a", "lora")], "rank_recovered"]) == [2, 1, 1]
     assert out.loc[("a", "patch"), "wall_s"] == 1.5 and np.isnan(out.loc[("b", "patch"), "wall_s"])
+
+
+@pytest.mark.slow
+def test_recovered_models_built_beside_the_dense_one_leave_it_intact_and_a_lora_export_reloads(tmp_path):
+    """The efficiency job builds each recovered model as a copy beside the dense one: the patched one shares
+    the dense tensors (its patches counted apart), the LoRA one owns its blocks' (the merge would otherwise
+    write into the dense weights); both give the logits of the model the evaluations build in place. The
+    exported LoRA model reloads offline, as a plain Hugging Face model, to the same logits."""
+    from tiny_families import save_tiny_models
+
+    from lorp.evaluation.pruned import build_pruned
+    from lorp.io import write_json
+    from lorp.models import load
+    from lorp.recovery import RECOVERY_RECORD, load_recovered
+    from lorp.recovery.lora import PROJECTIONS, save_adapter, train_lora
+    from lorp.recovery.patch import SpanPatch
+    from lorp.workflow.stages.model import export_checkpoint, load_evaluated, prepare_model
+
+    source = save_tiny_models(tmp_path / "src", families=("llama",))["llama"]
+    prepare_model(str(source), tmp_path / "prepared", "float32")
+    plan = {"method": "toy", "budget": 2, "pruned": [2, 3], "n_layers": 6}
+    write_json(tmp_path / "plan.json", plan)
+    sources = {"model": tmp_path / "prepared", "plan": tmp_path / "plan.json"}
+    compute = {"device": "cpu", "dtype": "float32"}
+    ids = torch.from_numpy(np.arange(100, 124, dtype=np.int64)[None])
+
+    pruned, _ = load_evaluated(sources, compute)  # the adapter trained on the pruned model, as the recover job does
+    peft_model, _ = train_lora(pruned, np.tile(np.arange(32) % 7 + 100, (8, 1)), rank=4, alpha=8, dropout=0.0,
+                               targets=PROJECTIONS, steps=3, lr=1e-2, batch_size=4, seed=0)
+    (tmp_path / "lora").mkdir()
+    save_adapter(peft_model, tmp_path / "lora" / "adapter")
+    write_json(tmp_path / "lora" / RECOVERY_RECORD, {"recovery": "lora", "parameters": {}, "fused": True})
+    rng = np.random.default_rng(3)
+    (tmp_path / "patch").mkdir()
+    save_patches(tmp_path / "patch" / "patches.npz", [SpanPatch(2, 2, 0.05 * rng.standard_normal((64, 64)), 0.5, 1.0, 10, 0.0)])
+    write_json(tmp_path / "patch" / RECOVERY_RECORD, {"recovery": "patch", "parameters": {}, "fused": False})
+
+    from lorp.evaluation.reuse import pruned_model_key
+
+    for name, fused in (("lora", True), ("patch", False)):
+        assert pruned_model_key(plan, {**sources, "recovery": tmp_path / name}) == ("recovered", str(tmp_path / name), fused)
+    dense, _, _ = load(tmp_path / "prepared", "cpu", "float32")
+    with torch.no_grad():
+        before = dense(ids).logits.clone()
+        for name, n_patches in (("lora", 0), ("patch", 1)):
+            in_place, _ = load_evaluated({**sources, "recovery": tmp_path / name}, compute)
+            beside = build_pruned(dense, plan, keep_dense=True, recovery=tmp_path / name)
+            assert torch.equal(beside(ids).logits, in_place(ids).logits), name
+            assert not torch.allclose(beside(ids).logits, load_evaluated(sources, compute)[0](ids).logits), name
+            assert len(ra.patch_tensors(beside)) == n_patches and not ra.patch_tensors(dense)
+            assert torch.equal(dense(ids).logits, before), f"building the {name} model changed the dense one"
+        export_checkpoint({**sources, "recovery": tmp_path / "lora"}, tmp_path / "export", compute)
+        reloaded = load_recovered(tmp_path / "export")
+        lora, _ = load_evaluated({**sources, "recovery": tmp_path / "lora"}, compute)
+        assert type(reloaded).__name__ == "LlamaForCausalLM" and len(reloaded.model.layers) == 4
+        assert torch.equal(reloaded(ids).logits, lora(ids).logits)

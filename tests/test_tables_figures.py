@@ -48,13 +48,15 @@ def test_task_table_reports_acc_norm_where_present_in_percent():
     rows = []
     for method, arc_acc, arc_norm, copa in [("dense", 0.5, 0.6, 0.7), ("lorp", 0.4, 0.5, 0.6)]:
         base = {"model": "m", "calib": "-", "method": method, "budget": 0 if method == "dense" else 2, "n_layers": 8}
-        rows += [{**base, "task": "arc_easy", "metric": "acc", "value": arc_acc},
-                 {**base, "task": "arc_easy", "metric": "acc_norm", "value": arc_norm},
-                 {**base, "task": "copa", "metric": "acc", "value": copa}]
+        rows += [{**base, "task": "arc_easy", "metric": "acc", "value": arc_acc, "stderr": 0.01},
+                 {**base, "task": "arc_easy", "metric": "acc_norm", "value": arc_norm, "stderr": 0.03},
+                 {**base, "task": "copa", "metric": "acc", "value": copa, "stderr": 0.04 if method == "dense" else ""}]
     t = tables.task_table(pd.DataFrame(rows)).set_index("method")
     assert t.loc["dense", "arc_easy"] == pytest.approx(60.0) and t.loc["dense", "copa"] == pytest.approx(70.0)
     assert t.loc["dense", "mean_acc"] == pytest.approx(65.0)
     assert t.loc["lorp", "change"] == pytest.approx(-10.0)
+    # the mean's standard error from acc_norm's and copa's: sqrt(3^2 + 4^2) / 2 points; none where one is missing
+    assert t.loc["dense", "mean_acc_stderr"] == pytest.approx(2.5) and pd.isna(t.loc["lorp", "mean_acc_stderr"])
 
 
 def test_efficiency_table_ratios():

@@ -112,7 +112,11 @@ def primary_metric(metrics: set[str]) -> str:
 
 
 def task_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Table 3 from long task rows (one per model, calib, method, budget, task, metric); accuracies in %."""
+    """Table 3 from long task rows (one per model, calib, method, budget, task, metric); accuracies in %.
+
+    ``mean_acc_stderr`` is the standard error of the mean accuracy from lm-eval's per-task standard errors
+    (``stderr``), the tasks' samples being independent: ``sqrt(sum se_t^2) / n_tasks``; empty where a task has
+    none (rows without the column, or lm-eval's bootstrap skipped)."""
     chosen = []
     for task, group in rows.groupby("task", sort=False):
         chosen.append(group[group["metric"] == primary_metric(set(group["metric"]))])
@@ -121,6 +125,11 @@ def task_table(rows: pd.DataFrame) -> pd.DataFrame:
     tasks = [t for t in dict.fromkeys(rows["task"]) if t in table.columns]
     table = table[tasks]
     table["mean_acc"] = table[tasks].mean(axis=1)
+    errors = picked.assign(stderr=pd.to_numeric(picked.get("stderr", pd.Series(index=picked.index, dtype=float)),
+                                                errors="coerce") * 100.0)
+    se = errors.pivot_table(index=KEYS, columns="task", values="stderr", aggfunc="first", dropna=False)
+    se = se.reindex(index=table.index, columns=tasks)
+    table["mean_acc_stderr"] = (se**2).sum(axis=1, min_count=len(tasks)) ** 0.5 / len(tasks)
     table = _sort(table.reset_index())
     table.columns.name = None
     table["change"] = table["mean_acc"] - _dense_value(table, "mean_acc")
@@ -208,7 +217,9 @@ SUMMARY_NOTES = {
             "mean against the same model's dense row (method `dense`, budget 0)."),
     "tasks": ("Zero-shot accuracy (paper Table 3)",
               "Accuracy in % per task (acc_norm where the task reports it, else acc; lm-evaluation-harness, "
-              "0-shot) and their mean; `change` is the difference of the mean against the dense row, in points. "
+              "0-shot) and their mean; `mean_acc_stderr` is the mean's standard error from lm-eval's per-task "
+              "standard errors (sqrt of the sum of their squares over the number of tasks); `change` is the "
+              "difference of the mean against the dense row, in points. "
               "A sparse method's budget is its target sparsity (%)."),
     "efficiency": ("Efficiency",
                    "Parameters (and those not zero), weight bytes, peak memory (MiB), prefill throughput (tokens/s) "

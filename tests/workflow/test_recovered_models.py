@@ -1,6 +1,6 @@
 """Recovery in the workflow (rules/recovery.smk): adding the patch plans only its own jobs and what follows
 them (a dry run on the completed tiny run); one real recover job in a copy: its files, its rows beside the
-training-free ones, the recovery table, the exported checkpoint reloading offline to the in-memory model's
+training-free ones (perplexity, efficiency with the patches counted), the recovery table, the exported checkpoint reloading offline to the in-memory model's
 logits; and a changed recovery parameter rerunning only the recovery and what follows."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def _recovery_jobs(export=True):
     w = "model=smol, calib=docs, method=shortgpt, budget=3, recovery=patch"
     out = {("recover", w)} | {(f"{r}_recovered", w) for k in ("ppl", "tasks") for r in evaluation_rules(k)}
     out |= {("summary_recovery", ""), ("figure_recovery", "model=smol, calib=docs")}
-    out |= summaries("ppl", "tasks") | figures("vs_ppl", "vs_tasks")
+    out |= summaries() | figures("vs_ppl", "vs_tasks")
+    out |= {("efficiency", "model=smol")} if evaluation_rules("efficiency") else set()  # times every pruned model
     return out | ({("recovered_checkpoint", w)} if export else set())
 
 
@@ -57,6 +58,14 @@ def test_a_patched_plan_runs_reloads_offline_and_a_changed_ridge_reruns_only_the
     assert [r["method"] for r in rows] == ["shortgpt+patch"] and rows[0]["budget"] == "3"
     summary = read_rows(own_copy / "results" / "summary" / "ppl_table.csv")
     assert {"shortgpt", "shortgpt+patch"} <= {r["method"] for r in summary}
+    # timed beside the dense model as the model it is: the pruned model's blocks and the patches (d x d each)
+    speed = {r["method"]: r for r in read_rows(results / "eval" / "efficiency.csv") if r["budget"] in ("0", "3")}
+    d = int(read_json(results / "model" / "model.json")["hidden_size"])
+    patched, pruned = speed["shortgpt+patch"], speed["shortgpt"]
+    assert int(patched["n_params"]) == int(pruned["n_params"]) + len(log) * d * d
+    assert int(patched["weights_bytes"]) == int(pruned["weights_bytes"]) + len(log) * d * d * 4  # float32
+    assert float(patched["prefill_speedup"]) > 0 and patched["n_layers"] == pruned["n_layers"]
+    assert {"shortgpt+patch"} <= {r["method"] for r in read_rows(own_copy / "results" / "summary" / "efficiency.csv")}
     table = read_rows(own_copy / "results" / "summary" / "recovery.csv")
     assert [(r["method"], r["recovery"], r["budget"]) for r in table] == [("shortgpt", "patch", "3")]
     fraction = float(table[0]["recovered_fraction"])

@@ -162,16 +162,22 @@ def interleaved(models: Mapping[str, torch.nn.Module], settings: EfficiencySetti
 def result(model: torch.nn.Module, timings: Timings, settings: EfficiencySettings,
            stored_dtype: torch.dtype | None = None) -> EfficiencyResult:
     """A model's row from its timings: medians with min and max, its size and its memory (its parameters'
-    bytes, plus on CUDA the peak its runs allocated beyond them)."""
+    bytes, plus on CUDA the peak its runs allocated beyond them). The patches of a patched model
+    (:func:`lorp.recovery.attach.patch_tensors`, float32, outside its state dict) count as parameters of
+    their own dtype."""
+    from ..recovery.attach import patch_tensors
+
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     _, _, measure_kind = _memory_reader(device)
     pre, dec = timings.prefill, timings.decode
     pre_ms = statistics.median(pre) * 1e3
+    patches = patch_tensors(model)
+    patch_bytes = sum(t.numel() * t.element_size() for t in patches)
     return EfficiencyResult(
-        n_params=count_parameters(model),
-        n_nonzero=count_parameters(model, nonzero=True),
-        weights_bytes=parameter_bytes(model, stored_dtype),
+        n_params=count_parameters(model) + sum(t.numel() for t in patches),
+        n_nonzero=count_parameters(model, nonzero=True) + sum(int(torch.count_nonzero(t)) for t in patches),
+        weights_bytes=parameter_bytes(model, stored_dtype) + patch_bytes,
         prefill_ms=pre_ms,
         prefill_ms_min=min(pre) * 1e3,
         prefill_ms_max=max(pre) * 1e3,
@@ -179,7 +185,7 @@ def result(model: torch.nn.Module, timings: Timings, settings: EfficiencySetting
         decode_ms_per_token=statistics.median(dec) * 1e3,
         decode_ms_per_token_min=min(dec) * 1e3,
         decode_ms_per_token_max=max(dec) * 1e3,
-        peak_memory_mib=(parameter_bytes(model) + timings.activation_bytes) / 2**20,
+        peak_memory_mib=(parameter_bytes(model) + patch_bytes + timings.activation_bytes) / 2**20,
         memory_measure=measure_kind,
         device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         dtype=str(dtype).removeprefix("torch."),
@@ -211,11 +217,15 @@ def speedups(dense: Timings, pruned: Timings) -> dict[str, float]:
 
 def timing_groups(keys: Sequence[K]) -> list[list[K]]:
     """The groups the distinct pruned models of ``keys`` (:func:`lorp.evaluation.reuse.pruned_model_key`:
-    ``("depth", ...)`` or ``("sparse", ...)``, duplicates timed once) are timed in beside the dense model.
-    Depth-pruned models share the dense model's tensors: two per group (:func:`trios`); a sparse one owns a
-    copy of its linear layers, so it is timed beside the dense one alone (a 14B model's three copies would
-    not fit a GPU)."""
-    return trios([k for k in keys if k[0] == "depth"]) + [[k] for k in dict.fromkeys(keys) if k[0] == "sparse"]
+    ``("depth", ...)``, ``("sparse", ...)`` or ``("recovered", path, fused)``, duplicates timed once) are
+    timed in beside the dense model. Models that share the dense model's tensors (depth-pruned ones, and
+    recovered ones whose recovery only adds to them: patches) are timed two per group (:func:`trios`); one
+    that owns a copy of its linear layers (a sparse one, or a recovered one with updated weights: LoRA
+    merged) is timed beside the dense one alone (a 14B model's three copies would not fit a GPU)."""
+    def shares(key: K) -> bool:
+        return key[0] == "depth" or (key[0] == "recovered" and not key[2])
+
+    return trios([k for k in keys if shares(k)]) + [[k] for k in dict.fromkeys(keys) if not shares(k)]
 
 
 def timed_runs(groups: Sequence[Sequence[Any]], settings: EfficiencySettings) -> int:

@@ -51,7 +51,7 @@ def read_plan_sources(sources: Mapping[str, Any]) -> tuple[dict, Any, Any, Any]:
 def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
                  norms: Sequence[Mapping[str, np.ndarray] | None] | None = None,
                  measured: Mapping[str, Any] | None = None, weights: Any = None,
-                 keep_dense: bool = False) -> torch.nn.Module:
+                 keep_dense: bool = False, recovery: Any = None) -> torch.nn.Module:
     """``model`` pruned to ``plan`` (a plan's JSON, depth or sparse), in place unless ``keep_dense``.
 
     For a sparse plan, ``norms`` are the norms every block was pruned with (None entries, or no
@@ -59,15 +59,28 @@ def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
     (SparseGPT, :mod:`lorp.sparse.stored`: they are loaded instead of pruning again) and ``measured`` the
     sparse stage's measurement, which the rebuilt model must reproduce exactly
     (:class:`RebuildMismatchError` otherwise).
+
+    For a depth plan, ``recovery`` (the recover stage's output directory) makes it the recovered model
+    (:func:`lorp.recovery.recover_model`); with ``keep_dense``, one whose recovery updates weights (LoRA
+    merged) owns its blocks' parameters, so the dense model is left intact.
     """
     if not is_sparse_plan(plan):
         from ..depth.prune import prune_layers
 
-        n = len(get_decoder_layers(model))
-        if int(plan["n_layers"]) != n:
-            raise ValueError(f"the plan is for a {plan['n_layers']}-block model, the model has {n} blocks")
-        target = shared_copy(model) if keep_dense else model
-        return prune_layers(target, plan["pruned"])
+        layers = get_decoder_layers(model)
+        if int(plan["n_layers"]) != len(layers):
+            raise ValueError(f"the plan is for a {plan['n_layers']}-block model, the model has {len(layers)} blocks")
+        if recovery is None:
+            return prune_layers(shared_copy(model) if keep_dense else model, plan["pruned"])
+        from ..recovery import recover_model, recovery_of
+
+        removed = {int(b) for b in plan["pruned"]}
+        own = ([p for i, block in enumerate(layers) if i not in removed for p in block.parameters()]
+               if recovery_of(recovery).fused else [])
+        target = prune_layers(shared_copy(model, own) if keep_dense else model, plan["pruned"])
+        return recover_model(target, plan, recovery)
+    if recovery is not None:
+        raise ValueError("a recovery follows a depth plan; this plan is sparse")
     from ..sparse.norms import block_linears
     from ..sparse.plan import SparsePlan
     from ..sparse.prune import measure_pruned, prune_to_plan

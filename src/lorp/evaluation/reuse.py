@@ -19,7 +19,13 @@ def pruned_model_key(plan: Mapping[str, Any], sources: Mapping[str, str | Path])
     """What tells pruned models of one base model apart: a depth plan's removed blocks (plans of different
     methods, calibrations or ``auto`` that remove the same blocks build the same model), as
     ``("depth", n_layers, blocks)``; a sparse model is its own (its plan file, ``sources['plan']``), as
-    ``("sparse", path)``."""
+    ``("sparse", path)``; so is a recovered one (its recover stage's output, ``sources['recovery']``), as
+    ``("recovered", path, fused)``, ``fused`` telling whether its recovery changes weights (LoRA's merged
+    update) rather than adding to the pruned model (the patches)."""
+    if sources.get("recovery"):
+        from ..recovery import recovery_of
+
+        return ("recovered", os.fspath(sources["recovery"]), recovery_of(sources["recovery"]).fused)
     if plan.get("family") == "sparse":
         return ("sparse", os.fspath(sources["plan"]))
     return ("depth", int(plan["n_layers"]), tuple(sorted(int(b) for b in plan["pruned"])))

@@ -14,18 +14,24 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:  # the config check imports the registry, under this package: no torch there
     import torch
 
+    from .registry import Recovery
+
 RECOVERY_RECORD = "recovery.json"
 """The file of an exported recovered checkpoint that names its recovery and the patches to attach."""
+
+
+def recovery_of(recovery_dir: str | Path) -> Recovery:
+    """The registered recovery that wrote the recover stage's output ``recovery_dir`` (its ``recovery.json``)."""
+    from ..io import read_json
+    from .registry import get_recovery
+
+    return get_recovery(read_json(Path(recovery_dir) / RECOVERY_RECORD)["recovery"])
 
 
 def recover_model(model: torch.nn.Module, plan: Mapping[str, Any], recovery_dir: str | Path) -> torch.nn.Module:
     """The pruned ``model`` (pruned to ``plan`` already) recovered by the recover stage's output
     ``recovery_dir``, whose ``recovery.json`` names the recovery."""
-    from ..io import read_json
-    from .registry import get_recovery
-
-    record = read_json(Path(recovery_dir) / RECOVERY_RECORD)
-    return get_recovery(record["recovery"]).rebuild(model, plan, Path(recovery_dir))
+    return recovery_of(recovery_dir).rebuild(model, plan, Path(recovery_dir))
 
 
 def recovery_records(plan: Mapping[str, Any], recovery_dir: str | Path) -> tuple[dict[str, Any], dict[str, Path]]:

@@ -82,3 +82,9 @@ def detach(model: torch.nn.Module) -> None:
     for module in model.modules():
         for handle, _ in module.__dict__.pop(HOOKS_ATTR, []):
             handle.remove()
+
+
+def patch_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The correction ``D`` of every patch :func:`attach` placed on ``model`` (none for a model without):
+    what a patched model holds beyond its parameters."""
+    return [patch.delta for module in model.modules() for _, patch in module.__dict__.get(HOOKS_ATTR, [])]

@@ -88,6 +88,11 @@ def get_recovery(name: str) -> Recovery:
     return RECOVERIES.lookup(name)
 
 
+def recovered_name(method: str, recovery: str | None) -> str:
+    """A recovered model's rows' method, ``shortgpt+patch``; ``method`` itself without a recovery."""
+    return f"{method}{RECOVERY_SEPARATOR}{recovery}" if recovery else method
+
+
 def split_recovered(method: str) -> tuple[str, str | None]:
     """A row's method ``shortgpt+patch`` as ``("shortgpt", "patch")``; ``("shortgpt", None)`` otherwise."""
     base, sep, recovery = method.partition(RECOVERY_SEPARATOR)

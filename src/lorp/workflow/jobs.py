@@ -156,12 +156,14 @@ def evaluation_labels(smk: Any) -> dict[str, Any]:
     """The identifying columns of an evaluation row: model, calib, method, budget, the prepared model the
     evaluated one was built from, and for a pruned model its plan (``-`` for the dense model); a recovered
     model's method is ``<method>+<recovery>``."""
+    from ..recovery.registry import recovered_name
+
     w = smk.wildcards
     pruned = "plan" in smk.input.keys()
     return {
         "model": w.model,
         "calib": w.get("calib", "-"),
-        "method": w.get("method", "dense") + (f"+{w.recovery}" if w.get("recovery") else ""),
+        "method": recovered_name(w.get("method", "dense"), w.get("recovery")),
         "budget": int(w.get("budget", 0)),
         "base_model": smk.input.model,
         "plan": smk.input.plan if pruned else "-",

@@ -92,10 +92,11 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     every pruned model of ``entries`` (labels, sources as in :func:`.model.load_evaluated`), as one
     ``efficiency.csv`` per model.
 
-    Each pruned model is built in memory beside the dense one (a depth-pruned one shares its tensors, a
-    sparse one owns a copy of the linear layers) and timed alternately with it, two depth-pruned models per
-    group with the dense one between them (:func:`lorp.evaluation.efficiency.timing_groups`; a sparse one alone
-    with it, so that only one copy of the linear layers is ever built), round after round, so
+    Each pruned model is built in memory beside the dense one (a depth-pruned one shares its tensors, and so
+    does a patched one; a sparse one and a LoRA-recovered one own a copy of their layers) and timed
+    alternately with it, two models that share tensors per group with the dense one between them
+    (:func:`lorp.evaluation.efficiency.timing_groups`; one that owns a copy alone with it, so that only one
+    copy of the layers is ever built), round after round, so
     every speed-up is a median of ratios of adjacent runs from one run, with their spread. (Timing all
     depth-pruned models in one group with a single dense run per round puts up to a group's length of
     time between the runs a ratio compares: on the embedded model it gave prefill ratios from 0.56 to 1.34
@@ -118,7 +119,8 @@ def measure_efficiency(model_dir: str | Path, entries: Sequence[tuple[Mapping[st
     groups = timing_groups(keys)
     with tqdm(total=timed_runs(groups, cfg), desc="efficiency", unit="run") as bar:
         pooled, measured = time_against_dense(dense, groups,
-                                              lambda key: build_pruned(dense, *plans[first[key]], keep_dense=True),
+                                              lambda key: build_pruned(dense, *plans[first[key]], keep_dense=True,
+                                                                       recovery=entries[first[key]][1].get("recovery")),
                                               cfg, stored, progress=bar.update)
     rows = []
     for (labels, _), key in zip(entries, keys):

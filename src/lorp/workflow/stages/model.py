@@ -37,12 +37,7 @@ def load_evaluated(sources: Mapping[str, str | Path], compute: Mapping[str, Any]
 
     model, tokenizer, _ = models.load_for(sources["model"], compute)
     if sources.get("plan"):
-        plan, norms, measured, weights = read_plan_sources(sources)
-        build_pruned(model, plan, norms, measured, weights)
-        if sources.get("recovery"):  # a recovered model: the recover stage's output applied to the pruned one
-            from ...recovery import recover_model
-
-            model = recover_model(model, plan, sources["recovery"])
+        model = build_pruned(model, *read_plan_sources(sources), recovery=sources.get("recovery"))
     return model, tokenizer
 
 
