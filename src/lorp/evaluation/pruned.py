@@ -9,6 +9,8 @@ checkpoint is written or read.
   sparse stage stored (:mod:`lorp.sparse.stored`). Scores are computed in float32 from the weights and those norms and the masks are
   stable sorts, so the zeros are the sparse stage's exactly; the rebuilt model is checked against the
   stage's measurement before anything is evaluated.
+* A recovered model: a depth plan's model, then the recover stage's output applied to it
+  (:func:`lorp.recovery.recover_model`: patches attached, or LoRA's adapter merged).
 
 With ``keep_dense``, the pruned model is a copy sharing every tensor it does not change with the dense model,
 so both can be measured side by side in one process (:func:`lorp.models.shared_copy`).

@@ -227,9 +227,20 @@ def prune_sequentially(model: torch.nn.Module, tokens: np.ndarray,
     return used
 
 
+def layer_key(block: int, name: str) -> str:
+    """One linear layer's key in the sparse stage's files: ``block03.mlp.down_proj``."""
+    return f"block{block:02d}.{name}"
+
+
+def parse_layer_key(key: str) -> tuple[int, str]:
+    """``block03.mlp.down_proj`` as ``(3, "mlp.down_proj")`` (:func:`layer_key`'s inverse)."""
+    head, name = key.split(".", 1)
+    return int(head.removeprefix("block")), name
+
+
 def norm_file(block: int, name: str) -> str:
     """The file of one layer's input norms in a norms directory: ``block03.mlp.down_proj.npy``."""
-    return f"block{block:02d}.{name}.npy"
+    return f"{layer_key(block, name)}.npy"
 
 
 def read_norms(directory: str | Path) -> list[dict[str, np.ndarray]]:
@@ -247,7 +258,7 @@ def write_pruning_norms(path: str | Path, used: list[dict[str, np.ndarray] | Non
     ``.npz`` with an entry per layer (``block03.mlp.down_proj``); empty for magnitude (no norms)."""
     from ..io import atomic_path
 
-    arrays = {norm_file(b, name).removesuffix(".npy"): np.asarray(values, dtype=np.float64)
+    arrays = {layer_key(b, name): np.asarray(values, dtype=np.float64)
               for b, block in enumerate(used) if block is not None for name, values in block.items()}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, n_blocks=np.int64(len(used)), **arrays)
@@ -260,7 +271,6 @@ def read_pruning_norms(path: str | Path) -> list[dict[str, np.ndarray] | None]:
         for key in data.files:
             if key == "n_blocks":
                 continue
-            head, name = key.split(".", 1)
-            b = int(head.removeprefix("block"))
+            b, name = parse_layer_key(key)
             blocks[b] = {**(blocks[b] or {}), name: data[key]}
     return blocks

@@ -25,11 +25,7 @@ import torch
 
 from ..io import _umask, atomic_path
 from ..models import get_decoder_layers
-from .norms import block_linears, norm_file
-
-
-def _key(block: int, name: str) -> str:
-    return norm_file(block, name).removesuffix(".npy")
+from .norms import block_linears, layer_key, parse_layer_key
 
 
 def write_pruned_weights(path: str | Path, model: torch.nn.Module | None, n_blocks: int) -> None:
@@ -44,9 +40,9 @@ def write_pruned_weights(path: str | Path, model: torch.nn.Module | None, n_bloc
             for name, linear in block_linears(block).items():
                 w = linear.weight.detach().cpu()
                 keep = w != 0
-                tensors[f"{_key(b, name)}.values"] = w[keep].contiguous()
-                tensors[f"{_key(b, name)}.keep"] = torch.from_numpy(np.packbits(keep.numpy()))
-                tensors[f"{_key(b, name)}.shape"] = torch.tensor(list(w.shape), dtype=torch.int64)
+                tensors[f"{layer_key(b, name)}.values"] = w[keep].contiguous()
+                tensors[f"{layer_key(b, name)}.keep"] = torch.from_numpy(np.packbits(keep.numpy()))
+                tensors[f"{layer_key(b, name)}.shape"] = torch.tensor(list(w.shape), dtype=torch.int64)
                 dtype = str(w.dtype).removeprefix("torch.")
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"n_blocks": str(int(n_blocks)), "dtype": dtype})
@@ -59,8 +55,7 @@ def _layers(fh: Any) -> list[tuple[int, str, str]]:
     for k in fh.keys():
         if k.endswith(".values"):
             key = k.removesuffix(".values")
-            head, name = key.split(".", 1)
-            out.append((int(head.removeprefix("block")), name, key))
+            out.append((*parse_layer_key(key), key))
     return out
 
 
