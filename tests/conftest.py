@@ -24,6 +24,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with slow tests first, each file's tests in their order: pytest-xdist hands whole files to the
+    workers in collection order (``--dist loadfile``), so the minutes-long workflow files start early and
+    the fast unit-test files fill the end, instead of one worker finishing a long file alone."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # a stable sort
+
+
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
     """The directory ``name`` made by ``make(directory)`` once per test session, across pytest-xdist's
     workers: the first worker to ask makes it under a file lock in the session's shared temporary directory
