@@ -74,13 +74,16 @@ def build_pruned(model: torch.nn.Module, plan: Mapping[str, Any],
             raise ValueError(f"the plan is for a {plan['n_layers']}-block model, the model has {len(layers)} blocks")
         if recovery is None:
             return prune_layers(shared_copy(model) if keep_dense else model, plan["pruned"])
-        from ..recovery import recover_model, recovery_of
+        from pathlib import Path
 
+        from ..recovery import recovery_of
+
+        rec = recovery_of(recovery)  # its recovery.json read once
         removed = {int(b) for b in plan["pruned"]}
         own = ([p for i, block in enumerate(layers) if i not in removed for p in block.parameters()]
-               if recovery_of(recovery).fused else [])
+               if rec.fused else [])
         target = prune_layers(shared_copy(model, own) if keep_dense else model, plan["pruned"])
-        return recover_model(target, plan, recovery)
+        return rec.rebuild(target, plan, Path(recovery))
     if recovery is not None:
         raise ValueError("a recovery follows a depth plan; this plan is sparse")
     from ..sparse.norms import block_linears
