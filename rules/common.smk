@@ -140,11 +140,12 @@ def add_code_params(rules_with_scripts):
     """Give each rule that has a script the param ``code``, the fingerprint of the lorp code its script reaches,
     with the registrations its job's method, metric or allocation selects (lorp.workflow.fingerprint), so a
     package edit reruns exactly the jobs whose code changed. Called by the Snakefile once every rule is
-    declared; the script comes from Snakemake's own rule object."""
+    declared; the script comes from Snakemake's own rule object. Not fetch_source (a source's record is
+    named by the source, and only a missing record fetches it; see the note above model_source)."""
     from lorp.workflow.fingerprint import job_code
 
     for declared in rules_with_scripts:
-        if declared.script and "code" not in declared.params._names:
+        if declared.script and "code" not in declared.params._names and declared.name != "fetch_source":
             script = os.path.normpath(os.path.join(str(declared.basedir), declared.script))
             declared.set_params(code=lambda wildcards, script=script: job_code(script, dict(wildcards.items())))
 
@@ -160,23 +161,42 @@ def source_entry(digest):
 
 def _local_file(entry):
     """A corpus entry's local file, as a list (empty for a bundled or hub corpus)."""
-    if entry["kind"] != "corpus" or entry["source"] in BUILTIN_CORPORA:
-        return []
-    return [os.path.expanduser(entry["source"])]
+    path = lc.local_corpus_file(entry)
+    return [] if path is None else [str(path)]
+
+
+# Files from outside the workflow count by their bytes, not their times: each is an ancient() input (it must
+# exist; a cluster stages it), and its sha256 decides: a local corpus's is part of its source's record name
+# (lc.source_entry), the zero-shot files' is the task evaluations' `contents` param. So an edit reruns what
+# reads the file, and a copy or touch with the same bytes (the data synced again, the package reinstalled)
+# reruns nothing (docs/reruns.md).
+def by_content(files):
+    """``files`` as inputs whose times do not count (their bytes do)."""
+    return [ancient(f) for f in files]
+
+
+def contents(input_function):
+    """The `contents` param for the files ``input_function`` returns by content, as [name, sha256] of
+    each file, by its name only, so that the same files elsewhere (another checkout, the audit's) agree."""
+    from lorp.workflow.fingerprint import file_digests
+
+    return lambda wildcards: [[os.path.basename(path), digest]
+                              for path, digest in file_digests(str(f) for f in input_function(wildcards)).items()]
 
 
 def local_corpus(wildcards):
-    """A corpus in a local file is the fetch_source job's input (an edit of the file fetches it again)."""
-    return _local_file(SOURCES[wildcards.digest])
+    """A corpus in a local file is the fetch_source job's input."""
+    return by_content(_local_file(SOURCES[wildcards.digest]))
 
 
-# The jobs that read a source take its record as ancient: a fetch_source job that reruns with the same
-# source (its code edited, its record deleted) reruns nothing after it, while another source is another
-# record (the input set changes, which reruns them). A local corpus file is their input too, so that its
-# edit reruns what reads it.
+# A source's record is named by the source (a local corpus by its bytes too), and the jobs that read the
+# source take it as an ordinary input; fetch_source has no code param, so only a missing record (a new source,
+# an edited file, a deleted record) runs it, and then everything that reads the source runs after it. (Records
+# taken as ancient() inputs would let a fetch_source job rerun alone, but Snakemake 9 then skips every job
+# after it in that invocation, forced ones included: snakemake/snakemake#4166. docs/reruns.md.)
 def model_source(wildcards):
     """The record of the model's source: prepare_model runs once it was checked and fetched."""
-    return ancient(lc.source_record(lc.source_entry("model", config["models"][wildcards.model])))
+    return lc.source_record(lc.source_entry("model", config["models"][wildcards.model]))
 
 
 def _calibration_entry(wildcards):
@@ -185,12 +205,12 @@ def _calibration_entry(wildcards):
 
 def calibration_source(wildcards):
     """The record of the calibration view's corpus."""
-    return ancient(lc.source_record(_calibration_entry(wildcards)))
+    return lc.source_record(_calibration_entry(wildcards))
 
 
 def calibration_corpus(wildcards):
     """The calibration view's corpus file, if it is a local one."""
-    return _local_file(_calibration_entry(wildcards))
+    return by_content(_local_file(_calibration_entry(wildcards)))
 
 
 def _dataset_entries(wildcards):
@@ -200,12 +220,12 @@ def _dataset_entries(wildcards):
 
 def dataset_sources(wildcards):
     """The records of the evaluation datasets."""
-    return [ancient(lc.source_record(entry)) for entry in _dataset_entries(wildcards)]
+    return [lc.source_record(entry) for entry in _dataset_entries(wildcards)]
 
 
 def dataset_corpora(wildcards):
     """The evaluation datasets' local files."""
-    return [path for entry in _dataset_entries(wildcards) for path in _local_file(entry)]
+    return by_content(path for entry in _dataset_entries(wildcards) for path in _local_file(entry))
 
 
 def tokens_of(wildcards):
@@ -320,7 +340,8 @@ def zeroshot_data(wildcards):
         return []
     definitions = [lz.TASK_DIR / f"{lz.offline_task_name(t)}.yaml" for t in zs["tasks"]] + [lz.TASK_DIR / "utils.py"]
     # relative to the working directory, so that a results directory moved with its workflow stays up to date
-    return [os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]] + [os.path.relpath(p) for p in definitions]
+    return by_content([os.path.join(zs["data_dir"], lz.OFFLINE_FILES[t]) for t in zs["tasks"]]
+                      + [os.path.relpath(p) for p in definitions])
 
 
 # ---------------------------------------------------------------- input functions of rules/summary.smk

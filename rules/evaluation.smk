@@ -76,6 +76,7 @@ rule evaluate_tasks_dense:
     params:
         zeroshot=lc.zeroshot_params(config),
         compute=compute,
+        contents=contents(zeroshot_data),
     conda:
         "../envs/evaluation.yaml"
     log:

@@ -256,3 +256,31 @@ def test_a_sensitivity_variation_asking_for_too_much_is_refused_naming_it(tmp_pa
     lines = problems(tmp_path, sensitivity={"variations": {"many": {"n_samples": 5000}, "long": {"seqlen": 512}}})
     assert len(lines) == 1 and lines[0].startswith("  sensitivity.variations.many.n_samples: 5000 windows of 256 "
                                                    "tokens need 1280000 tokens")  # not evaluated: no held-out windows
+
+
+def test_a_local_corpus_is_named_by_its_bytes_and_a_file_changed_after_planning_is_refused(tmp_path, monkeypatch):
+    """A local corpus's source entry holds the sha256 of its bytes: a copy or touch with the same bytes is the
+    same source (the same record), an edit another; a file that changes between the plan and its check fails
+    the check, naming both digests, before any job reads it."""
+    import hashlib
+    import os
+
+    from lorp.fetch import SourceError, fetch_corpus
+    from lorp.workflow.config import local_corpus_file, source_digest, source_entry
+
+    monkeypatch.chdir(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The first line.\nThe second line.\n")
+    spec = {"source": "corpus.txt", "format": "text"}
+    entry = source_entry("corpus", spec, "evaluation")
+    assert entry["file_sha256"] == hashlib.sha256(corpus.read_bytes()).hexdigest()
+    assert local_corpus_file(entry) == Path("corpus.txt")
+    assert local_corpus_file(source_entry("corpus", {"source": "python-docs"}, "evaluation")) is None
+    os.utime(corpus, (time.time() + 60, time.time() + 60))  # touched: the same source
+    assert source_digest(source_entry("corpus", spec, "evaluation")) == source_digest(entry)
+    assert fetch_corpus(entry)["records"] == 2
+    corpus.write_text("The first line.\nAn edited second line.\n")
+    assert source_digest(source_entry("corpus", spec, "evaluation")) != source_digest(entry)
+    with pytest.raises(SourceError, match=r"corpus.txt: the file changed after the workflow was planned \(sha256 "
+                                          r"[0-9a-f]{12}, planned [0-9a-f]{12}\)"):
+        fetch_corpus(entry)

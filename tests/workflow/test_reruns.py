@@ -8,8 +8,8 @@ import re
 import pytest
 
 from tiny import METHODS, TASKS, ZEROSHOT_DIR, snakemake, tiny_config
-from tinyrun import (ALL_FIGURES, PLAN_FIGURES, SUMMARY, analysis_jobs, dense_jobs, fetched, figures, job, planned_jobs,
-                     planned_jobs_each, pruned_jobs, snapshot, summaries)
+from tinyrun import (ALL_FIGURES, PLAN_FIGURES, SUMMARY, age, analysis_jobs, dense_jobs, fetched, figures, job,
+                     planned_jobs, planned_jobs_each, pruned_jobs, snapshot, summaries)
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +118,23 @@ def test_zero_shot_tasks_changed(completed):
     assert planned_jobs_each(*((completed, cfg) for cfg in configs)) == [expected] * 2
 
 
+def test_task_files_count_by_their_bytes(own_copy):
+    """The zero-shot task files and lorp's task definitions copied again with the same bytes (every one newer
+    than every result, as after a sync of the data or a reinstall of the package) rerun nothing; an edited
+    task definition reruns the task evaluations and what shows them."""
+    if not ZEROSHOT_DIR.is_dir():
+        pytest.skip(f"zero-shot task files not found at {ZEROSHOT_DIR}")
+    definitions = own_copy / "src" / "lorp" / "evaluation" / "lm_eval_tasks"
+    age(own_copy, before=min(path.stat().st_mtime for path in ZEROSHOT_DIR.rglob("*")))  # the run, code included
+    for definition in definitions.iterdir():  # the package installed again
+        os.utime(definition)
+    assert planned_jobs(own_copy, tiny_config()) == set()
+    definition = definitions / "utils.py"
+    definition.write_text(definition.read_text() + "\n# edited\n")
+    assert planned_jobs(own_copy, tiny_config()) == (dense_jobs("tasks") | pruned_jobs(kinds=["tasks"], selection=False)
+                                                     | summaries("tasks") | figures("vs_tasks"))
+
+
 def test_efficiency_settings_changed(completed):
     expected = {job("efficiency")} | summaries("efficiency")
     cfg = tiny_config()
@@ -181,7 +198,8 @@ def test_package_edited(own_copy, module, old, new, expect):
     """An edit of the package reruns the stages whose code it changes: a window helper the plans of the
     methods that use it and what follows (not capture, similarity or structure), one method's plan function
     that method's plans and what follows and nothing of the other methods, a figure's colour the figures
-    only, the source check's code the source checks only, a comment nothing. The original put back reruns
+    only, a comment nothing, and the source check's code nothing (a source is checked once, when its record
+    is missing). The original put back reruns
     nothing."""
     path = own_copy / "src" / "lorp" / module
     original, stat = path.read_text(), path.stat()
@@ -195,8 +213,8 @@ def test_package_edited(own_copy, module, old, new, expect):
                             "evaluate_dense", "prepare_model"}
     elif expect == "figures":
         assert rules and all(r.startswith("figure_") for r in rules), rules
-    elif expect == "sources":  # fetch_source's own code: it alone reruns (its record is an ancient input)
-        assert rules == {"fetch_source"}, rules
+    elif expect == "sources":  # the source check's code: no record is missing, so nothing (rules/common.smk)
+        assert rules == set(), rules
     elif expect == "shortgpt":  # one method's plan function: its plans and what follows, no other method's
         methods = {re.search(r"method=([\w-]+)", w)[1] for _, w in planned if "method=" in w}
         assert methods == {"shortgpt"} and job("plan", calib="docs", method="shortgpt", budget=3) in planned

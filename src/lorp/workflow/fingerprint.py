@@ -21,6 +21,12 @@ comment, docstring, blank line or formatting reruns nothing, and any change a Py
 execute differently reruns the rule. The harness every script runs in (:func:`lorp.workflow.jobs.job`,
 which logs and records provenance) is left out: it shapes no result. A new Python version may dump the
 same code differently, which then reruns every rule once.
+
+Files outside the workflow that jobs read count by their bytes in the same way (:func:`file_digest`): a local
+corpus through the name of its source's record (:func:`lorp.workflow.config.source_entry`), the zero-shot task
+files and the task definitions shipped in ``lorp`` as the ``contents`` param of the task evaluations, each
+beside the files as ``ancient()`` inputs; so an edit reruns what reads them and a copy or touch with the same
+bytes (the data synced again, the package reinstalled) reruns nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import copy
 import functools
 import hashlib
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 ROOT = Path(__file__).resolve().parents[3]
 """The workflow's checkout: ``src/lorp`` lives under it."""
@@ -279,7 +285,32 @@ def definitions(script: str | Path, wildcards: Mapping[str, str] | None = None, 
     return sorted(f"{m}:{n}" for m, n in items if n not in ("*", "!"))
 
 
+def file_digest(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read once per process for a given size and modification time (raises
+    FileNotFoundError for a missing file)."""
+    stat = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def file_digests(paths: Iterable[str | Path]) -> dict[str, str]:
+    """:func:`file_digest` of each file, by the path as given (``"missing"`` for a file that does not exist,
+    which Snakemake then reports as a missing input)."""
+    out = {}
+    for path in paths:
+        try:
+            out[str(path)] = file_digest(path)
+        except FileNotFoundError:
+            out[str(path)] = "missing"
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def clear_caches() -> None:
     """Forget every parsed file (after an edit of the package in the same process)."""
-    for cached in (_code, script_items, _source, _tree, _module_file):
+    for cached in (_code, script_items, _source, _tree, _module_file, _file_sha256):
         cached.cache_clear()

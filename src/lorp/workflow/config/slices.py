@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Mapping
+
+from ...data import BUILTIN_SOURCES
 
 from ...depth.methods import AUTO, get_method
 from ...depth.statistics import get_statistic
 from ...sparse.allocation_plans import get_allocation
 from ...sparse.metrics import get_metric
 from ...sparse.names import method_name, nm_allocation, parse_nm
+from ..fingerprint import file_digest
 from .views import (VIEW_SEPARATOR, _sorted, ablation_budgets, ablation_methods, base_method, calibration_spec,
                     evaluated_views, similarity_methods, sensitivity_views, view, views)
 
@@ -280,13 +284,27 @@ CORPUS_KEYS = ("source", "format", "field", "max_documents")
 def source_entry(kind: str, spec: Mapping[str, Any], purpose: str | None = None) -> dict[str, Any]:
     """What a ``fetch_source`` job checks and fetches: a model's ``source`` (``kind`` ``model``), or the
     record-selecting keys of a corpus spec (``kind`` ``corpus``) with its ``purpose`` (``calibration``
-    or ``evaluation``: the bundled and hub corpora have a part for each)."""
+    or ``evaluation``: the bundled and hub corpora have a part for each). A corpus in a local file also
+    holds the sha256 of the file's bytes (``file_sha256``; the file is read relative to the working
+    directory), so that its record's name follows its content: an edit is a new source, whose record
+    does not exist yet, and a copy or touch with the same bytes is the same one (docs/reruns.md)."""
     if kind == "model":
         return {"kind": "model", "source": str(spec["source"])}
     if purpose not in ("calibration", "evaluation"):
         raise ValueError(f"purpose must be 'calibration' or 'evaluation', got {purpose!r}")
-    return {"kind": "corpus", "purpose": purpose,
-            **{k: spec[k] for k in CORPUS_KEYS if spec.get(k) is not None}}
+    entry = {"kind": "corpus", "purpose": purpose, **{k: spec[k] for k in CORPUS_KEYS if spec.get(k) is not None}}
+    path = local_corpus_file(entry)
+    if path is not None and path.is_file():  # a missing file: the config check names its key
+        entry["file_sha256"] = file_digest(path)
+    return entry
+
+
+def local_corpus_file(entry: Mapping[str, Any]) -> Path | None:
+    """The local file of a corpus :func:`source_entry` (as the config gives it), or None for a model, a
+    bundled corpus and a hub dataset."""
+    if entry["kind"] != "corpus" or entry["source"] in BUILTIN_SOURCES:
+        return None
+    return Path(str(entry["source"])).expanduser()
 
 
 def source_digest(entry: Mapping[str, Any]) -> str:
