@@ -67,12 +67,17 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def child_peak_rss_mib(code: str) -> tuple[float, str]:
-    """Run ``code`` in a fresh Python (with ``src`` importable) and return its own peak resident set size
-    in MiB (``ru_maxrss`` read at its end) and what it printed."""
+def child_peak_rss_mib(code: str, python: str | None = None) -> tuple[float, str]:
+    """Run ``code`` in a fresh Python (this one, with ``src`` importable, or the interpreter ``python`` of
+    another virtualenv, without it) and return its own peak resident set size in MiB (``ru_maxrss`` read at
+    its end) and what it printed."""
     footer = "\nimport resource as _r\nprint('PEAK_RSS_KIB', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)\n"
-    out = subprocess.run([sys.executable, "-c", code + footer], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")} if python is None else \
+        {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    out = subprocess.run([python or sys.executable, "-c", code + footer], capture_output=True, text=True,
+                         env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"the child Python failed ({out.returncode}):\n{out.stderr[-3000:]}")
     lines = out.stdout.strip().splitlines()
     peak = int(lines[-1].split()[1])
     return peak / 1024, "\n".join(lines[:-1])
