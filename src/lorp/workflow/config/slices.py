@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ...data import BUILTIN_SOURCES
-
 from ...depth.methods import AUTO, get_method
 from ...depth.statistics import get_statistic
 from ...sparse.allocation_plans import get_allocation
