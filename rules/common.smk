@@ -167,9 +167,9 @@ def _local_file(entry):
 
 # Files from outside the workflow count by their bytes, not their times: each is an ancient() input (it must
 # exist; a cluster stages it), and its sha256 decides: a local corpus's is part of its source's record name
-# (lc.source_entry), the zero-shot files' is the task evaluations' `contents` param. So an edit reruns what
-# reads the file, and a copy or touch with the same bytes (the data synced again, the package reinstalled)
-# reruns nothing (docs/reruns.md).
+# (lc.source_entry), the zero-shot files' and LoRA's training file's is the `contents` param of the jobs that
+# read them (task evaluations, recover). So an edit reruns what reads the file, and a copy or touch with the
+# same bytes (the data synced again, the package reinstalled) reruns nothing (docs/reruns.md).
 def by_content(files):
     """``files`` as inputs whose times do not count (their bytes do)."""
     return [ancient(f) for f in files]
@@ -381,10 +381,18 @@ def recover_inputs(wildcards):
                                   calib=lc.activation_source(config, w["calib"]))
     if "model" in declared:
         out["model"] = fill(rules.prepare_model.output.model, **w)
-        data = config["recovery"]["methods"][w["recovery"]].get("data")
+        data = recovery_data(wildcards)
         if data:
-            out["data"] = os.path.expanduser(data["source"])
+            out["data"] = data[0]
     return out
+
+
+def recovery_data(wildcards):
+    """The local file of the recovery's training corpus, by content (a list: empty without one)."""
+    data = config["recovery"]["methods"][wildcards.recovery].get("data")
+    if not data or "model" not in get_recovery(wildcards.recovery).inputs:
+        return []
+    return by_content([os.path.expanduser(data["source"])])
 
 def recover_threads(wildcards):
     """A fit that runs the model (LoRA) gets every core; the closed-form patch one."""

@@ -14,6 +14,7 @@ rule recover:
         provenance="results/{model}/recovery/{calib}/{method}-{budget}+{recovery}.provenance.json",
     params:
         recovery=lambda wildcards: lc.recover_params(config, wildcards.recovery),
+        contents=contents(recovery_data),
     conda:
         "../envs/model.yaml"
     log:

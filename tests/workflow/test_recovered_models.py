@@ -5,9 +5,11 @@ logits; and a changed recovery parameter rerunning only the recovery and what fo
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from tiny import snakemake, tiny_config
+from tiny import snakemake, tiny_config, write_config
 from tinyrun import evaluation_rules, figures, planned_jobs, read_rows, summaries
 
 pytestmark = pytest.mark.slow
@@ -87,3 +89,19 @@ def test_a_patched_plan_runs_reloads_offline_and_a_changed_ridge_reruns_only_the
 
     # a changed ridge: the recovery, its evaluations, its export, the tables and figures that show it
     assert planned_jobs(own_copy, _config(ridge=0.5)) == _recovery_jobs()
+
+
+def test_a_lora_training_file_counts_by_its_bytes(completed, shared_data, tmp_path):
+    """LoRA's training corpus is a file from outside the workflow: an ancient() input of the recover job,
+    whose `contents` param is the file's sha256 (by its name), so a copy or touch with the same bytes reruns
+    no fit and an edit reruns it (docs/reruns.md); the patch, which reads no corpus, has none."""
+    from lorp.workflow.dag import workflow_jobs
+
+    data = shared_data / "ptb" / "ptb.train.txt"
+    cfg = tiny_config(recovery={"methods": {"lora": {"steps": 2, "data": {"source": str(data), "format": "text"}},
+                                            "patch": {}}, "plans": ["shortgpt-3"]})
+    jobs = {j.wildcards["recovery"]: j for j in workflow_jobs(write_config(completed, cfg, tmp_path / "config.yaml"),
+                                                              completed, completed / "Snakefile")
+            if j.rule == "recover"}
+    assert jobs["lora"].params["contents"] == [["ptb.train.txt", hashlib.sha256(data.read_bytes()).hexdigest()]]
+    assert jobs["lora"].inputs["data"] == str(data) and jobs["patch"].params["contents"] == []
