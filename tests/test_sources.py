@@ -261,12 +261,13 @@ def test_a_sensitivity_variation_asking_for_too_much_is_refused_naming_it(tmp_pa
 def test_a_local_corpus_is_named_by_its_bytes_and_a_file_changed_after_planning_is_refused(tmp_path, monkeypatch):
     """A local corpus's source entry holds the sha256 of its bytes: a copy or touch with the same bytes is the
     same source (the same record), an edit another; a file that changes between the plan and its check fails
-    the check, naming both digests, before any job reads it."""
+    the check, naming the key and both digests, and writes no record."""
     import hashlib
     import os
 
-    from lorp.fetch import SourceError, fetch_corpus
+    from lorp.fetch import SourceError
     from lorp.workflow.config import local_corpus_file, source_digest, source_entry
+    from lorp.workflow.stages.sources import fetch_source
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "corpus.txt"
@@ -278,9 +279,10 @@ def test_a_local_corpus_is_named_by_its_bytes_and_a_file_changed_after_planning_
     assert local_corpus_file(source_entry("corpus", {"source": "python-docs"}, "evaluation")) is None
     os.utime(corpus, (time.time() + 60, time.time() + 60))  # touched: the same source
     assert source_digest(source_entry("corpus", spec, "evaluation")) == source_digest(entry)
-    assert fetch_corpus(entry)["records"] == 2
+    assert fetch_source(entry, tmp_path / "record.json", ["evaluation.datasets.mine.source"])["records"] == 2
     corpus.write_text("The first line.\nAn edited second line.\n")
     assert source_digest(source_entry("corpus", spec, "evaluation")) != source_digest(entry)
-    with pytest.raises(SourceError, match=r"corpus.txt: the file changed after the workflow was planned \(sha256 "
-                                          r"[0-9a-f]{12}, planned [0-9a-f]{12}\)"):
-        fetch_corpus(entry)
+    with pytest.raises(SourceError, match=r"evaluation.datasets.mine.source = 'corpus.txt': the file changed after "
+                                          r"the workflow was planned \(sha256 [0-9a-f]{12}, planned [0-9a-f]{12}\)"):
+        fetch_source(entry, tmp_path / "again.json", ["evaluation.datasets.mine.source"])
+    assert not (tmp_path / "again.json").exists()

@@ -97,14 +97,6 @@ def fetch_corpus(entry: Mapping[str, Any], base_dir: str | Path = ".") -> dict[s
     :func:`lorp.workflow.config.source_entry`); a record that does not parse stops with its line, and a
     corpus without text is refused. Returns the count of records and bytes, and the sha256 of the
     records, so an audit can tell whether the corpus changed."""
-    if "file_sha256" in entry:  # the file's bytes named the record when the workflow was planned
-        path = Path(str(entry["source"])).expanduser()
-        with open(path if path.is_absolute() else Path(base_dir) / path, "rb") as fh:
-            found = hashlib.file_digest(fh, "sha256").hexdigest()
-        if found != entry["file_sha256"]:
-            raise SourceError(f"{entry['source']}: the file changed after the workflow was planned (sha256 "
-                              f"{found[:12]}, planned {entry['file_sha256'][:12]}); run snakemake again once it is "
-                              "no longer being written")
     texts = data.load_texts(entry, str(entry["purpose"]), base_dir)
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     if not any(t.strip() for t in texts):

@@ -306,8 +306,9 @@ def file_digests(paths: Iterable[str | Path]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=None)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    from .provenance import sha256_file
+
+    return sha256_file(path)
 
 
 def clear_caches() -> None:

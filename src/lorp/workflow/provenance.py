@@ -28,9 +28,10 @@ PROVENANCE_SUFFIX = ".provenance.json"
 PACKAGES = ("lorp", "torch", "transformers", "numpy", "scikit-learn", "safetensors", "tokenizers", "snakemake")
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(BLOCK), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -60,7 +61,7 @@ def fingerprint_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     st = path.stat()
     if st.st_size <= FULL_HASH_LIMIT:
-        return {"method": "sha256", "size": st.st_size, "sha256": _sha256_file(path)}
+        return {"method": "sha256", "size": st.st_size, "sha256": sha256_file(path)}
     return {"method": f"sampled-sha256:{SAMPLES}x{BLOCK}", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
             "sha256": _sampled_sha256(path, st.st_size)}
 
