@@ -17,7 +17,6 @@ if _SRC not in sys.path:
 
 import lorp.workflow.config as lc
 from lorp.depth.methods import AUTO, get_method
-from lorp.data import BUILTIN_SOURCES as BUILTIN_CORPORA
 from lorp.io import read_json
 from lorp.sparse.names import ALLOCATIONS, METRICS, parse_method, parse_nm
 from lorp.sparse.allocation_plans import get_allocation

@@ -25,8 +25,8 @@ same code differently, which then reruns every rule once.
 Files outside the workflow that jobs read count by their bytes in the same way (:func:`file_digest`): a local
 corpus through the name of its source's record (:func:`lorp.workflow.config.source_entry`), the zero-shot task
 files, the task definitions shipped in ``lorp`` and LoRA's training file as the ``contents`` param of the jobs
-that read them, each beside the files as ``ancient()`` inputs; so an edit reruns what reads them and a copy or touch with the same
-bytes (the data synced again, the package reinstalled) reruns nothing.
+that read them, each beside the files as ``ancient()`` inputs; so an edit reruns what reads them and a copy or
+touch with the same bytes (the data synced again, the package reinstalled) reruns nothing.
 """
 
 from __future__ import annotations
