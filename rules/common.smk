@@ -234,12 +234,19 @@ def tokens_of(wildcards):
 
 
 # ---------------------------------------------------------------- input functions of rules/pruning.smk
+def previous_plan(wildcards):
+    """A greedy method's plan at one block fewer (the `previous` input), whichever budgets the config lists,
+    so that adding or dropping a budget changes no plan's inputs; none at budget 1."""
+    budget = int(wildcards.budget)
+    return [] if budget <= 1 else fill(rules.plan.output.plan, **{**dict(wildcards.items()), "budget": budget - 1})
+
+
 def plan_input_files():
     """The file behind each input a method may declare (lorp.depth.methods.Method.inputs): a rule's output
-    pattern, or for the calibration tokens the function that names the view's file."""
+    pattern, or for the calibration tokens and the previous plan the function that names the file."""
     return {"extended": rules.similarity.output.extended, "last_token": rules.similarity.output.last_token,
             "structure": rules.structure.output.rls, "model": rules.prepare_model.output.model,
-            "tokens": tokens_of}
+            "tokens": tokens_of, "previous": previous_plan}
 
 
 def plan_inputs(wildcards):
@@ -251,7 +258,7 @@ def plan_inputs(wildcards):
         template = rules.structure_fixed_k.output.rls if name == "structure" and k is not None else plan_input_files()[name]
         out[name] = template(wildcards) if callable(template) else fill(template, model=wildcards.model,
                                                                          calib=wildcards.calib, k=k)
-    return out
+    return {name: path for name, path in out.items() if path}
 
 
 def plan_methods(runs_model):

@@ -1,7 +1,9 @@
 """SLEB on tiny random models with known answers: a block that is the identity is removed first, every
 step's candidate NLLs equal those of the pruned models built and scored directly (a brute-force search),
-exact ties go to the shallower block, budgets keep the first and last blocks."""
+exact ties go to the shallower block, budgets keep the first and last blocks, and a plan continued from the
+plan at one block fewer is the plan searched from scratch."""
 
+import json
 import math
 
 import numpy as np
@@ -129,7 +131,7 @@ def test_budgets_keep_the_first_and_last_blocks_and_inputs_are_required():
     windows = own_text(model, n=2, seqlen=8)
     inputs = PlanInputs(model=model, tokens=windows)
     assert eligible_count("sleb", 30) == 28 and METHODS["sleb"].runs_model
-    assert METHODS["sleb"].inputs == ("model", "tokens") and METHODS["sleb"].defaults() == {"n_windows": 8}
+    assert METHODS["sleb"].inputs == ("model", "tokens", "previous") and METHODS["sleb"].defaults() == {"n_windows": 8}
     for budget in (0, N_LAYERS - 1):
         with pytest.raises(ValueError, match=f"budget {budget} is invalid for method 'sleb' on a 6-layer model: "
                                              "it must be between 1 and 4"):
@@ -142,3 +144,46 @@ def test_budgets_keep_the_first_and_last_blocks_and_inputs_are_required():
         make_plan("sleb", 1, PlanInputs(model=model))
     with pytest.raises(ValueError, match=r"\[n_samples, seqlen\]"):
         search(model, windows.reshape(-1), 1, None, 1)
+
+
+def test_a_plan_continued_from_the_plan_at_one_block_fewer_is_the_search_from_scratch():
+    """The workflow makes the plan at budget n from the stored plan at n - 1 (its JSON, read back) and one
+    more step: the result is the search from scratch at n, to the bit, and only the new step runs."""
+    model = llama(seed=1)
+    windows = own_text(model, n=5, seqlen=20, seed=1)
+    params = {"n_windows": 4}
+    scratch = make_plan("sleb", 3, PlanInputs(model=model, tokens=windows, batch_size=2), params).to_dict()
+    ladder = None
+    for budget in (1, 2, 3):
+        made = make_plan("sleb", budget, PlanInputs(model=model, tokens=windows, batch_size=2, previous=ladder), params)
+        ladder = json.loads(json.dumps(made.to_dict()))  # as the next plan job reads the stored file
+    assert ladder == json.loads(json.dumps(scratch))
+    calls = []
+    from lorp.depth import sleb
+
+    real = sleb.removal_nlls
+    sleb.removal_nlls = lambda *a, **k: calls.append(list(a[2])) or real(*a, **k)
+    try:
+        make_plan("sleb", 3, PlanInputs(model=model, tokens=windows, batch_size=2,
+                                        previous=json.loads(json.dumps(
+                                            make_plan("sleb", 2, PlanInputs(model=model, tokens=windows,
+                                                                            batch_size=2), params).to_dict()))),
+                  params)
+    finally:
+        sleb.removal_nlls = real
+    assert calls[-1] == scratch["removal_order"][:2] and len(calls) == 2 + 1  # budget 2's two steps, then one
+    assert removals(30, 8, done=7) == 21
+
+
+def test_a_plan_that_cannot_be_continued_is_refused_naming_why():
+    model = llama(seed=1)
+    windows = own_text(model, n=5, seqlen=20, seed=1)
+    two = make_plan("sleb", 2, PlanInputs(model=model, tokens=windows, batch_size=2), {"n_windows": 4}).to_dict()
+    for previous, why in [({**two, "windows": {**two["windows"], "n_windows": 3}}, "it scored windows"),
+                          ({**two, "n_layers": 30}, "it is of a 30-block model, this one has 6"),
+                          ({**two, "removal_order": [1, 2]}, "not a SLEB plan below budget 3")]:
+        with pytest.raises(ValueError, match=f"cannot be continued: .*{why}.*Delete it"):
+            make_plan("sleb", 3, PlanInputs(model=model, tokens=windows, batch_size=2, previous=previous),
+                      {"n_windows": 4})
+    with pytest.raises(ValueError, match="not a SLEB plan below budget 2"):
+        make_plan("sleb", 2, PlanInputs(model=model, tokens=windows, batch_size=2, previous=two), {"n_windows": 4})

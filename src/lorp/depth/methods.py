@@ -346,7 +346,7 @@ def _sleb(inputs: PlanInputs, budget: int, params: Mapping[str, Any]) -> Plan:
     model, tokens = inputs.require("model", "sleb"), inputs.require("tokens", "sleb")
     n = block_count(model)
     _check_budget("sleb", budget, n)
-    found = search(model, tokens, budget, params["n_windows"], int(inputs.batch_size))
+    found = search(model, tokens, budget, params["n_windows"], int(inputs.batch_size), previous=inputs.previous)
     return Plan("sleb", budget, n, found.removal_order, [0, n - 1], found.first_step_scores(n),
                 "mean calibration NLL per token with this block alone removed (SLEB's first step)",
                 {"n_windows": params["n_windows"]}, found.details())
@@ -358,7 +358,7 @@ register(Method(
     max_budget=lambda n, params: max(0, n - 2),
     parameters={"n_windows": {"type": ["integer", "null"], "minimum": 1, "default": 8,
                               "description": "the first calibration windows the NLL is measured on (null: all)"}},
-    inputs=("model", "tokens"),
+    inputs=("model", "tokens", "previous"),
     color="#8c564b",
     summary="SLEB: one block at a time, the block whose removal raises the calibration NLL least "
             "(first and last blocks kept; runs the model)",

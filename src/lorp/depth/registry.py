@@ -25,6 +25,8 @@ class PlanInputs:
         structure: RLS, K and the clusters of the N blocks (``rls.json``).
         model: the prepared model, loaded (``model/``), for the methods that run it.
         tokens: the calibration tokens [n_samples, seqlen] (``tokens.npy``).
+        previous: the method's own plan at one block fewer (its JSON, read), for a greedy method whose plan
+            at budget n extends the plan at n - 1 by one removal; None at budget 1.
         batch_size: the windows a forward pass takes, where the model runs (the speed, not the plan).
     """
 
@@ -33,6 +35,7 @@ class PlanInputs:
     structure: LayerStructure | None = None
     model: Any = None
     tokens: np.ndarray | None = None
+    previous: Mapping[str, Any] | None = None
     batch_size: int = 1
 
     def require(self, name: str, method: str) -> Any:
@@ -44,7 +47,8 @@ class PlanInputs:
 
 
 INPUT_FILES = {"extended": "cosine_extended.npy", "last_token": "cosine_last_token.npy", "structure": "rls.json",
-               "model": "the prepared model directory", "tokens": "the calibration tokens.npy"}
+               "model": "the prepared model directory", "tokens": "the calibration tokens.npy",
+               "previous": "the method's plan at one block fewer"}
 """The stage output behind each :class:`PlanInputs` field that a method may declare (``plan_input_files`` in
 ``rules/common.smk`` maps each to its rule's output)."""
 
@@ -64,7 +68,10 @@ class Method:
             the config schema is built from these, so defaults live here and nowhere else.
         inputs: the :class:`PlanInputs` fields its plan rule passes (``plan_input_files`` in ``rules/common.smk``
             maps them to files). A method that declares ``model`` runs it (:attr:`runs_model`): its plans are
-            made by the ``model_plan`` rule, with the GPU resources, and the model loaded.
+            made by the ``model_plan`` rule, with the GPU resources, and the model loaded. A method that
+            declares ``previous`` is greedy: its plan at budget n reads its own plan at n - 1 and adds one
+            removal, so the plans at budgets 2, 4, 6 and 8 cost the 8 steps of the largest, not 20, and a
+            budget added to the config costs only its own steps.
         plan_parameters: whether the parameters belong to the plan's config slice; LoRP's shape the
             clustering (the structure stage, whose output the plan reads) instead.
         color: the method's colour in every figure.

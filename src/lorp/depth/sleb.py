@@ -13,13 +13,17 @@ entering each of its blocks, and each candidate's model then runs only from the 
 stored input (a copy of the current model sharing its tensors, its earlier blocks cut off, whose own
 forward builds the masks and positions). A step costs one forward pass of the current model plus, per
 candidate, the blocks after it and the LM head: about half a forward pass per candidate on average.
+
+Each step depends only on the blocks removed before it, so the plan at budget n is the plan at n - 1 and
+one more step: the workflow's plan at n reads the plan at n - 1 (the registration's ``previous`` input) and
+makes that one step (:func:`search`'s ``previous``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +45,12 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         return {"block": self.block, "nll": self.nll, "ppl": math.exp(self.nll),
                 "candidates": {str(b): nll for b, nll in sorted(self.candidates.items())}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Step":
+        """The step a plan's ``steps`` entry records (:meth:`to_dict`; JSON keeps its floats exactly)."""
+        return cls(int(data["block"]), float(data["nll"]),
+                   {int(b): float(nll) for b, nll in data["candidates"].items()})
 
 
 def candidate_blocks(n_layers: int, removed: Sequence[int]) -> list[int]:
@@ -95,10 +105,12 @@ def removal_nlls(model: torch.nn.Module, windows: np.ndarray, removed: Sequence[
 
 def select_blocks(model: torch.nn.Module, windows: np.ndarray, budget: int, batch_size: int,
                   progress: Callable[[int], None] | None = None,
-                  report: Callable[[int, Step], None] | None = None) -> list[Step]:
+                  report: Callable[[int, Step], None] | None = None, start: Sequence[Step] = ()) -> list[Step]:
     """SLEB's ``budget`` removals in order (:class:`Step`): at each step the candidate
     (:func:`candidate_blocks`) whose removal gives the lowest calibration NLL, ties to the shallower block;
-    ``report(step_number, step)`` after each."""
+    ``report(step_number, step)`` after each. ``start``: the first steps, already made on the same model and
+    windows (a plan at a smaller budget), which the search continues: each step depends only on the blocks
+    removed before it, so the result is the search from scratch, step for step."""
     n_layers = len(get_decoder_layers(model))
     if not 1 <= budget <= n_layers - 2:
         raise ValueError(f"SLEB keeps the first and last blocks: a budget of {budget} on a {n_layers}-block "
@@ -106,9 +118,14 @@ def select_blocks(model: torch.nn.Module, windows: np.ndarray, budget: int, batc
     n_tokens = windows.shape[0] * (windows.shape[1] - 1)
     if n_tokens < 1:
         raise ValueError(f"SLEB needs calibration windows of at least 2 tokens, got shape {windows.shape}")
-    steps: list[Step] = []
-    removed: list[int] = []
-    for number in range(1, budget + 1):
+    if len(start) > budget:
+        raise ValueError(f"{len(start)} steps already made exceed the budget of {budget}")
+    steps: list[Step] = list(start)
+    removed: list[int] = [s.block for s in steps]
+    if removed != list(dict.fromkeys(removed)) or set(removed) - set(candidate_blocks(n_layers, [])):
+        raise ValueError(f"the steps already made remove {removed}: not distinct blocks between the first "
+                         f"and the last of this {n_layers}-block model")
+    for number in range(len(steps) + 1, budget + 1):
         candidates = candidate_blocks(n_layers, removed)
         sums = removal_nlls(model, windows, removed, candidates, batch_size, progress)
         best = min(candidates, key=lambda c: (sums[c], c))
@@ -120,9 +137,10 @@ def select_blocks(model: torch.nn.Module, windows: np.ndarray, budget: int, batc
     return steps
 
 
-def removals(n_layers: int, budget: int) -> int:
-    """Candidate evaluations of a SLEB plan at ``budget``: N-2 at the first step, one fewer at each next."""
-    return sum(n_layers - 2 - k for k in range(budget))
+def removals(n_layers: int, budget: int, done: int = 0) -> int:
+    """Candidate evaluations of a SLEB plan at ``budget`` after its first ``done`` steps: N-2 at the first
+    step, one fewer at each next."""
+    return sum(n_layers - 2 - k for k in range(done, budget))
 
 
 def block_count(model: torch.nn.Module) -> int:
@@ -152,10 +170,14 @@ class Search:
 
 
 def search(model: torch.nn.Module, tokens: np.ndarray, budget: int, n_windows: int | None,
-           batch_size: int) -> Search:
+           batch_size: int, previous: Mapping[str, Any] | None = None) -> Search:
     """SLEB's ``budget`` removals from the prepared model and the calibration tokens [n_samples, seqlen],
     scored on their first ``n_windows`` windows (all of them when None or more than there are), with a
-    progress bar over the candidates' forward passes and one line per step."""
+    progress bar over the candidates' forward passes and one line per step.
+
+    ``previous``: a SLEB plan (its JSON, read) of the same model at a smaller budget, on the same windows;
+    its steps are taken as made and only the remaining ones run (:func:`select_blocks`).
+    """
     from tqdm.auto import tqdm
 
     n_layers = block_count(model)
@@ -164,13 +186,34 @@ def search(model: torch.nn.Module, tokens: np.ndarray, budget: int, n_windows: i
         raise ValueError(f"calibration tokens must be [n_samples, seqlen], got shape {tokens.shape}")
     used = tokens.shape[0] if n_windows is None else min(int(n_windows), tokens.shape[0])
     windows = tokens[:used]
+    seqlen = int(tokens.shape[1])
+    scored = {"indices": list(range(used)), "n_windows": used, "seqlen": seqlen, "scored_tokens": used * (seqlen - 1)}
+    start = [] if previous is None else _made_steps(previous, n_layers, budget, scored)
 
     def report(number: int, step: Step) -> None:
         print(f"step {number}: block {step.block} removed, calibration NLL {step.nll:.4f} (ppl {math.exp(step.nll):.3f})")
 
-    with tqdm(total=removals(n_layers, budget) * math.ceil(used / batch_size), desc=f"sleb-{budget}",
+    for number, step in enumerate(start, 1):
+        print(f"step {number} (from the plan at budget {len(start)}): block {step.block}, "
+              f"calibration NLL {step.nll:.4f}")
+    with tqdm(total=removals(n_layers, budget, len(start)) * math.ceil(used / batch_size), desc=f"sleb-{budget}",
               unit="pass") as bar:
-        steps = select_blocks(model, windows, budget, batch_size, progress=bar.update, report=report)
-    seqlen = int(tokens.shape[1])
-    return Search(steps, {"indices": list(range(used)), "n_windows": used, "seqlen": seqlen,
-                          "scored_tokens": used * (seqlen - 1)})
+        steps = select_blocks(model, windows, budget, batch_size, progress=bar.update, report=report, start=start)
+    return Search(steps, scored)
+
+
+def _made_steps(previous: Mapping[str, Any], n_layers: int, budget: int, windows: Mapping[str, Any]) -> list[Step]:
+    """The steps of ``previous``, a SLEB plan at a smaller budget, after checking that it is one of this
+    model on these windows (the workflow guarantees it; a hand-edited or stale file is refused)."""
+    steps = [Step.from_dict(s) for s in previous.get("steps", [])]
+    problems = []
+    if previous.get("n_layers") != n_layers:
+        problems.append(f"it is of a {previous.get('n_layers')}-block model, this one has {n_layers}")
+    if previous.get("windows") != dict(windows):
+        problems.append(f"it scored windows {previous.get('windows')}, this search scores {dict(windows)}")
+    if not len(steps) < budget or previous.get("removal_order") != [s.block for s in steps]:
+        problems.append(f"its {len(steps)} steps are not a SLEB plan below budget {budget}")
+    if problems:
+        raise ValueError("the SLEB plan at the smaller budget cannot be continued: " + "; ".join(problems)
+                         + ". Delete it and its larger budgets' plans so that they are made again.")
+    return steps

@@ -78,6 +78,7 @@ _PLAN_INPUT_READERS = {
     "last_token": np.load,
     "structure": lambda path: structure.LayerStructure.from_dict(read_json(path)),
     "tokens": np.load,
+    "previous": read_json,
 }
 
 
