@@ -4,6 +4,7 @@ calibrations that ask for more text than their corpus holds refused. No model is
 
 import copy
 import json
+import os
 import re
 import socket
 import subprocess
@@ -99,6 +100,24 @@ def test_an_uncached_hub_model_offline_is_an_error_naming_the_cache_and_the_fix(
     assert lines == [f"  models.m.source: 'someone/some-model' is not in the Hugging Face cache ({empty_hf_cache}) "
                      "and the hub is not asked (HF_HUB_OFFLINE is set); set HF_HOME to a cache that holds it, run "
                      "once where the hub can be reached, or give the path of a local model directory or .gguf file"]
+
+
+def test_an_uncached_hub_model_fails_its_source_check_naming_the_key_the_cause_and_the_fixes_once(tmp_path):
+    """The source check (rule fetch_source) words an unavailable hub model as the config check does, with the
+    key in front and the fixes once (lorp.sources.unavailable is the one wording)."""
+    code = ("from lorp.workflow.config import source_entry\n"
+            "from lorp.workflow.stages.sources import fetch_source\n"
+            "entry = source_entry('model', {'source': 'someone/some-model'}, 'model')\n"
+            f"fetch_source(entry, {str(tmp_path / 'record.json')!r}, ['models.m.source'])")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_HUB_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    last = out.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"lorp\.fetch\.SourceError: models\.m\.source = 'someone/some-model': 'someone/some-model' is not in the "
+        r"Hugging Face cache \(.*hf/hub\) and could not be fetched \(.+\); set HF_HOME to a cache that holds it, "
+        r"run once where the hub can be reached, or give the path of a local model directory or \.gguf file", last), last
+    assert not (tmp_path / "record.json").exists()
 
 
 def test_a_cached_hub_model_is_accepted_offline(empty_hf_cache, monkeypatch):

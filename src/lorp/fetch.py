@@ -59,7 +59,7 @@ def fetch_model(source: str, base_dir: str | Path = ".") -> dict[str, Any]:
     """Check a model source and fetch it: a GGUF file's header is read; a local directory's config and every
     weight file's header; a hub model's files are downloaded into the Hugging Face cache (or found there
     with ``HF_HUB_OFFLINE=1``) and checked as a local directory. Returns a record of what was found."""
-    from .sources import SourceUnavailableError, resolve_source
+    from .sources import resolve_source, unavailable
 
     src = resolve_source(source, base_dir)
     record: dict[str, Any] = {"kind": "model", "source": source, "resolved": src.kind}
@@ -83,10 +83,7 @@ def fetch_model(source: str, base_dir: str | Path = ".") -> dict[str, Any]:
             if not any(directory.glob("*.safetensors")):  # an older model: its PyTorch weights
                 directory = Path(snapshot_download(src.path, allow_patterns=["pytorch_model*.bin"]))
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
-            raise SourceUnavailableError(
-                f"the Hugging Face hub model {src.path!r} could not be fetched and is not in the local cache "
-                f"({str(err).splitlines()[0][:200]}); run once on a machine with hub access, point HF_HOME at a "
-                "cache that holds it, or give the path of a local model directory") from None
+            raise unavailable(src.path, f"could not be fetched ({str(err).splitlines()[0][:200]})") from None
         record["revision"] = directory.name
     config = _config(directory)
     return {**record, "path": str(directory), "model_type": config.get("model_type"), "weights": _weights(directory)}

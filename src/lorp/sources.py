@@ -31,8 +31,20 @@ HUB_TIMEOUT_S = 5.0
 
 
 class SourceUnavailableError(OSError):
-    """A hub model is neither in the local cache nor on a hub that answers (the config check's error;
-    ``prepare_model`` raises :class:`lorp.models.HubUnavailableError`)."""
+    """A hub model is neither in the local cache nor on a hub that answers: the config check's error, the
+    source check's and ``prepare_model``'s (:func:`unavailable` words it the same way for all three)."""
+
+
+HUB_FIXES = ("set HF_HOME to a cache that holds it, run once where the hub can be reached, or give the path of a "
+             "local model directory or .gguf file")
+"""What a user can do about a hub model that cannot be had (:class:`SourceUnavailableError`)."""
+
+
+def unavailable(source: str, cause: str) -> SourceUnavailableError:
+    """The error for the hub model ``source`` that is not in the local cache, ``cause`` saying why the hub
+    did not give it, with the fixes."""
+    return SourceUnavailableError(f"{source!r} is not in the Hugging Face cache ({hub_cache_dir()}) and {cause}; "
+                                  f"{HUB_FIXES}")
 
 
 @dataclass(frozen=True)
@@ -167,13 +179,10 @@ def check_source(source: str, base_dir: str | Path = ".") -> ModelSource:
     resolved = resolve_source(source, base_dir)
     if resolved.kind != "hub" or in_hub_cache(source):
         return resolved
-    cache = hub_cache_dir()
     cause = "the hub is not asked (HF_HUB_OFFLINE is set)" if hub_offline() else hub_answer(source)
     if cause is None:
         return resolved
-    raise SourceUnavailableError(
-        f"{source!r} is not in the Hugging Face cache ({cache}) and {cause}; set HF_HOME to a cache that holds it, "
-        "run once where the hub can be reached, or give the path of a local model directory or .gguf file")
+    raise unavailable(source, cause)
 
 
 def peek_shape(source: ModelSource) -> tuple[int, int | None] | None:

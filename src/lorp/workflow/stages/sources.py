@@ -19,6 +19,7 @@ def fetch_source(entry: Mapping[str, Any], record_path: str | Path, keys: Sequen
     names the config ``keys`` that give the source, and the fix. A local corpus must still have the bytes
     it was planned with (``file_sha256``: they name its record)."""
     from ...fetch import SourceError, fetch_corpus, fetch_model
+    from ...sources import SourceUnavailableError
     from ..config import local_corpus_file
     from ..provenance import sha256_file
 
@@ -32,7 +33,7 @@ def fetch_source(entry: Mapping[str, Any], record_path: str | Path, keys: Sequen
         record = fetch_model(entry["source"]) if entry["kind"] == "model" else fetch_corpus(entry)
     except (OSError, ValueError, KeyError) as err:  # a source that cannot be had or read: the key, then the fix
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        raise SourceError(f"{' and '.join(keys) or 'source'} = {entry['source']!r}: {text}; {FIXES[entry['kind']]}") \
-            from None
+        fix = "" if isinstance(err, SourceUnavailableError) else f"; {FIXES[entry['kind']]}"  # it names its own
+        raise SourceError(f"{' and '.join(keys) or 'source'} = {entry['source']!r}: {text}{fix}") from None
     write_json(record_path, record)
     return record
