@@ -25,9 +25,13 @@ import torch
 from .architectures import SUPPORTED_FAMILIES, describe_layouts, layout_of
 from .io import read_json
 from .sources import (EMBEDDED_FILE, EMBEDDED_PACKAGE, GEMMA3_PACKAGE, HUB_ID, ModelSource,  # noqa: F401
-                      embedded_gguf_path, gemma3_gguf_path, peek_shape, resolve_source, unavailable)
+                      embedded_gguf_path, gemma3_gguf_path, peek_shape, resolve_source)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class HubUnavailableError(OSError):
+    """A hub model can be neither downloaded nor found in the local cache."""
 
 
 class UnsupportedModelError(ValueError):
@@ -189,7 +193,10 @@ def prepare_model(source: ModelSource, out_dir: Path, storage_dtype: str) -> dic
             unreachable = any(w in str(err).lower() for w in ("connect", "offline", "resolve", "network", "timed out"))
             cause = ("the Hugging Face hub could not be reached" if unreachable
                      else "the Hugging Face hub has no such model (or it is gated and no token is set)")
-            raise unavailable(source.path, f"{cause} ({first})") from None
+            raise HubUnavailableError(
+                f"{cause} for {source.path!r} and the model is not in the local cache; run once on a machine with "
+                "hub access, point HF_HOME at a cache that holds it, or give the path of a local model directory "
+                f"instead ({first})") from None
         with init_empty_weights():  # on the meta device: counts parameters without memory or weights
             n_parameters = count_parameters(AutoModelForCausalLM.from_config(config))
         info.update(load_from=source.path, storage_dtype=str(getattr(config, "dtype", None) or "unknown"),

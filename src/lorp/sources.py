@@ -31,8 +31,10 @@ HUB_TIMEOUT_S = 5.0
 
 
 class SourceUnavailableError(OSError):
-    """A hub model is neither in the local cache nor on a hub that answers: the config check's error, the
-    source check's and ``prepare_model``'s (:func:`unavailable` words it the same way for all three)."""
+    """A hub model is neither in the local cache nor on a hub that answers: the config check's error and the
+    source check's (:func:`unavailable` words both). ``prepare_model``, which runs after the source check,
+    keeps its own :class:`lorp.models.HubUnavailableError`: an edit of it would rerun every prepared model
+    and all that follows (:mod:`lorp.workflow.fingerprint`)."""
 
 
 HUB_FIXES = ("set HF_HOME to a cache that holds it, run once where the hub can be reached, or give the path of a "

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ...io import atomic_path, read_json, write_json
-from ...sources import SourceUnavailableError
 
 
 def prepare_model(source: str, out_dir: str | Path, storage_dtype: str, key: str = "source") -> dict[str, Any]:
@@ -21,8 +20,8 @@ def prepare_model(source: str, out_dir: str | Path, storage_dtype: str, key: str
         with atomic_path(out_dir, directory=True) as tmp:
             info = models.prepare_model(src, tmp, storage_dtype)
             write_json(tmp / "model.json", info)
-    except SourceUnavailableError as err:
-        raise SourceUnavailableError(f"{key}: {err}") from None
+    except models.HubUnavailableError as err:
+        raise models.HubUnavailableError(f"{key}: {err}") from None
     return info
 
 
