@@ -153,25 +153,21 @@ def test_a_plan_continued_from_the_plan_at_one_block_fewer_is_the_search_from_sc
     windows = own_text(model, n=5, seqlen=20, seed=1)
     params = {"n_windows": 4}
     scratch = make_plan("sleb", 3, PlanInputs(model=model, tokens=windows, batch_size=2), params).to_dict()
-    ladder = None
-    for budget in (1, 2, 3):
-        made = make_plan("sleb", budget, PlanInputs(model=model, tokens=windows, batch_size=2, previous=ladder), params)
-        ladder = json.loads(json.dumps(made.to_dict()))  # as the next plan job reads the stored file
-    assert ladder == json.loads(json.dumps(scratch))
-    calls = []
     from lorp.depth import sleb
 
-    real = sleb.removal_nlls
+    real, calls = sleb.removal_nlls, []  # the blocks removed before each step the search runs
     sleb.removal_nlls = lambda *a, **k: calls.append(list(a[2])) or real(*a, **k)
+    ladder = {}
     try:
-        make_plan("sleb", 3, PlanInputs(model=model, tokens=windows, batch_size=2,
-                                        previous=json.loads(json.dumps(
-                                            make_plan("sleb", 2, PlanInputs(model=model, tokens=windows,
-                                                                            batch_size=2), params).to_dict()))),
-                  params)
+        for budget in (1, 2, 3):
+            made = make_plan("sleb", budget, PlanInputs(model=model, tokens=windows, batch_size=2,
+                                                        previous=ladder.get(budget - 1)), params)
+            ladder[budget] = json.loads(json.dumps(made.to_dict()))  # as the next plan job reads the stored file
     finally:
         sleb.removal_nlls = real
-    assert calls[-1] == scratch["removal_order"][:2] and len(calls) == 2 + 1  # budget 2's two steps, then one
+    assert ladder[3] == json.loads(json.dumps(scratch))
+    order = scratch["removal_order"]
+    assert calls == [[], order[:1], order[:2]]  # one step per budget: none made twice
     assert removals(30, 8, done=7) == 21
 
 
