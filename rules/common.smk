@@ -137,7 +137,8 @@ def compute(wildcards):
 
 def add_code_params(rules_with_scripts):
     """Give each rule that has a script the param ``code``, the fingerprint of the lorp code its script reaches,
-    with the registrations its job's method, metric or allocation selects (lorp.workflow.fingerprint), so a
+    with the registrations its job's method, metric or allocation selects (none for the dense model's
+    rules, <name>_dense; lorp.workflow.fingerprint), so a
     package edit reruns exactly the jobs whose code changed. Called by the Snakefile once every rule is
     declared; the script comes from Snakemake's own rule object. Not fetch_source (a source's record is
     named by the source, and only a missing record fetches it; see the note above model_source)."""
@@ -146,7 +147,8 @@ def add_code_params(rules_with_scripts):
     for declared in rules_with_scripts:
         if declared.script and "code" not in declared.params._names and declared.name != "fetch_source":
             script = os.path.normpath(os.path.join(str(declared.basedir), declared.script))
-            declared.set_params(code=lambda wildcards, script=script: job_code(script, dict(wildcards.items())))
+            declared.set_params(code=lambda wildcards, script=script, rule=declared.name:
+                                job_code(script, dict(wildcards.items()), rule=rule))
 
 
 # ---------------------------------------------------------------- input functions of rules/calibration.smk

@@ -61,7 +61,7 @@ def codes(jobs, root):
     out = {}
     for job in jobs[1]:
         script = root / "scripts" / Path(job.script).name
-        out[(job.rule, tuple(sorted(job.wildcards.items())))] = fingerprint.job_code(script, job.wildcards, root)
+        out[(job.rule, tuple(sorted(job.wildcards.items())))] = fingerprint.job_code(script, job.wildcards, root, job.rule)
     return out
 
 
@@ -80,7 +80,10 @@ def rules(keys):
     return {rule for rule, _ in keys}
 
 
-UPSTREAM = {"capture_activations", "similarity", "structure", "structure_fixed_k", "input_norms", "evaluate_dense"}
+DENSE = {"evaluate_dense", "evaluate_tasks_dense"}
+"""The dense model's evaluations: no registration counts for them."""
+
+UPSTREAM = {"capture_activations", "similarity", "structure", "structure_fixed_k", "input_norms", *DENSE}
 """Rules no depth method's code reaches."""
 
 
@@ -104,7 +107,7 @@ def test_every_rule_with_a_script_has_a_fingerprint_from_snakemakes_rules(jobs):
         if job.rule == "fetch_source":
             assert job.script and "code" not in job.params
             continue
-        assert job.script and job.params["code"] == fingerprint.job_code(job.script, job.wildcards, root), job.rule
+        assert job.script and job.params["code"] == fingerprint.job_code(job.script, job.wildcards, root, job.rule), job.rule
     plan = next(j for j in dag if j.rule == "plan" and j.wildcards["method"] == "shortgpt")
     assert any(d.endswith(":make_plan") for d in fingerprint.definitions(plan.script, plan.wildcards, root))
     assert not any(d.endswith(":capture") for d in fingerprint.definitions(plan.script, plan.wildcards, root))
@@ -145,9 +148,8 @@ def test_a_registration_counts_for_its_method_only(jobs, copy, baseline):
 
 def test_a_recovery_registration_counts_for_its_recovery_only(jobs, copy, baseline):
     """An edit of LoRA's registration moves no job of the patch; the patch's moves its recovered model's jobs
-    and the reports that draw every recovery, no plan or pruned model's evaluation. (The dense model's
-    evaluations share their script with the recovered ones and select no registration by name, so they count
-    every registration that script reaches, as the jobs of every rule without a selecting wildcard do.)"""
+    and the reports that draw every recovery, no plan, no pruned or dense model's evaluation (the dense
+    model's share their script with the recovered ones)."""
     edit(copy, "recovery/registry.py", '"steps": {"type": "integer", "minimum": 1, "default": 100,',
          '"steps": {"type": "integer", "minimum": 1, "default": 101,')
     moved = changed(baseline, codes(jobs, copy))
@@ -155,7 +157,18 @@ def test_a_recovery_registration_counts_for_its_recovery_only(jobs, copy, baseli
     edit(copy, "recovery/registry.py", '"default": 0.01,', '"default": 0.02,')
     moved = rules(changed(baseline, codes(jobs, copy)))
     assert {"recover", "evaluate_recovered", "recovered_checkpoint"} <= moved
-    assert not moved & (UPSTREAM - {"evaluate_dense"} | {"plan", "evaluate_pruned", "prune_checkpoint", "sparse_prune"})
+    assert not moved & (UPSTREAM | {"plan", "evaluate_pruned", "prune_checkpoint", "sparse_prune"})
+
+
+def test_a_metric_registration_reruns_its_pruned_models_and_no_dense_evaluation(jobs, copy, baseline):
+    """SparseGPT's registration moves its own jobs (plans, pruned models, their evaluations) and the tables and
+    figures that draw every metric; not Wanda's or magnitude's jobs, and not the dense model's evaluations,
+    whose script reaches every metric through the pruned model's rebuild but whose jobs run none."""
+    edit(copy, "sparse/metrics.py", 'linestyle=":"', 'linestyle="-."')
+    moved = changed(baseline, codes(jobs, copy))
+    metrics = {dict(w).get("metric", dict(w).get("method", "").split("-")[0]) for _, w in moved} - {""}
+    assert {"sparse_plan", "sparse_prune", "evaluate_pruned"} <= rules(moved) and metrics == {"sparsegpt"}
+    assert not rules(moved) & DENSE
 
 
 def test_a_method_body_reruns_plans_not_capture_or_similarity(jobs, copy, baseline):

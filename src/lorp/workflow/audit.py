@@ -94,7 +94,7 @@ def code_changes(job: Job) -> list[str]:
     """Where to look for a job's code change: the package modules its fingerprint covers."""
     from .fingerprint import definitions
 
-    return sorted({d.split(":")[0] for d in definitions(job.script, job.wildcards)}) if job.script else []
+    return sorted({d.split(":")[0] for d in definitions(job.script, job.wildcards, rule=job.rule)}) if job.script else []
 
 
 def _plan_consistency(job: Job, checkpoint_job: Job | None, root: Path) -> list[Finding]:

@@ -13,8 +13,10 @@ following imports within ``lorp``:
 - a module's import-time statements, except registrations: a top-level call that declares a named entry of a
   registry (``register(Method(name="lorp", ...))``) counts only for the jobs that select it by name
   (:func:`selected_names`: the job's ``method``, ``metric``, ``allocation`` or ``recovery`` wildcard, or a ``-``-separated
-  part of it), and for every job of a rule that has none of those wildcards. So an edit of one method's plan
-  function reruns that method's plans and what follows from them, and nothing of another method's.
+  part of it), for none by the dense model's jobs (rules ``<name>_dense``, which run no method, metric or
+  recovery), and for every job of another rule that has none of those wildcards (tables and figures draw
+  every method). So an edit of one method's plan function reruns that method's plans and what follows from
+  them, nothing of another method's, and no evaluation of the dense model.
 
 Code is hashed as its syntax tree without docstrings (``ast.dump`` without line numbers), so an edited
 comment, docstring, blank line or formatting reruns nothing, and any change a Python interpreter would
@@ -244,13 +246,19 @@ SELECTING_WILDCARDS = ("method", "metric", "allocation", "recovery")
 """The wildcards that select registrations by name (:func:`selected_names`)."""
 
 
-def selected_names(wildcards: Mapping[str, str]) -> frozenset[str] | None:
+DENSE_RULE_SUFFIX = "_dense"
+"""The dense model's rules (``evaluate_dense``, ``evaluate_tasks_dense``): their jobs run no registered method,
+though their script, shared with the pruned model's rules, reaches the registries."""
+
+
+def selected_names(wildcards: Mapping[str, str], rule: str | None = None) -> frozenset[str] | None:
     """The registrations a job reaches: the values of its ``method``, ``metric``, ``allocation`` and
     ``recovery`` wildcards and each ``-``-separated part of them (``lorp-k3`` selects ``lorp``, ``wanda-mrp`` selects
-    ``wanda`` and ``mrp``); None (every registration) for a job with none of these wildcards."""
+    ``wanda`` and ``mrp``); none for a job of a dense model's rule (:data:`DENSE_RULE_SUFFIX`); None (every
+    registration) for another job with none of these wildcards."""
     values = [str(wildcards[k]) for k in SELECTING_WILDCARDS if k in wildcards]
     if not values:
-        return None
+        return frozenset() if rule is not None and rule.endswith(DENSE_RULE_SUFFIX) else None
     return frozenset(v for value in values for v in (value, *value.split("-")))
 
 
@@ -264,10 +272,12 @@ def script_items(script: Path, root: Path = ROOT, selected: frozenset[str] | Non
     return frozenset(closure(start, root, selected))
 
 
-def job_code(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT) -> str:
-    """The fingerprint of the ``lorp`` code a job of the rule with ``script`` depends on (16 hex digits):
-    the script's closure with the registrations its ``wildcards`` select (:func:`selected_names`)."""
-    return _code(Path(script).resolve(), root, selected_names(wildcards or {}))
+def job_code(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT,
+             rule: str | None = None) -> str:
+    """The fingerprint of the ``lorp`` code a job of ``rule`` (its script ``script``) depends on (16 hex
+    digits): the script's closure with the registrations its ``wildcards`` and rule select
+    (:func:`selected_names`)."""
+    return _code(Path(script).resolve(), root, selected_names(wildcards or {}, rule))
 
 
 @functools.lru_cache(maxsize=None)
@@ -278,10 +288,11 @@ def _code(script: Path, root: Path, selected: frozenset[str] | None) -> str:
     return digest.hexdigest()[:16]
 
 
-def definitions(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT) -> list[str]:
+def definitions(script: str | Path, wildcards: Mapping[str, str] | None = None, root: Path = ROOT,
+                rule: str | None = None) -> list[str]:
     """The ``lorp`` definitions (``module:name``; ``module:@name`` for a registration) a job's fingerprint
     covers."""
-    items = script_items(Path(script).resolve(), root, selected_names(wildcards or {}))
+    items = script_items(Path(script).resolve(), root, selected_names(wildcards or {}, rule))
     return sorted(f"{m}:{n}" for m, n in items if n not in ("*", "!"))
 
 
