@@ -537,7 +537,8 @@ def final_outputs(wildcards):
     if lc.sensitivity_enabled(config):
         out += expand(rules.sensitivity.output.rls_png, model=MODELS)
     if lc.sparse_plans(config):
-        out += [rules.summary_sparsity.output.md, rules.figure_vs_sparsity.output.png]
+        out.append(rules.summary_sparsity.output.md)
+        out += expand(rules.figure_vs_sparsity.output.png, kind=["ppl"] + (["tasks"] if config["zeroshot"]["tasks"] else []))
         if lc.sweep_enabled(config):
             out += expand(rules.mrp_sweep.output.json, model=MODELS, calib=CALIBS, metric=SPARSE["metrics"])
         if SPARSE_TARGETS:

@@ -215,16 +215,18 @@ rule summary_sparsity:
 
 
 rule figure_vs_sparsity:
-    """Mean perplexity against the target sparsity, one line per metric and allocation."""
+    """Mean perplexity (kind=ppl) or mean zero-shot accuracy with its standard error (kind=tasks) against the
+    target sparsity, one line per metric and allocation."""
     input:
-        table=rules.summary_sparsity.output.csv,
+        table=lambda wildcards: {"ppl": rules.summary_sparsity.output.csv, "tasks": rules.summary_tasks.output.table}[
+            wildcards.kind],
     output:
-        png=in_report("vs_sparsity", figure="perplexity vs sparsity")("results/figures/ppl_vs_sparsity.png"),
-        provenance="results/figures/ppl_vs_sparsity.provenance.json",
+        png=in_report("vs_sparsity", figure="{kind} vs sparsity")("results/figures/{kind}_vs_sparsity.png"),
+        provenance="results/figures/{kind}_vs_sparsity.provenance.json",
     conda:
         "../envs/analysis.yaml"
     log:
-        "results/logs/figures/ppl_vs_sparsity.log",
+        "results/logs/figures/{kind}_vs_sparsity.log",
     localrule: True
     threads: 1
     script:

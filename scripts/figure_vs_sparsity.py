@@ -5,4 +5,4 @@ from lorp.workflow.jobs import job
 with job(snakemake):
     from lorp.workflow.stages.reports import draw_metric_vs_sparsity
 
-    draw_metric_vs_sparsity(snakemake.input.table, snakemake.output.png)
+    draw_metric_vs_sparsity(snakemake.input.table, snakemake.wildcards.kind, snakemake.output.png)

@@ -123,3 +123,35 @@ def test_figures_are_png_and_byte_identical_on_rerun(tmp_path):
     figures.k_ablation(pd.DataFrame({"model": ["m"] * 4, "k": [2, 3, 2, 3], "budget": [1, 1, 2, 2],
                                      "mean_ppl": [11.0, 12.0, 13.0, 14.0]}), tmp_path / "k.png", {"m": 3})
     assert (tmp_path / "vs.png").stat().st_size > 1000 and (tmp_path / "k.png").stat().st_size > 1000
+
+
+def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_errors(tmp_path, monkeypatch):
+    """From the zero-shot table: one line per sparse method with lm-eval's standard error of its mean
+    accuracy as error bars (none drawn where the table has none), the dense model as the reference line;
+    depth methods and recovered models are not on a sparsity axis and are left out."""
+    from matplotlib.axes import Axes
+
+    from lorp.workflow.stages.reports import draw_metric_vs_sparsity
+
+    rows = [("dense", 0, 50.0, 1.0), ("wanda-uniform", 50, 45.0, 1.5), ("wanda-uniform", 60, 40.0, 1.7),
+            ("sparsegpt-mrp", 50, 44.0, ""), ("shortgpt", 3, 30.0, 1.6), ("shortgpt-3+patch", 3, 35.0, 1.6)]
+    table = pd.DataFrame([{"model": "m", "calib": "-" if m == "dense" else "c", "method": m, "budget": b,
+                           "arc_easy": acc, "mean_acc": acc, "mean_acc_stderr": se, "change": acc - 50.0}
+                          for m, b, acc, se in rows])
+    table.to_csv(tmp_path / "tasks_table.csv", index=False)
+    drawn, lines = {}, []
+    errorbar, axhline = Axes.errorbar, Axes.axhline
+
+    def record_line(ax, x, y, yerr=None, **kw):
+        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
+        return errorbar(ax, x, y, yerr=yerr, **kw)
+
+    def record_reference(ax, y, **kw):
+        lines.append(y)
+        return axhline(ax, y, **kw)
+
+    monkeypatch.setattr(Axes, "errorbar", record_line)
+    monkeypatch.setattr(Axes, "axhline", record_reference)
+    draw_metric_vs_sparsity(tmp_path / "tasks_table.csv", "tasks", tmp_path / "tasks_vs_sparsity.png")
+    assert drawn == {"wanda-uniform": ([50, 60], [45.0, 40.0], [1.5, 1.7]), "sparsegpt-mrp": ([50], [44.0], [0.0])}
+    assert lines == [50.0] and (tmp_path / "tasks_vs_sparsity.png").read_bytes()[:4] == b"\x89PNG"

@@ -316,11 +316,15 @@ def k_ablation(frame: Any, path: str | Path, auto_k: Mapping[str, int] | None = 
 
 
 def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, title: str, log: bool = False,
-                     xlabel: str = "pruned blocks (budget)", seed_groups: Mapping[str, str] | None = None) -> None:
+                     xlabel: str = "pruned blocks (budget)", seed_groups: Mapping[str, str] | None = None,
+                     errors: str | None = None) -> None:
     """``value`` against budget, one panel per model, one line per method; dense as a dashed line. With
     ``seed_groups`` (view -> calibration entry, :func:`lorp.workflow.config.seed_groups`), the views of an
-    entry's seeds are pooled: the line is their mean, the error bars one standard deviation."""
+    entry's seeds are pooled: the line is their mean, the error bars one standard deviation. Otherwise
+    ``errors`` names a column of the table whose values are drawn as error bars (none where empty)."""
     plt = _plt()
+    if errors is not None and not seed_groups:
+        table = table.assign(_std=_numeric(table[errors]))
     if seed_groups:
         table = table.copy()
         table["calib"] = [seed_groups.get(c, c) for c in table["calib"]]
@@ -357,6 +361,13 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
             ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _numeric(values: Any) -> Any:
+    """A column as floats, 0.0 where empty or not a number (an error bar of nothing)."""
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce").fillna(0.0)
 
 
 def _linestyle(method: str) -> str:

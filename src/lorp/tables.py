@@ -92,6 +92,12 @@ def is_sparse(methods: pd.Series) -> pd.Series:
     return methods.map(lambda m: parse_method(m) is not None).astype(bool)
 
 
+def sparse_and_dense(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a table (perplexity or zero-shot) of the sparse methods and the dense model: no depth
+    method, no recovered model."""
+    return table[is_sparse(table["method"]) | (table["method"] == "dense")]
+
+
 def perplexity_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Table 2 from long perplexity rows (one per model, calib, method, budget, dataset); the depth
     methods and dense only (the sparse ones are in :func:`sparsity_table`)."""

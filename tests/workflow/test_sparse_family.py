@@ -12,8 +12,8 @@ import pytest
 
 from lorp.io import read_json
 from tiny import METHODS, copy_run, snakemake, tiny_config
-from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, figures, planned_jobs, planned_jobs_each, read_rows,
-                     sjob, sparse_config, sparse_jobs, summaries, unchanged)
+from tinyrun import (SPARSE_EXPORT, SPARSE_METHODS, audited, evaluation_rules, figures, job, planned_jobs,
+                     planned_jobs_each, read_rows, sjob, sparse_config, sparse_jobs, summaries, unchanged)
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +93,12 @@ def test_sparse_models_hold_their_plan_and_measured_sparsity(sparse_run):
 
 def test_sparse_settings_changed(sparse_run):
     """M reruns the outlier ratios and what reads them (OWL and MRP), not the norms or uniform plans; the
-    step reruns MRP; a target adds its own plans; dense final norms rerun Wanda's checkpoints only."""
+    step reruns MRP; a target adds its own plans; dense final norms rerun Wanda's checkpoints only; zero-shot
+    tasks evaluate the sparse models (the depth ones have theirs) and draw accuracy against sparsity."""
     owl_mrp = sparse_jobs(allocations=("owl", "mrp")) | {sjob("outliers", metric=m) for m in ("wanda", "magnitude")}
     wanda_pruned = (sparse_jobs(metrics=("wanda",), aggregates=False)
                     - sparse_jobs(metrics=("wanda",), pruned=False, aggregates=False))
-    two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+    two_four = sparse_jobs(allocations=("2of4",), aggregates=False) | {("summary_sparsity", ""), ("figure_vs_sparsity", "kind=ppl")}
     expected = [  # (config, the jobs its dry run plans)
         (sparse_config(outlier_m=4), owl_mrp),
         (sparse_config(count_zeros=False), owl_mrp),
@@ -105,13 +106,17 @@ def test_sparse_settings_changed(sparse_run):
         (sparse_config(mrp={"granularity": "linear"}), sparse_jobs(allocations=("mrp",))),
         (sparse_config(owl_lambda=0.05), sparse_jobs(allocations=("owl",), sweep=False)),
         (sparse_config(targets=[50, 60]), sparse_jobs(targets=(60,))),
-        (sparse_config(norms="dense"), wanda_pruned | {("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+        (sparse_config(norms="dense"), wanda_pruned | {("summary_sparsity", ""), ("figure_vs_sparsity", "kind=ppl")}
          | summaries("ppl") | figures("vs_ppl")),
         (sparse_config(sweep={"outlier_m": [3, 5, 7]}), {sjob("mrp_sweep", metric=m) for m in ("wanda", "magnitude")}),
         (sparse_config(nm=["2:4"]), two_four | summaries("ppl") | figures("vs_ppl")),
         # back to the depth-only config: only the summary that gathered the sparse rows changes
         (tiny_config(), summaries("ppl") | figures("vs_ppl")),
     ]
+    if evaluation_rules("tasks"):  # the task files are beside the checkout (also in CI)
+        expected.append(({**sparse_config(), "zeroshot": tiny_config()["zeroshot"]},
+                         {job("evaluate_tasks_pruned", "smol", "docs", m, 50) for m in SPARSE_METHODS}
+                         | summaries("tasks") | figures("vs_tasks") | {("figure_vs_sparsity", "kind=tasks")}))
     planned = planned_jobs_each(*((sparse_run, cfg) for cfg, _ in expected))
     for (cfg, jobs), got in zip(expected, planned):
         assert got == jobs, cfg.get("sparsity", "the depth-only config")

@@ -234,7 +234,7 @@ def sparse_jobs(metrics=("wanda", "magnitude"), allocations=ALLOCATIONS, targets
     if aggregates:
         out |= {sjob(rule, metric=metric) for rule in ("redundancy", "mrp_sweep")[:2 if sweep else 1]
                 for metric in metrics}
-        out |= {sjob("figure_sparsity"), ("summary_sparsity", ""), ("figure_vs_sparsity", "")}
+        out |= {sjob("figure_sparsity"), ("summary_sparsity", ""), ("figure_vs_sparsity", "kind=ppl")}
         if pruned:
             out |= summaries("ppl") | figures("vs_ppl")
     return out

@@ -167,14 +167,20 @@ def draw_sparsity(plan_paths: Sequence[str | Path], redundancy_paths: Sequence[s
     sparse_figures.sparsity_profiles(profiles, after, out_path, title)
 
 
-def draw_metric_vs_sparsity(long_csv: str | Path, out_path: str | Path) -> None:
-    """Sparse figure across models: mean perplexity against the target sparsity, one line per metric and
-    allocation, dense dashed."""
+def draw_metric_vs_sparsity(table_csv: str | Path, kind: str, out_path: str | Path) -> None:
+    """Sparse figure across models against the target sparsity, one line per metric and allocation, dense
+    dashed: mean perplexity (``kind='ppl'``, from the sparsity summary's long CSV) or mean zero-shot accuracy
+    with the standard error of the mean as error bars (``kind='tasks'``, the sparse rows of the zero-shot table)."""
     import pandas as pd
 
-    frame = pd.read_csv(long_csv, keep_default_na=False).rename(columns={"target": "budget"})
-    figures.metric_vs_budget(frame, "mean_ppl", out_path, "mean perplexity (log scale)", "perplexity vs sparsity",
-                             log=True, xlabel="target sparsity (%)")
+    table = pd.read_csv(table_csv, keep_default_na=False)
+    if kind == "ppl":
+        figures.metric_vs_budget(table.rename(columns={"target": "budget"}), "mean_ppl", out_path,
+                                 "mean perplexity (log scale)", "perplexity vs sparsity", log=True,
+                                 xlabel="target sparsity (%)")
+    else:
+        figures.metric_vs_budget(tables.sparse_and_dense(table), "mean_acc", out_path, "mean zero-shot accuracy (%)",
+                                 "accuracy vs sparsity", xlabel="target sparsity (%)", errors="mean_acc_stderr")
 
 
 def compare_statistics(views: Sequence[Mapping[str, str]], inputs: Mapping[str, Sequence[str | Path]],
