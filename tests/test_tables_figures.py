@@ -153,5 +153,7 @@ def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_err
     monkeypatch.setattr(Axes, "errorbar", record_line)
     monkeypatch.setattr(Axes, "axhline", record_reference)
     draw_metric_vs_sparsity(tmp_path / "tasks_table.csv", "tasks", tmp_path / "tasks_vs_sparsity.png")
-    assert drawn == {"wanda-uniform": ([50, 60], [45.0, 40.0], [1.5, 1.7]), "sparsegpt-mrp": ([50], [44.0], [0.0])}
+    # the two lines are set 0.12 apart (1.2% of the targets' span), so that their bars do not overlap
+    assert drawn == {"wanda-uniform": (pytest.approx([49.94, 59.94]), [45.0, 40.0], [1.5, 1.7]),
+                     "sparsegpt-mrp": (pytest.approx([50.06]), [44.0], [0.0])}
     assert lines == [50.0] and (tmp_path / "tasks_vs_sparsity.png").read_bytes()[:4] == b"\x89PNG"

@@ -321,7 +321,8 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
     """``value`` against budget, one panel per model, one line per method; dense as a dashed line. With
     ``seed_groups`` (view -> calibration entry, :func:`lorp.workflow.config.seed_groups`), the views of an
     entry's seeds are pooled: the line is their mean, the error bars one standard deviation. Otherwise
-    ``errors`` names a column of the table whose values are drawn as error bars (none where empty)."""
+    ``errors`` names a column of the table whose values are drawn as error bars (none where empty); the
+    lines are then set a little apart along the x axis, so that their bars do not hide one another."""
     plt = _plt()
     if errors is not None and not seed_groups:
         table = table.assign(_std=_numeric(table[errors]))
@@ -338,11 +339,15 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
     for ax, model in zip(axes[0], models):
         sub = table[table["model"] == model]
         dense = sub[sub["method"] == "dense"]
-        for i, method in enumerate(dict.fromkeys(sub.loc[sub["method"] != "dense", "method"])):
+        methods = list(dict.fromkeys(sub.loc[sub["method"] != "dense", "method"]))
+        budgets = sorted(set(sub.loc[sub["method"] != "dense", "budget"]))
+        step = 0.012 * ((budgets[-1] - budgets[0]) or 1) if errors is not None and budgets else 0.0
+        for i, method in enumerate(methods):
             rows = sub[sub["method"] == method].sort_values("budget")
             label = method if rows["calib"].nunique() <= 1 else None
+            shift = (i - (len(methods) - 1) / 2) * step
             for calib, group in rows.groupby("calib", sort=False):
-                ax.errorbar(group["budget"], group[value], yerr=group["_std"] if "_std" in group else None,
+                ax.errorbar(group["budget"] + shift, group[value], yerr=group["_std"] if "_std" in group else None,
                             marker="o", color=_color(method, i), capsize=3,
                             ls=_linestyle(method),
                             label=label or f"{method} ({calib})")
