@@ -157,3 +157,27 @@ def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_err
     assert drawn == {"wanda-uniform": (pytest.approx([49.94, 59.94]), [45.0, 40.0], [1.5, 1.7]),
                      "sparsegpt-mrp": (pytest.approx([50.06]), [44.0], [0.0])}
     assert lines == [50.0] and (tmp_path / "tasks_vs_sparsity.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pooled_seeds_are_drawn_at_their_budgets_with_their_spread(tmp_path, monkeypatch):
+    """With seed_groups the error bars are the seeds' standard deviation and the lines stay on the budgets,
+    even when an ``errors`` column is named as well (it is then not drawn)."""
+    from matplotlib.axes import Axes
+
+    table = pd.DataFrame([{"model": "m", "calib": calib, "method": method, "budget": budget, "mean_ppl": ppl,
+                           "se": 0.5}
+                          for method, calib, budget, ppl in [("lorp", "c-s0", 2, 10.0), ("lorp", "c-s1", 2, 12.0),
+                                                             ("last", "c-s0", 2, 20.0), ("last", "c-s1", 2, 20.0),
+                                                             ("lorp", "c-s0", 4, 14.0), ("lorp", "c-s1", 4, 14.0)]])
+    drawn = {}
+    errorbar = Axes.errorbar
+
+    def record_line(ax, x, y, yerr=None, **kw):
+        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
+        return errorbar(ax, x, y, yerr=yerr, **kw)
+
+    monkeypatch.setattr(Axes, "errorbar", record_line)
+    figures.metric_vs_budget(table, "mean_ppl", tmp_path / "vs.png", "ppl", "t",
+                             seed_groups={"c-s0": "c", "c-s1": "c"}, errors="se")
+    assert drawn == {"lorp": ([2, 4], [11.0, 14.0], pytest.approx([2 ** 0.5, 0.0])),
+                     "last": ([2], [20.0], [0.0])}

@@ -324,7 +324,8 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
     ``errors`` names a column of the table whose values are drawn as error bars (none where empty); the
     lines are then set a little apart along the x axis, so that their bars do not hide one another."""
     plt = _plt()
-    if errors is not None and not seed_groups:
+    dodge = errors is not None and not seed_groups  # the seeds' spread is drawn at the budget itself
+    if dodge:
         table = table.assign(_std=_numeric(table[errors]))
     if seed_groups:
         table = table.copy()
@@ -341,7 +342,7 @@ def metric_vs_budget(table: Any, value: str, path: str | Path, ylabel: str, titl
         dense = sub[sub["method"] == "dense"]
         methods = list(dict.fromkeys(sub.loc[sub["method"] != "dense", "method"]))
         budgets = sorted(set(sub.loc[sub["method"] != "dense", "budget"]))
-        step = 0.012 * ((budgets[-1] - budgets[0]) or 1) if errors is not None and budgets else 0.0
+        step = 0.012 * ((budgets[-1] - budgets[0]) or 1) if dodge and budgets else 0.0
         for i, method in enumerate(methods):
             rows = sub[sub["method"] == method].sort_values("budget")
             label = method if rows["calib"].nunique() <= 1 else None
