@@ -143,10 +143,11 @@ def test_plan_round_trip_and_consistency_checks():
 @pytest.mark.parametrize("method", ["shortgpt", "streamline", "angular", "last"])
 def test_budget_out_of_range(method):
     e = np.eye(5)
-    with pytest.raises(ValueError, match="budget"):
-        make_plan(method, 0, PlanInputs(e, e))
-    with pytest.raises(ValueError, match="budget"):
-        make_plan(method, 6, PlanInputs(e, e))
+    limit = eligible_count(method, 4)  # the 4 blocks of a 5 x 5 similarity (embeddings and 4 block outputs)
+    for budget in (0, limit + 1):  # the range check's own error, not a plan's inconsistency further on
+        with pytest.raises(ValueError, match=rf"budget {budget} is invalid .* between 1 and {limit}"):
+            make_plan(method, budget, PlanInputs(e, e))
+    assert make_plan(method, limit, PlanInputs(e, e)).budget == limit
 
 
 def test_unknown_method_lists_the_declared_ones():

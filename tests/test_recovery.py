@@ -99,6 +99,18 @@ def test_an_identity_patch_leaves_the_pruned_models_logits_unchanged_and_a_patch
         ra.attach(model, [ra.FINAL_NORM], [np.eye(32)])  # P = 2 I: RMSNorm is scale-invariant (up to its eps)
         np.testing.assert_allclose(model(ids).logits.numpy(), pruned.numpy(), rtol=1e-2, atol=1e-3)
         ra.detach(model)
+        # a general patch there acts on the final norm's input: h + h D^T, then the norm and the head
+        entering = []
+        handle = model.model.norm.register_forward_pre_hook(lambda _m, args: entering.append(args[0]))
+        model(ids)
+        handle.remove()
+        delta = 0.3 * np.random.default_rng(0).standard_normal((32, 32))
+        h = entering[0]
+        expected = model.lm_head(model.model.norm(h + h @ torch.tensor(delta, dtype=h.dtype).T))
+        ra.attach(model, [ra.FINAL_NORM], [delta])
+        torch.testing.assert_close(model(ids).logits, expected, atol=1e-5, rtol=0)
+        assert not torch.allclose(expected, pruned, atol=1e-3)
+        ra.detach(model)
         ra.attach(model, [1], [0.5 * np.eye(32)])
         assert not torch.allclose(model(ids).logits, pruned, atol=1e-3)
         ra.detach(model)

@@ -70,14 +70,16 @@ def test_sparsegpt_meets_the_plan_and_reconstructs_better_than_wandas_mask(alloc
             assert all(used)  # Wanda's sequential norms, one set per block
         measured = measure_pruned(model, plan)
         assert all(v["row_shortfall"] == 0 for b in measured["blocks"] for v in b["linears"].values())
-        if allocation == "2of4":
+        if allocation == "2of4":  # exactly two of every four inputs kept (the random weights have no zeros)
             for block in model.model.layers:
                 for linear in block_linears(block).values():
-                    assert int((linear.weight.reshape(-1, 4) != 0).sum(dim=1).max()) <= 2
+                    assert ((linear.weight.reshape(-1, 4) != 0).sum(dim=1) == 2).all()
         errors[metric] = float((_logits(model) - _logits(dense)).pow(2).mean())
-        if metric == "sparsegpt":
-            kept = dense.model.layers[1].mlp.up_proj.weight != 0
-            assert not torch.equal(model.model.layers[1].mlp.up_proj.weight[kept], dense.model.layers[1].mlp.up_proj.weight[kept])
+        pruned, original = model.model.layers[1].mlp.up_proj.weight, dense.model.layers[1].mlp.up_proj.weight
+        kept = pruned != 0
+        moved = float((pruned[kept] != original[kept]).float().mean())
+        # SparseGPT updates the weights it keeps (most of them move); a mask leaves them as they were
+        assert moved > 0.5 if metric == "sparsegpt" else moved == 0.0
     assert errors["sparsegpt"] < errors["wanda"]
 
 

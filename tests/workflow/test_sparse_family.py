@@ -160,8 +160,9 @@ def test_sparsegpt_is_planned_pruned_stored_and_exported(completed, tmp_path):
     owl = read_json(base / "plans/sparsegpt-owl-50.json")
     assert owl["model_sparsity"] == pytest.approx(0.5, abs=1e-9) and max(owl["blocks"]) > min(owl["blocks"])
     measured = read_json(base / "measured/sparsegpt-2of4-50.json")
-    assert measured["norms"] == "none" and measured["model_sparsity"] >= 0.5
-    assert all(v["row_shortfall"] == 0 for b in measured["blocks"] for v in b["linears"].values())
+    assert measured["norms"] == "none" and 0.5 <= measured["model_sparsity"] <= 0.51
+    # at least two of every four zero; above half only by weights the GGUF had at zero
+    assert all(v["row_shortfall"] == 0 and v["measured"] <= 0.51 for b in measured["blocks"] for v in b["linears"].values())
     n_weights = sum(b["n_params"] for b in measured["blocks"])
     assert (base / "pruned/sparsegpt-2of4-50.safetensors").stat().st_size < 0.6 * 4 * n_weights  # half + a bit each
     sources = {"model": workdir / "results/smol/model", "plan": base / "plans/sparsegpt-2of4-50.json",
