@@ -82,9 +82,18 @@ def test_mrp_raises_the_most_redundant_block_first_and_meets_the_target():
 
 
 def test_mrp_meets_the_target_exactly_with_blocks_of_different_sizes():
-    result = allocations.mrp([100, 300, 50], lambda b, s: [0.5, 0.9, 0.7][b] - s, target=0.5, s0=0.3, step=0.1)
+    """Ratios 0.2, 0.6, 0.4 at the start (0.3). Blocks of 100, 300, 50: block 1 takes three steps, the
+    third reaching 0.5 on the dot (30 + 180 + 15 of 450 weights). Blocks of 100, 200, 50: block 1, 1, 1,
+    then block 2 (ties go to the shallower block), then block 1's fifth step would overshoot (0.7: 200 of
+    175 weights) and is cut to what the target needs: 30 + 200 s + 20 = 175, s = 0.625."""
+    ratio = lambda b, s: [0.5, 0.9, 0.7][b] - s  # noqa: E731
+    result = allocations.mrp([100, 300, 50], ratio, target=0.5, s0=0.3, step=0.1)
+    assert result.sparsities == pytest.approx([0.3, 0.6, 0.3])
     assert allocations.weighted_mean(result.sparsities, [100, 300, 50]) == pytest.approx(0.5, abs=1e-12)
-    assert max(result.sparsities) <= 1
+    cut = allocations.mrp([100, 200, 50], ratio, target=0.5, s0=0.3, step=0.1)
+    assert [t["block"] for t in cut.trajectory] == [1, 1, 1, 2, 1]
+    assert cut.sparsities == pytest.approx([0.3, 0.625, 0.4])
+    assert allocations.weighted_mean(cut.sparsities, [100, 200, 50]) == pytest.approx(0.5, abs=1e-12)
 
 
 @pytest.mark.parametrize("target, expected", [(0.5, [0.45, 0.65, 0.35, 0.55]), (0.7, [0.65, 0.85, 0.55, 0.75])])
