@@ -117,7 +117,10 @@ def test_the_capture_stores_what_enters_each_opt_block_and_the_last_output_befor
         np.testing.assert_allclose(layers[0], embedded.reshape(-1, 64).numpy(), rtol=1e-6, atol=1e-6)
         final = model.model(input_ids=ids).last_hidden_state.reshape(-1, 64).numpy()
         normed = decoder.final_layer_norm(torch.from_numpy(layers[3])).numpy()
+        entering = model.model(input_ids=ids, output_hidden_states=True).hidden_states
     np.testing.assert_allclose(normed, final, rtol=1e-5, atol=1e-5)
+    for i in range(3):  # every block's input, the middle ones too (a shifted index would swap them)
+        np.testing.assert_allclose(layers[i], entering[i].reshape(-1, 64).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_wanda_norms_on_opt_blocks_include_the_learned_positions_and_fc1_fc2():

@@ -365,7 +365,7 @@ def test_views_share_what_they_do_not_change():
      r"sensitivity\.variations\.wiki\.source: file .*no/such.txt does not exist"),
     ({"sensitivity": {"variations": {"long": {"seqlen": 9000}}}},
      r"sensitivity\.variations\.long\.seqlen: 9000 positions is more than the 8192"),
-    ({"sensitivity": {"variations": {"empty": {}}}}, r"sensitivity\.variations\.empty"),
+    ({"sensitivity": {"variations": {"empty": {}}}}, r"sensitivity\.variations\.empty: \{\} should be non-empty"),
     ({"similarity": {"statistic": "pearson"}}, r"similarity\.statistic: 'pearson' is not one of"),
     ({"similarity": {"massive_multiple": 1}}, r"similarity\.massive_multiple: 1 is less than or equal to"),
 ])

@@ -95,7 +95,11 @@ def test_nonzero_parameters_count_a_tied_head_once():
 
     with torch.no_grad():
         model.model.layers[0].mlp.down_proj.weight.zero_()
-    assert count_parameters(model) - count_parameters(model, nonzero=True) == 64  # the 8 x 8 zeroed weights
+    # 600 = embeddings 128 + the block 8 * 8 * 4 attention + 3 * 64 MLP + 2 * 8 norms + the final norm 8: the
+    # tied head counted once (its tensor twice would be 728), and the 8 x 8 zeroed weights out of the nonzero
+    assert count_parameters(model) == 600 and count_parameters(model, nonzero=True) == 536
+    model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
+    assert count_parameters(model) == 600  # tied by its config, held as two tensors (as some loaders leave it)
 
 
 def test_cluster_boundaries_and_distance_profile():

@@ -68,9 +68,12 @@ def test_calibration_changed(completed):
     configs = [tiny_config() for _ in changes]
     for cfg, change in zip(configs, changes):
         cfg["calibration"]["docs"].update(change)
-    for cfg, change, jobs in zip(configs, changes, planned_jobs_each(*((completed, cfg) for cfg in configs))):
-        assert jobs == expected | fetched(cfg), change
-    assert fetched(configs[-1])  # the last change is a new source: checked and fetched before its tokens
+    planned = planned_jobs_each(*((completed, cfg) for cfg in configs))
+    for change, jobs in zip(changes[:3], planned):  # how the corpus is sampled: the same source, nothing fetched
+        assert jobs == expected, change
+    # the last change is a new source (a corpus record names max_documents): checked and fetched, once
+    new_source = planned[-1] - expected
+    assert len(new_source) == 1 and {r for r, _ in new_source} == {"fetch_source"} and planned[-1] >= expected
 
 
 def test_method_or_model_added(completed):
@@ -169,7 +172,8 @@ def test_statistics_sensitivity_auto_and_seeds_plan_only_their_own_stages(comple
     jobs = seeds
     assert {w for r, w in jobs if r == "capture_activations"} == {"model=smol, calib=docs~seed1"}
     assert ("summary_seeds", "") in jobs and not {r for r, _ in jobs} & {"evaluate_dense", "prepare_model"}
-    assert all("docs~seed1" in w for r, w in jobs if r in ("plan", "evaluate_pruned"))
+    for rule in ("plan", "evaluate_pruned"):  # the seed's plans, evaluated like its entry's
+        assert {w for r, w in jobs if r == rule} == {job(rule, "smol", "docs~seed1", m, 3)[1] for m in METHODS}
 
 
 # ------------------------------------------------------------------------------- code edits
@@ -187,7 +191,7 @@ def test_script_changed(own_copy):
 
 
 @pytest.mark.parametrize("module,old,new,expect", [
-    ("depth/methods.py", "    starts = n - budget  #", "    starts = n - budget + 0  #", "plans"),
+    ("depth/methods.py", "    best = 0\n", "    best = 0 + 0\n", "plans"),  # _best_window: streamline's and angular's
     ("figures.py", 'DENSE_COLOR = "#000000"', 'DENSE_COLOR = "#000001"', "figures"),
     ("depth/methods.py", "def streamline_plan(", "# a comment\n\n\ndef streamline_plan(", "nothing"),
     ("depth/methods.py", "    bi = [1.0 - float(e[i, i + 1]) for i in range(n)]",
@@ -207,8 +211,9 @@ def test_package_edited(own_copy, module, old, new, expect):
     path.write_text(original.replace(old, new, 1))
     planned = planned_jobs(own_copy, tiny_config())
     rules = {rule for rule, _ in planned}
-    if expect == "plans":
-        assert {"plan", "evaluate_pruned", "summary"} <= rules
+    if expect == "plans":  # the window helper: the plans of the two methods that call it, no other method's
+        methods = {re.search(r"method=([\w-]+)", w)[1] for _, w in planned if "method=" in w}
+        assert methods == {"streamline", "angular"} and {"plan", "evaluate_pruned", "summary"} <= rules
         assert not rules & {"calibration_tokens", "capture_activations", "similarity", "structure",
                             "evaluate_dense", "prepare_model"}
     elif expect == "figures":
