@@ -31,8 +31,11 @@ def test_the_environment_holds_the_pinned_versions():
 
 
 def env_pins(path):
+    """The pip packages of a conda environment; each must be pinned (``--no-deps``-style options aside)."""
     env = yaml.safe_load(path.read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    unpinned = [p for p in pip if "==" not in p and not p.startswith("--")]
+    assert not unpinned, (path.name, unpinned)
     return {p for p in pip if "==" in p}
 
 

@@ -135,7 +135,9 @@ def test_a_job_with_another_import_time_environment_is_refused_and_runs_cold(ser
     assert got["warm"] == "None" and "delegated" not in cold.stderr
     log = server.log.read_text()[seen:]
     assert f"refused: the job's import-time environment is not the server's: {named}" in log, log
-    warm_ = fields(run_job(tmp_path, server, "exit", "3").stdout)
+    warm_run = run_job(tmp_path, server, "exit", "3")
+    assert warm_run.returncode == cold.returncode == 3 and "delegated 3" in warm_run.stderr, warm_run.stderr
+    warm_ = fields(warm_run.stdout)
     assert warm_["warm"] == "1"
     assert {k: got[k] for k in ("cwd", "token", "argv")} == {k: warm_[k] for k in ("cwd", "token", "argv")}
 
