@@ -84,8 +84,9 @@ def test_mrp_raises_the_most_redundant_block_first_and_meets_the_target():
 def test_mrp_meets_the_target_exactly_with_blocks_of_different_sizes():
     """Ratios 0.2, 0.6, 0.4 at the start (0.3). Blocks of 100, 300, 50: block 1 takes three steps, the
     third reaching 0.5 on the dot (30 + 180 + 15 of 450 weights). Blocks of 100, 200, 50: block 1, 1, 1,
-    then block 2 (ties go to the shallower block), then block 1's fifth step would overshoot (0.7: 200 of
-    175 weights) and is cut to what the target needs: 30 + 200 s + 20 = 175, s = 0.625."""
+    then block 2 (ties go to the shallower block), then block 1 again, whose step to 0.7 would overshoot (30 +
+    140 + 20 = 190 pruned weights, the target 175 of 350) and is cut to what the target needs:
+    30 + 200 s + 20 = 175, s = 0.625."""
     ratio = lambda b, s: [0.5, 0.9, 0.7][b] - s  # noqa: E731
     result = allocations.mrp([100, 300, 50], ratio, target=0.5, s0=0.3, step=0.1)
     assert result.sparsities == pytest.approx([0.3, 0.6, 0.3])
