@@ -163,6 +163,33 @@ def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_err
     assert lines == [50.0] and (tmp_path / "tasks_vs_sparsity.png").read_bytes()[:4] == b"\x89PNG"
 
 
+
+def test_accuracy_against_budget_draws_the_depth_rows_with_their_standard_errors(tmp_path, monkeypatch):
+    """The depth methods' accuracy against the budget carries lm-eval's standard error of the mean accuracy
+    as error bars, the lines set apart so that their bars do not hide one another; sparse rows are left out."""
+    from matplotlib.axes import Axes
+
+    from lorp.workflow.stages.reports import draw_metric_vs_budget
+
+    rows = [("dense", 0, 50.0, 1.0), ("lorp", 2, 45.0, 1.5), ("lorp", 4, 40.0, 1.7), ("last", 2, 42.0, 1.6),
+            ("last", 4, 35.0, ""), ("wanda-uniform", 50, 44.0, 1.4)]
+    pd.DataFrame([{"model": "m", "calib": "-" if m == "dense" else "c", "method": m, "budget": b,
+                   "arc_easy": acc, "mean_acc": acc, "mean_acc_stderr": se, "change": acc - 50.0}
+                  for m, b, acc, se in rows]).to_csv(tmp_path / "tasks_table.csv", index=False)
+    drawn = {}
+    errorbar = Axes.errorbar
+
+    def record_line(ax, x, y, yerr=None, **kw):
+        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
+        return errorbar(ax, x, y, yerr=yerr, **kw)
+
+    monkeypatch.setattr(Axes, "errorbar", record_line)
+    draw_metric_vs_budget(tmp_path / "tasks_table.csv", "tasks", tmp_path / "tasks_vs_budget.png")
+    # two lines over budgets 2 to 4 are set 0.024 apart (1.2% of the span)
+    assert drawn == {"lorp": (pytest.approx([1.988, 3.988]), [45.0, 40.0], [1.5, 1.7]),
+                     "last": (pytest.approx([2.012, 4.012]), [42.0, 35.0], [1.6, 0.0])}
+    assert (tmp_path / "tasks_vs_budget.png").read_bytes()[:4] == b"\x89PNG"
+
 def test_pooled_seeds_are_drawn_at_their_budgets_with_their_spread(tmp_path, monkeypatch):
     """With seed_groups the error bars are the seeds' standard deviation and the lines stay on the budgets,
     even when an ``errors`` column is named as well (it is then not drawn)."""

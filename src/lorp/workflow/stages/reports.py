@@ -139,8 +139,9 @@ def draw_locality(entries: Mapping[str, tuple[str | Path, str | Path]], out_path
 
 def draw_metric_vs_budget(table_csv: str | Path, kind: str, out_path: str | Path,
                           seed_groups: Mapping[str, str] | None = None) -> None:
-    """Stage 9: mean perplexity (``kind='ppl'``) or mean accuracy (``kind='tasks'``) against the budget,
-    pooled over the calibration seeds of ``seed_groups`` (mean and standard deviation) where given."""
+    """Stage 9: mean perplexity (``kind='ppl'``) or mean accuracy (``kind='tasks'``, with the standard error
+    of the mean as error bars) against the budget, pooled over the calibration seeds of ``seed_groups`` (mean
+    and standard deviation) where given."""
     import pandas as pd
 
     table = pd.read_csv(table_csv, keep_default_na=False)
@@ -150,7 +151,7 @@ def draw_metric_vs_budget(table_csv: str | Path, kind: str, out_path: str | Path
                                  log=True, seed_groups=seed_groups)
     else:
         figures.metric_vs_budget(table, "mean_acc", out_path, "mean zero-shot accuracy (%)", "accuracy vs budget",
-                                 seed_groups=seed_groups)
+                                 seed_groups=seed_groups, errors="mean_acc_stderr")
 
 
 def draw_sparsity(plan_paths: Sequence[str | Path], redundancy_paths: Sequence[str | Path], out_path: str | Path,
