@@ -16,6 +16,22 @@ def ppl_rows():
     return pd.DataFrame(rows)
 
 
+@pytest.fixture
+def drawn_lines(monkeypatch):
+    """What every ``Axes.errorbar`` call of a figure drew, by label: (x, y, error bars or None)."""
+    from matplotlib.axes import Axes
+
+    drawn = {}
+    errorbar = Axes.errorbar
+
+    def record_line(ax, x, y, yerr=None, **kw):
+        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
+        return errorbar(ax, x, y, yerr=yerr, **kw)
+
+    monkeypatch.setattr(Axes, "errorbar", record_line)
+    return drawn
+
+
 def test_perplexity_table_mean_and_relative_change():
     t = tables.perplexity_table(ppl_rows())
     assert list(t["method"]) == ["dense", "last", "lorp"]
@@ -129,7 +145,8 @@ def test_figures_are_png_and_byte_identical_on_rerun(tmp_path):
     assert (tmp_path / "vs.png").stat().st_size > 1000 and (tmp_path / "k.png").stat().st_size > 1000
 
 
-def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_errors(tmp_path, monkeypatch):
+def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_errors(tmp_path, monkeypatch,
+                                                                                     drawn_lines):
     """From the zero-shot table: one line per sparse method with lm-eval's standard error of its mean
     accuracy as error bars (none drawn where the table has none), the dense model as the reference line;
     depth methods and recovered models are not on a sparsity axis and are left out."""
@@ -143,32 +160,24 @@ def test_accuracy_against_sparsity_draws_the_sparse_rows_with_their_standard_err
                            "arc_easy": acc, "mean_acc": acc, "mean_acc_stderr": se, "change": acc - 50.0}
                           for m, b, acc, se in rows])
     table.to_csv(tmp_path / "tasks_table.csv", index=False)
-    drawn, lines = {}, []
-    errorbar, axhline = Axes.errorbar, Axes.axhline
-
-    def record_line(ax, x, y, yerr=None, **kw):
-        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
-        return errorbar(ax, x, y, yerr=yerr, **kw)
+    lines = []
+    axhline = Axes.axhline
 
     def record_reference(ax, y, **kw):
         lines.append(y)
         return axhline(ax, y, **kw)
 
-    monkeypatch.setattr(Axes, "errorbar", record_line)
     monkeypatch.setattr(Axes, "axhline", record_reference)
     draw_metric_vs_sparsity(tmp_path / "tasks_table.csv", "tasks", tmp_path / "tasks_vs_sparsity.png")
     # the two lines are set 0.12 apart (1.2% of the targets' span), so that their bars do not overlap
-    assert drawn == {"wanda-uniform": (pytest.approx([49.94, 59.94]), [45.0, 40.0], [1.5, 1.7]),
-                     "sparsegpt-mrp": (pytest.approx([50.06]), [44.0], [0.0])}
+    assert drawn_lines == {"wanda-uniform": (pytest.approx([49.94, 59.94]), [45.0, 40.0], [1.5, 1.7]),
+                           "sparsegpt-mrp": (pytest.approx([50.06]), [44.0], [0.0])}
     assert lines == [50.0] and (tmp_path / "tasks_vs_sparsity.png").read_bytes()[:4] == b"\x89PNG"
 
 
-
-def test_accuracy_against_budget_draws_the_depth_rows_with_their_standard_errors(tmp_path, monkeypatch):
+def test_accuracy_against_budget_draws_the_depth_rows_with_their_standard_errors(tmp_path, drawn_lines):
     """The depth methods' accuracy against the budget carries lm-eval's standard error of the mean accuracy
     as error bars, the lines set apart so that their bars do not hide one another; sparse rows are left out."""
-    from matplotlib.axes import Axes
-
     from lorp.workflow.stages.reports import draw_metric_vs_budget
 
     rows = [("dense", 0, 50.0, 1.0), ("lorp", 2, 45.0, 1.5), ("lorp", 4, 40.0, 1.7), ("last", 2, 42.0, 1.6),
@@ -176,39 +185,22 @@ def test_accuracy_against_budget_draws_the_depth_rows_with_their_standard_errors
     pd.DataFrame([{"model": "m", "calib": "-" if m == "dense" else "c", "method": m, "budget": b,
                    "arc_easy": acc, "mean_acc": acc, "mean_acc_stderr": se, "change": acc - 50.0}
                   for m, b, acc, se in rows]).to_csv(tmp_path / "tasks_table.csv", index=False)
-    drawn = {}
-    errorbar = Axes.errorbar
-
-    def record_line(ax, x, y, yerr=None, **kw):
-        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
-        return errorbar(ax, x, y, yerr=yerr, **kw)
-
-    monkeypatch.setattr(Axes, "errorbar", record_line)
     draw_metric_vs_budget(tmp_path / "tasks_table.csv", "tasks", tmp_path / "tasks_vs_budget.png")
     # two lines over budgets 2 to 4 are set 0.024 apart (1.2% of the span)
-    assert drawn == {"lorp": (pytest.approx([1.988, 3.988]), [45.0, 40.0], [1.5, 1.7]),
-                     "last": (pytest.approx([2.012, 4.012]), [42.0, 35.0], [1.6, 0.0])}
+    assert drawn_lines == {"lorp": (pytest.approx([1.988, 3.988]), [45.0, 40.0], [1.5, 1.7]),
+                           "last": (pytest.approx([2.012, 4.012]), [42.0, 35.0], [1.6, 0.0])}
     assert (tmp_path / "tasks_vs_budget.png").read_bytes()[:4] == b"\x89PNG"
 
-def test_pooled_seeds_are_drawn_at_their_budgets_with_their_spread(tmp_path, monkeypatch):
+
+def test_pooled_seeds_are_drawn_at_their_budgets_with_their_spread(tmp_path, drawn_lines):
     """With seed_groups the error bars are the seeds' standard deviation and the lines stay on the budgets,
     even when an ``errors`` column is named as well (it is then not drawn)."""
-    from matplotlib.axes import Axes
-
     table = pd.DataFrame([{"model": "m", "calib": calib, "method": method, "budget": budget, "mean_ppl": ppl,
                            "se": 0.5}
                           for method, calib, budget, ppl in [("lorp", "c-s0", 2, 10.0), ("lorp", "c-s1", 2, 12.0),
                                                              ("last", "c-s0", 2, 20.0), ("last", "c-s1", 2, 20.0),
                                                              ("lorp", "c-s0", 4, 14.0), ("lorp", "c-s1", 4, 14.0)]])
-    drawn = {}
-    errorbar = Axes.errorbar
-
-    def record_line(ax, x, y, yerr=None, **kw):
-        drawn[kw["label"]] = (list(x), list(y), None if yerr is None else list(yerr))
-        return errorbar(ax, x, y, yerr=yerr, **kw)
-
-    monkeypatch.setattr(Axes, "errorbar", record_line)
     figures.metric_vs_budget(table, "mean_ppl", tmp_path / "vs.png", "ppl", "t",
                              seed_groups={"c-s0": "c", "c-s1": "c"}, errors="se")
-    assert drawn == {"lorp": ([2, 4], [11.0, 14.0], pytest.approx([2 ** 0.5, 0.0])),
-                     "last": ([2], [20.0], [0.0])}
+    assert drawn_lines == {"lorp": ([2, 4], [11.0, 14.0], pytest.approx([2 ** 0.5, 0.0])),
+                           "last": ([2], [20.0], [0.0])}
